@@ -1,0 +1,417 @@
+//! Safetensors files: memory-mapped reading with dtype conversion, and atomic writing.
+//!
+//! Weights are addressed by their PyTorch `state_dict` names. Floating tensors stored as F32, F64,
+//! F16 or BF16 are converted to what the caller asks for; integer tensors (token ids, targets,
+//! masks) are read as `i64`. Every failure names the file and the tensor.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, SafeTensors};
+
+/// Errors reading or writing a safetensors file.
+#[derive(Debug, thiserror::Error)]
+pub enum TensorFileError {
+    /// The file could not be opened, mapped, written or renamed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The header or the data layout is not valid safetensors (truncated, corrupt, overlapping).
+    #[error("{path}: not a valid safetensors file ({reason})")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the parser found wrong.
+        reason: String,
+    },
+    /// A tensor the caller needs is absent.
+    #[error("{path}: tensor `{name}` is missing")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        name: String,
+    },
+    /// A tensor has a dtype that cannot be converted to what is needed.
+    #[error("{path}: tensor `{name}` has dtype {found}, expected {expected}")]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        name: String,
+        /// The dtypes accepted.
+        expected: &'static str,
+        /// The dtype in the file.
+        found: String,
+    },
+    /// The tensors could not be serialised.
+    #[error("{path}: cannot serialise tensors ({reason})")]
+    Serialise {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A safetensors file, memory-mapped, with its header parsed and validated once.
+#[derive(Debug)]
+pub struct TensorFile {
+    path: PathBuf,
+    map: Mmap,
+    header_len: usize,
+    metadata: Metadata,
+}
+
+impl TensorFile {
+    /// Opens and validates a file: the header must parse and the data section must match it
+    /// exactly (a truncated or padded file is rejected).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, TensorFileError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |source| TensorFileError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(io)?;
+        // SAFETY: the map is read-only and private to this process; a file truncated by another
+        // process while mapped is outside what this library guards against (as for any mmap user).
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let (header_len, metadata) =
+            SafeTensors::read_metadata(&map).map_err(|e| TensorFileError::Corrupt {
+                path: path.clone(),
+                reason: format!("{e:?}"),
+            })?;
+        Ok(Self {
+            path,
+            map,
+            header_len,
+            metadata,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The names of all tensors, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.metadata.tensors().into_keys().collect();
+        names.sort();
+        names
+    }
+
+    /// Whether the file holds a tensor of this name.
+    pub fn contains(&self, name: &str) -> bool {
+        self.metadata.info(name).is_some()
+    }
+
+    /// The dtype and shape of a tensor.
+    pub fn info(&self, name: &str) -> Option<(Dtype, Vec<usize>)> {
+        self.metadata
+            .info(name)
+            .map(|info| (info.dtype, info.shape.clone()))
+    }
+
+    fn raw(&self, name: &str) -> Result<(&TensorInfo, &[u8]), TensorFileError> {
+        let info = self
+            .metadata
+            .info(name)
+            .ok_or_else(|| TensorFileError::Missing {
+                path: self.path.clone(),
+                name: name.to_string(),
+            })?;
+        let start = 8 + self.header_len + info.data_offsets.0;
+        let end = 8 + self.header_len + info.data_offsets.1;
+        let bytes = self
+            .map
+            .get(start..end)
+            .ok_or_else(|| TensorFileError::Corrupt {
+                path: self.path.clone(),
+                reason: format!("tensor `{name}` lies outside the file"),
+            })?;
+        Ok((info, bytes))
+    }
+
+    fn dtype_error(&self, name: &str, expected: &'static str, found: Dtype) -> TensorFileError {
+        TensorFileError::Dtype {
+            path: self.path.clone(),
+            name: name.to_string(),
+            expected,
+            found: format!("{found:?}"),
+        }
+    }
+
+    /// Reads a floating tensor as f64 (F32, F64, F16 or BF16 in the file).
+    pub fn read_f64(&self, name: &str) -> Result<ArrayD<f64>, TensorFileError> {
+        let (info, bytes) = self.raw(name)?;
+        let values: Vec<f64> = match info.dtype {
+            Dtype::F32 => le_chunks::<4>(bytes)
+                .map(|b| f32::from_le_bytes(b) as f64)
+                .collect(),
+            Dtype::F64 => le_chunks::<8>(bytes).map(f64::from_le_bytes).collect(),
+            Dtype::F16 => le_chunks::<2>(bytes)
+                .map(|b| half::f16::from_le_bytes(b).to_f64())
+                .collect(),
+            Dtype::BF16 => le_chunks::<2>(bytes)
+                .map(|b| half::bf16::from_le_bytes(b).to_f64())
+                .collect(),
+            other => return Err(self.dtype_error(name, "F32, F64, F16 or BF16", other)),
+        };
+        self.shaped(name, &info.shape, values)
+    }
+
+    /// Reads a floating tensor as f32 (F32, F64, F16 or BF16 in the file).
+    pub fn read_f32(&self, name: &str) -> Result<ArrayD<f32>, TensorFileError> {
+        let (info, bytes) = self.raw(name)?;
+        if info.dtype == Dtype::F32 {
+            let values = le_chunks::<4>(bytes).map(f32::from_le_bytes).collect();
+            return self.shaped(name, &info.shape, values);
+        }
+        Ok(self.read_f64(name)?.mapv(|v| v as f32))
+    }
+
+    /// Reads an integer tensor as i64 (I64, I32, I16, I8, U8, U16, U32 or BOOL in the file).
+    pub fn read_i64(&self, name: &str) -> Result<ArrayD<i64>, TensorFileError> {
+        let (info, bytes) = self.raw(name)?;
+        let values: Vec<i64> = match info.dtype {
+            Dtype::I64 => le_chunks::<8>(bytes).map(i64::from_le_bytes).collect(),
+            Dtype::I32 => le_chunks::<4>(bytes)
+                .map(|b| i32::from_le_bytes(b) as i64)
+                .collect(),
+            Dtype::U32 => le_chunks::<4>(bytes)
+                .map(|b| u32::from_le_bytes(b) as i64)
+                .collect(),
+            Dtype::I16 => le_chunks::<2>(bytes)
+                .map(|b| i16::from_le_bytes(b) as i64)
+                .collect(),
+            Dtype::U16 => le_chunks::<2>(bytes)
+                .map(|b| u16::from_le_bytes(b) as i64)
+                .collect(),
+            Dtype::I8 => bytes.iter().map(|&b| b as i8 as i64).collect(),
+            Dtype::U8 | Dtype::BOOL => bytes.iter().map(|&b| b as i64).collect(),
+            other => return Err(self.dtype_error(name, "an integer dtype", other)),
+        };
+        self.shaped(name, &info.shape, values)
+    }
+
+    /// Reads a mask of any integer, boolean or floating dtype as 0/1 (nonzero = 1).
+    pub fn read_mask(&self, name: &str) -> Result<ArrayD<bool>, TensorFileError> {
+        let (info, _) = self.raw(name)?;
+        match info.dtype {
+            Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16 => {
+                Ok(self.read_f64(name)?.mapv(|v| v != 0.0))
+            }
+            _ => Ok(self.read_i64(name)?.mapv(|v| v != 0)),
+        }
+    }
+
+    fn shaped<T>(
+        &self,
+        name: &str,
+        shape: &[usize],
+        values: Vec<T>,
+    ) -> Result<ArrayD<T>, TensorFileError> {
+        ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|e| TensorFileError::Corrupt {
+            path: self.path.clone(),
+            reason: format!("tensor `{name}` data does not fill shape {shape:?}: {e}"),
+        })
+    }
+}
+
+fn le_chunks<const N: usize>(bytes: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+    bytes.chunks_exact(N).map(|c| {
+        let mut a = [0u8; N];
+        a.copy_from_slice(c);
+        a
+    })
+}
+
+/// A tensor to write: f32 data, or i64 data (token ids, class targets).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedTensor {
+    /// Floating data, written as F32.
+    F32(ArrayD<f32>),
+    /// Integer data, written as I64.
+    I64(ArrayD<i64>),
+}
+
+impl From<ArrayD<f32>> for OwnedTensor {
+    fn from(a: ArrayD<f32>) -> Self {
+        OwnedTensor::F32(a)
+    }
+}
+
+impl From<ArrayD<i64>> for OwnedTensor {
+    fn from(a: ArrayD<i64>) -> Self {
+        OwnedTensor::I64(a)
+    }
+}
+
+fn f32_bytes(a: ArrayViewD<'_, f32>) -> Vec<u8> {
+    a.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Writes tensors to `path` atomically: to a temporary file beside it, then a rename, so a
+/// failure never leaves a half-written file under the final name.
+pub fn write_tensors(
+    path: impl AsRef<Path>,
+    tensors: &BTreeMap<String, OwnedTensor>,
+) -> Result<(), TensorFileError> {
+    let path = path.as_ref();
+    let serialise_err = |reason: String| TensorFileError::Serialise {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, t)| match t {
+            OwnedTensor::F32(a) => (
+                name.clone(),
+                Dtype::F32,
+                a.shape().to_vec(),
+                f32_bytes(a.view()),
+            ),
+            OwnedTensor::I64(a) => (
+                name.clone(),
+                Dtype::I64,
+                a.shape().to_vec(),
+                a.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        })
+        .collect();
+    let views = encoded
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.as_str(), v))
+                .map_err(|e| serialise_err(format!("{name}: {e:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes =
+        safetensors::serialize(views, &None).map_err(|e| serialise_err(format!("{e:?}")))?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes bytes to a temporary file next to `path`, syncs it, and renames it over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TensorFileError> {
+    let io = |source| TensorFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        file_name.unwrap_or_else(|| "output".into()),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::arr2;
+
+    fn tmp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "spectrans-tensor-file-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn round_trip_f32_and_i64() {
+        let path = tmp_dir().join("rt.safetensors");
+        let mut tensors = BTreeMap::new();
+        tensors.insert(
+            "a.weight".to_string(),
+            OwnedTensor::F32(arr2(&[[1.0f32, -2.5], [3.0, 4.25]]).into_dyn()),
+        );
+        tensors.insert(
+            "ids".to_string(),
+            OwnedTensor::I64(arr2(&[[1i64, 7, 9]]).into_dyn()),
+        );
+        write_tensors(&path, &tensors).unwrap();
+        let f = TensorFile::open(&path).unwrap();
+        assert_eq!(f.names(), vec!["a.weight".to_string(), "ids".to_string()]);
+        assert_eq!(
+            OwnedTensor::F32(f.read_f32("a.weight").unwrap()),
+            tensors["a.weight"]
+        );
+        assert_eq!(OwnedTensor::I64(f.read_i64("ids").unwrap()), tensors["ids"]);
+        assert_eq!(f.read_f64("a.weight").unwrap()[[1, 1]], 4.25);
+        assert!(matches!(
+            f.read_i64("a.weight"),
+            Err(TensorFileError::Dtype { .. })
+        ));
+        assert!(matches!(
+            f.read_f32("nope"),
+            Err(TensorFileError::Missing { .. })
+        ));
+        let mask = f.read_mask("ids").unwrap();
+        assert!(mask.iter().all(|&m| m));
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_are_rejected() {
+        let dir = tmp_dir();
+        let path = dir.join("ok.safetensors");
+        let mut tensors = BTreeMap::new();
+        tensors.insert(
+            "w".to_string(),
+            OwnedTensor::F32(ArrayD::zeros(IxDyn(&[4, 4]))),
+        );
+        write_tensors(&path, &tensors).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(matches!(
+            TensorFile::open(&cut),
+            Err(TensorFileError::Corrupt { .. })
+        ));
+        let junk = dir.join("junk.safetensors");
+        std::fs::write(&junk, b"this is not a safetensors file at all").unwrap();
+        assert!(matches!(
+            TensorFile::open(&junk),
+            Err(TensorFileError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            TensorFile::open(dir.join("absent.safetensors")),
+            Err(TensorFileError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn half_precision_is_converted() {
+        let path = tmp_dir().join("half.safetensors");
+        let vals = [half::f16::from_f32(1.5), half::f16::from_f32(-0.25)];
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(Dtype::F16, vec![2], &bytes).unwrap();
+        let data = safetensors::serialize(vec![("h", view)], &None).unwrap();
+        std::fs::write(&path, data).unwrap();
+        let f = TensorFile::open(&path).unwrap();
+        assert_eq!(f.read_f32("h").unwrap().as_slice().unwrap(), &[1.5, -0.25]);
+    }
+}
