@@ -2,11 +2,30 @@
 
 use std::process::ExitCode;
 
+mod fixtures;
+mod refenv;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("ref-env") => report(refenv::ensure(&refenv::workspace_root()).map(drop)),
+        Some("gen-fixtures") => report(
+            fixtures::parse_args(&args[1..])
+                .and_then(|a| fixtures::gen_fixtures(&refenv::workspace_root(), &a)),
+        ),
         _ => {
-            eprintln!("usage: cargo xtask <gen-fixtures|bench|docs> [args]");
+            eprintln!("usage: cargo xtask <ref-env|gen-fixtures|bench|docs> [args]");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exit status for a subcommand's result; the error goes to stderr.
+fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,126 @@
+//! `cargo xtask gen-fixtures [--out DIR] [--only CASE,…]`: regenerate the PyTorch parity
+//! fixtures (`fixtures/` by default) with `xtask/python/gen_fixtures.py` on the reference
+//! environment. The Rust tests only read the committed files; Python never runs in them.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::refenv::{self, RefEnvError};
+
+/// Options of `gen-fixtures`, passed through to the python script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenFixturesArgs {
+    /// Output folder, relative to the workspace root unless absolute.
+    pub out: String,
+    /// Only these cases (comma separated), for debugging; the manifest then lists only them.
+    pub only: Option<String>,
+}
+
+/// Why `gen-fixtures` could not run.
+#[derive(Debug)]
+pub enum FixturesError {
+    /// An argument `gen-fixtures` does not know, or a flag without its value.
+    Usage(String),
+    /// The reference environment or the script failed.
+    RefEnv(RefEnvError),
+}
+
+impl std::fmt::Display for FixturesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usage(msg) => write!(
+                f,
+                "{msg}\nusage: cargo xtask gen-fixtures [--out DIR] [--only CASE,CASE]"
+            ),
+            Self::RefEnv(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FixturesError {}
+
+impl From<RefEnvError> for FixturesError {
+    fn from(err: RefEnvError) -> Self {
+        Self::RefEnv(err)
+    }
+}
+
+/// Parse the arguments after `gen-fixtures`.
+pub fn parse_args(args: &[String]) -> Result<GenFixturesArgs, FixturesError> {
+    let mut parsed = GenFixturesArgs {
+        out: "fixtures".into(),
+        only: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| FixturesError::Usage(format!("{flag} needs a value")))
+        };
+        match arg.as_str() {
+            "--out" => parsed.out = value("--out")?,
+            "--only" => parsed.only = Some(value("--only")?),
+            other => return Err(FixturesError::Usage(format!("unknown argument `{other}`"))),
+        }
+    }
+    Ok(parsed)
+}
+
+/// Build the reference environment if needed, then run the generator and report its time.
+pub fn gen_fixtures(root: &Path, args: &GenFixturesArgs) -> Result<(), FixturesError> {
+    refenv::ensure(root)?;
+    let mut script_args = vec!["--out".to_string(), args.out.clone()];
+    if let Some(only) = &args.only {
+        script_args.extend(["--only".to_string(), only.clone()]);
+    }
+    let start = Instant::now();
+    refenv::run_script(root, "gen_fixtures.py", &script_args)?;
+    println!(
+        "gen-fixtures: wrote {} in {:.1} s",
+        args.out,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_to_the_fixtures_folder() {
+        let parsed = parse_args(&[]).map_err(|e| e.to_string());
+        assert_eq!(
+            parsed,
+            Ok(GenFixturesArgs {
+                out: "fixtures".into(),
+                only: None
+            })
+        );
+    }
+
+    #[test]
+    fn reads_out_and_only() {
+        let parsed = parse_args(&strings(&["--only", "a,b", "--out", "/tmp/x"]));
+        assert_eq!(
+            parsed.map_err(|e| e.to_string()),
+            Ok(GenFixturesArgs {
+                out: "/tmp/x".into(),
+                only: Some("a,b".into())
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_and_valueless_flags() {
+        let unknown = parse_args(&strings(&["--fast"])).map_err(|e| e.to_string());
+        assert!(matches!(unknown, Err(msg) if msg.contains("`--fast`")));
+        let valueless = parse_args(&strings(&["--out"])).map_err(|e| e.to_string());
+        assert!(matches!(valueless, Err(msg) if msg.contains("--out needs a value")));
+    }
+}
