@@ -1,0 +1,214 @@
+//! The string-valued choices of the schema, each with its TOML spelling.
+//!
+//! `Display` writes the TOML string, `FromStr` reads it back, and `NAMES` lists every
+//! accepted spelling (used for error messages, suggestions and the generated docs).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A string that names none of an enum's variants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}`; expected one of {}", .expected.join(", "))]
+pub struct UnknownVariant {
+    /// What kind of choice was being parsed, e.g. "output_type".
+    pub what: &'static str,
+    /// The string that was given.
+    pub value: String,
+    /// Every accepted spelling.
+    pub expected: &'static [&'static str],
+}
+
+macro_rules! choice_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $what:literal {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The TOML spelling of every variant, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The TOML spelling of this variant.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownVariant;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownVariant { what: $what, value: s.to_owned(), expected: Self::NAMES }),
+                }
+            }
+        }
+    };
+}
+
+choice_enum! {
+    /// Which model the config builds: spectrans' `GFNet` or the head-less `GFNetEncoder`.
+    ModelType, "model_type" {
+        /// Embedding (optional), GFNet blocks, final norm and an output head.
+        Gfnet => "gfnet",
+        /// GFNet blocks and final norm only: no embedding and no head.
+        GfnetEncoder => "gfnet_encoder",
+    }
+}
+
+choice_enum! {
+    /// How token positions are encoded before the first block.
+    PositionalEncodingType, "positional_encoding_type" {
+        /// Fixed sin/cos table of `sequence_length` rows.
+        Sinusoidal => "sinusoidal",
+        /// A trained `Embedding(sequence_length, hidden_dim)`.
+        Learned => "learned",
+        /// Rotary position embedding (needs an even `hidden_dim`).
+        Rotary => "rotary",
+        /// No positional encoding.
+        None => "none",
+    }
+}
+
+choice_enum! {
+    /// The task head on top of the final norm.
+    OutputType, "output_type" {
+        /// Linear on the first token to `num_classes` (hidden states without `num_classes`).
+        Classification => "classification",
+        /// Linear(hidden, 1) on the (masked) mean over tokens.
+        Regression => "regression",
+        /// Linear per token to num_classes, else vocab_size, else hidden_dim.
+        Sequence => "sequence",
+        /// Linear per token to num_classes, else vocab_size.
+        Lm => "lm",
+        /// No head: the hidden states.
+        None => "none",
+    }
+}
+
+choice_enum! {
+    /// The function applied to the real and imaginary filter weights.
+    FilterActivation, "filter_activation" {
+        /// 1 / (1 + e^-x)
+        Sigmoid => "sigmoid",
+        /// tanh(x)
+        Tanh => "tanh",
+        /// x
+        Identity => "identity",
+    }
+}
+
+choice_enum! {
+    /// FFT scaling, as numpy/PyTorch name it.
+    FftNorm, "fft_norm" {
+        /// Forward and inverse both scaled by 1/sqrt(N).
+        Ortho => "ortho",
+        /// Forward scaled by 1/N, inverse unscaled.
+        Forward => "forward",
+        /// Forward unscaled, inverse scaled by 1/N.
+        Backward => "backward",
+    }
+}
+
+choice_enum! {
+    /// The activation between the two FFN linears (spectrans' FeedForwardNetwork set).
+    FfnActivation, "activation" {
+        /// Exact (erf) GELU.
+        Gelu => "gelu",
+        /// max(0, x)
+        Relu => "relu",
+        /// x * sigmoid(x)
+        Silu => "silu",
+        /// tanh(x)
+        Tanh => "tanh",
+        /// 1 / (1 + e^-x)
+        Sigmoid => "sigmoid",
+        /// x if x > 0 else e^x - 1
+        Elu => "elu",
+        /// x if x > 0 else 0.01 x
+        LeakyRelu => "leaky_relu",
+    }
+}
+
+choice_enum! {
+    /// The mixing layer kind of `[layers.mixing]`; GFNet has only the global filter.
+    MixingType, "type" {
+        /// spectrans' GlobalFilterMixing.
+        GlobalFilter => "global_filter",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trips<T>(all: &[T], names: &[&str])
+    where
+        T: Copy + fmt::Display + FromStr + PartialEq + fmt::Debug,
+    {
+        assert_eq!(all.len(), names.len());
+        for (v, n) in all.iter().zip(names) {
+            assert_eq!(v.to_string(), *n);
+            assert_eq!(n.parse::<T>().ok(), Some(*v));
+        }
+    }
+
+    #[test]
+    fn display_and_from_str_are_inverse() {
+        round_trips(ModelType::ALL, ModelType::NAMES);
+        round_trips(PositionalEncodingType::ALL, PositionalEncodingType::NAMES);
+        round_trips(OutputType::ALL, OutputType::NAMES);
+        round_trips(FilterActivation::ALL, FilterActivation::NAMES);
+        round_trips(FftNorm::ALL, FftNorm::NAMES);
+        round_trips(FfnActivation::ALL, FfnActivation::NAMES);
+        round_trips(MixingType::ALL, MixingType::NAMES);
+    }
+
+    #[test]
+    fn unknown_spelling_lists_the_choices() {
+        let err = "softmax".parse::<FilterActivation>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown filter_activation `softmax`; expected one of sigmoid, tanh, identity"
+        );
+        assert!(
+            "Sigmoid".parse::<FilterActivation>().is_err(),
+            "spellings are case-sensitive"
+        );
+    }
+
+    #[test]
+    fn serde_uses_the_toml_spelling() {
+        #[derive(Serialize, Deserialize)]
+        struct W {
+            a: FfnActivation,
+        }
+        let s = toml::to_string(&W {
+            a: FfnActivation::LeakyRelu,
+        })
+        .unwrap();
+        assert_eq!(s.trim(), "a = \"leaky_relu\"");
+        let w: W = toml::from_str("a = \"silu\"").unwrap();
+        assert_eq!(w.a, FfnActivation::Silu);
+    }
+}
