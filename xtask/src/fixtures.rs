@@ -1,6 +1,8 @@
 //! `cargo xtask gen-fixtures [--out DIR] [--only CASE,…]`: regenerate the PyTorch parity
 //! fixtures (`fixtures/` by default) with `xtask/python/gen_fixtures.py` on the reference
-//! environment. The Rust tests only read the committed files; Python never runs in them.
+//! environment, then checks them with `xtask/python/verify_fixtures.py` (an independent
+//! NumPy float64 model of design.md's math, and finite differences for the gradients).
+//! The Rust tests only read the committed files; Python never runs in them.
 
 use std::path::Path;
 use std::time::Instant;
@@ -67,7 +69,8 @@ pub fn parse_args(args: &[String]) -> Result<GenFixturesArgs, FixturesError> {
     Ok(parsed)
 }
 
-/// Build the reference environment if needed, then run the generator and report its time.
+/// Build the reference environment if needed, run the generator (reporting its time), then
+/// verify what it wrote.
 pub fn gen_fixtures(root: &Path, args: &GenFixturesArgs) -> Result<(), FixturesError> {
     refenv::ensure(root)?;
     let mut script_args = vec!["--out".to_string(), args.out.clone()];
@@ -81,6 +84,11 @@ pub fn gen_fixtures(root: &Path, args: &GenFixturesArgs) -> Result<(), FixturesE
         args.out,
         start.elapsed().as_secs_f64()
     );
+    refenv::run_script(
+        root,
+        "verify_fixtures.py",
+        &["--dir".to_string(), args.out.clone()],
+    )?;
     Ok(())
 }
 
