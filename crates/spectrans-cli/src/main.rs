@@ -8,9 +8,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod io;
 
 #[derive(Debug, Parser)]
-#[command(name = "spectrans", version, about = "Spectral transformers (GFNet) in Rust")]
+#[command(
+    name = "spectrans",
+    version,
+    about = "Spectral transformers (GFNet) in Rust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,8 +23,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train the embedded digits model, show predictions and the forward speed (no files needed).
+    Demo(cmd::demo::Args),
+    /// Run a model in eval mode on inputs from a safetensors file.
+    Forward(cmd::forward::Args),
+    /// One training-mode step's loss and gradients (no update).
+    Grad(cmd::grad::Args),
+    /// Train a model on the embedded digits or on your own data.
+    Train(cmd::train::Args),
+    /// Time a forward pass (or a training step) with random weights.
+    Bench(cmd::bench::Args),
     /// Validate a TOML model config; print a one-line summary when it is valid.
     Validate(cmd::validate::Args),
+    /// Write random initial weights for a config (loadable by PyTorch spectrans).
+    Init(cmd::init::Args),
+    /// List the tensors of a weights file, the parameter count and per-layer filter statistics.
+    Inspect(cmd::inspect::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,7 +51,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Forward(args) => cmd::forward::run(args),
+        Command::Grad(args) => cmd::grad::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Validate(args) => cmd::validate::run(args),
+        Command::Init(args) => cmd::init::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
     };
     match result {
         Ok(code) => code,

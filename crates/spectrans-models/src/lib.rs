@@ -1,7 +1,36 @@
 //! GFNet and GFNetEncoder models with PyTorch spectrans parity: output heads, safetensors
 //! weights by `state_dict` name, losses, optimisers and training.
+//!
+//! ```
+//! use ndarray::Array3;
+//! use spectrans_config::Config;
+//! use spectrans_models::{Gfnet, ModelInput};
+//!
+//! // An encoder (spectrans' GFNetEncoder): inputs_embeds in, hidden states of the same shape out.
+//! let config = Config::from_toml_str(
+//!     "[model]\nmodel_type = \"gfnet_encoder\"\nhidden_dim = 32\nnum_layers = 2\nsequence_length = 16\n",
+//! ).unwrap();
+//! let encoder = Gfnet::new(&config, 0).unwrap();
+//! let x = Array3::<f32>::ones((2, 16, 32));
+//! let h = encoder.forward(ModelInput::Embeddings(x.view()), None).unwrap();
+//! assert_eq!(h.shape(), &[2, 16, 32]);
+//! ```
 
+mod convert;
 pub mod data;
+mod error;
+mod gfnet;
+pub mod heads;
 pub mod loss;
 pub mod optim;
 pub mod tensor_file;
+pub mod train;
+pub mod weights;
+
+pub use error::ModelError;
+pub use gfnet::{Gfnet, GfnetCache, GfnetGrads, ModelInput};
+pub use heads::{HeadKind, OutputHead, Pooling};
+pub use train::{
+    argmax, batch_tensors, compute_gradients, evaluate, loss_and_grad, EpochMetrics, LossKind,
+    Targets, TrainOptions, Trainer,
+};

@@ -1,3 +1,10 @@
 //! One module per subcommand.
 
+pub mod bench;
+pub mod demo;
+pub mod forward;
+pub mod grad;
+pub mod init;
+pub mod inspect;
+pub mod train;
 pub mod validate;

@@ -1,0 +1,42 @@
+//! `spectrans forward --config C --weights W --input I --output O`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use spectrans_models::tensor_file::{write_tensors, OwnedTensor};
+use spectrans_models::Gfnet;
+
+use crate::io::{load_config, read_inputs};
+
+/// Arguments of `spectrans forward`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The TOML model config.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The weights (safetensors, PyTorch state_dict names).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The inputs: `input_ids` or `inputs_embeds`, optionally `attention_mask`.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write `output` (F32).
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+/// Runs the model in eval mode and writes its output.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    let model = Gfnet::from_weights(&config, &args.weights)?;
+    let inputs = read_inputs(&args.input)?;
+    let output = model.forward(
+        inputs.model_input()?,
+        inputs.mask.as_ref().map(|m| m.view()),
+    )?;
+    let mut tensors = BTreeMap::new();
+    tensors.insert("output".to_string(), OwnedTensor::F32(output));
+    write_tensors(&args.output, &tensors)?;
+    Ok(ExitCode::SUCCESS)
+}

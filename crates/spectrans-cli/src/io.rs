@@ -1,0 +1,109 @@
+//! Reading model inputs and configs for the subcommands.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use ndarray::{Array2, Array3, ArrayD, Ix2, Ix3};
+use spectrans_config::Config;
+use spectrans_models::tensor_file::TensorFile;
+use spectrans_models::ModelInput;
+
+/// The tensors an input file may hold.
+const INPUT_NAMES: [&str; 4] = ["input_ids", "inputs_embeds", "attention_mask", "targets"];
+
+/// Inputs read from a safetensors file.
+#[derive(Debug)]
+pub struct Inputs {
+    /// `input_ids` (B, N).
+    pub ids: Option<Array2<i64>>,
+    /// `inputs_embeds` (B, N, D).
+    pub embeds: Option<Array3<f32>>,
+    /// `attention_mask` (B, N), nonzero = keep.
+    pub mask: Option<Array2<bool>>,
+    /// The open file, for `targets`.
+    pub file: TensorFile,
+}
+
+impl Inputs {
+    /// The model input: `inputs_embeds` when given (as spectrans prefers), else `input_ids`.
+    pub fn model_input(&self) -> anyhow::Result<ModelInput<'_>> {
+        match (&self.embeds, &self.ids) {
+            (Some(e), _) => Ok(ModelInput::Embeddings(e.view())),
+            (None, Some(ids)) => Ok(ModelInput::TokenIds(ids.view())),
+            (None, None) => bail!(
+                "{}: no input: expected `input_ids` (I64/I32, (B, N)) or `inputs_embeds` (F32, (B, N, D))",
+                self.file.path().display()
+            ),
+        }
+    }
+}
+
+fn rank<T, D: ndarray::Dimension>(
+    file: &TensorFile,
+    name: &str,
+    a: ArrayD<T>,
+    expected: &str,
+) -> anyhow::Result<ndarray::Array<T, D>> {
+    let shape = a.shape().to_vec();
+    a.into_dimensionality::<D>().map_err(|_| {
+        anyhow::anyhow!(
+            "{}: `{name}` has shape {shape:?}, expected {expected}",
+            file.path().display()
+        )
+    })
+}
+
+/// Reads `input_ids`, `inputs_embeds` and `attention_mask`; rejects unknown tensor names.
+pub fn read_inputs(path: &Path) -> anyhow::Result<Inputs> {
+    let file = TensorFile::open(path)?;
+    for name in file.names() {
+        if !INPUT_NAMES.contains(&name.as_str()) {
+            bail!(
+                "{}: unexpected tensor `{name}`; an input file holds {}",
+                path.display(),
+                INPUT_NAMES.join(", ")
+            );
+        }
+    }
+    let ids = if file.contains("input_ids") {
+        Some(rank::<_, Ix2>(
+            &file,
+            "input_ids",
+            file.read_i64("input_ids")?,
+            "(B, N)",
+        )?)
+    } else {
+        None
+    };
+    let embeds = if file.contains("inputs_embeds") {
+        Some(rank::<_, Ix3>(
+            &file,
+            "inputs_embeds",
+            file.read_f32("inputs_embeds")?,
+            "(B, N, D)",
+        )?)
+    } else {
+        None
+    };
+    let mask = if file.contains("attention_mask") {
+        Some(rank::<_, Ix2>(
+            &file,
+            "attention_mask",
+            file.read_mask("attention_mask")?,
+            "(B, N)",
+        )?)
+    } else {
+        None
+    };
+    Ok(Inputs {
+        ids,
+        embeds,
+        mask,
+        file,
+    })
+}
+
+/// Loads and validates a config, printing every violation.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("invalid config {}", path.display()))
+}

@@ -1,0 +1,67 @@
+//! The error type of the models crate.
+
+use spectrans_layers::LayerError;
+
+use crate::loss::LossError;
+use crate::tensor_file::TensorFileError;
+
+/// Everything a model can refuse. Each variant names the thing and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Neither `input_ids` nor `inputs_embeds` was given.
+    #[error("no input: give input_ids (B, N) or inputs_embeds (B, N, D)")]
+    NoInput,
+    /// `input_ids` given to a model without an embedding (no vocab_size).
+    #[error("input_ids given, but the model has no embedding layer (vocab_size is not set): give inputs_embeds (B, N, {hidden_dim})")]
+    NoEmbedding {
+        /// The model's hidden size.
+        hidden_dim: usize,
+    },
+    /// A tensor has the wrong shape.
+    #[error("{what}: expected shape {expected}, found {found:?}")]
+    Shape {
+        /// Which tensor.
+        what: &'static str,
+        /// The expected shape, in words.
+        expected: String,
+        /// The shape given.
+        found: Vec<usize>,
+    },
+    /// An attention mask row keeps no token.
+    #[error("attention_mask row {row} is all zeros: every row must keep at least one token")]
+    EmptyMaskRow {
+        /// The batch row.
+        row: usize,
+    },
+    /// The input holds NaN or infinity.
+    #[error("{what} contains a non-finite value (NaN or infinity) at index {index:?}")]
+    NonFinite {
+        /// Which tensor.
+        what: &'static str,
+        /// Where.
+        index: Vec<usize>,
+    },
+    /// The config asks for something this model cannot build.
+    #[error("config: {0}")]
+    Config(String),
+    /// The weights do not match the model.
+    #[error("weights {path}: {problems}")]
+    Weights {
+        /// The file.
+        path: String,
+        /// Every missing, unexpected or misshapen tensor, `; `-separated.
+        problems: String,
+    },
+    /// A layer refused.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] TensorFileError),
+    /// A loss refused.
+    #[error("loss: {0}")]
+    Loss(#[from] LossError),
+    /// A reshape failed (a bug if it ever shows: shapes are checked before).
+    #[error("internal reshape: {0}")]
+    Reshape(#[from] ndarray::ShapeError),
+}

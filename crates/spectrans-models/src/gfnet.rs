@@ -1,0 +1,470 @@
+//! GFNet and GFNetEncoder (spectrans `models/gfnet.py` on `models/base.py`).
+//!
+//! input_ids → Embedding (or inputs_embeds) → positional encoding → dropout →
+//! L pre-norm blocks [h = x + GF(LN1 x); out = h + FFN(LN2 h)] → final LayerNorm → head.
+
+use ndarray::{Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
+use spectrans_layers::{
+    Dropout, DropoutMask, Embedding, EmbeddingCache, EmbeddingGrads, GfnetBlock, GfnetBlockCache,
+    GfnetBlockGrads, LayerNorm, LayerNormCache, LayerNormGrads, Parameters, PositionalEncoding,
+    PositionalEncodingCache, PositionalEncodingGrads, TrainContext,
+};
+
+use crate::convert;
+use crate::error::ModelError;
+use crate::heads::{check_mask, HeadKind, OutputHead, OutputHeadCache, OutputHeadGrads, Pooling};
+
+/// The model's input: token ids or embeddings.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelInput<'a> {
+    /// `input_ids`, (B, N).
+    TokenIds(ArrayView2<'a, i64>),
+    /// `inputs_embeds`, (B, N, D).
+    Embeddings(ArrayView3<'a, f32>),
+}
+
+impl ModelInput<'_> {
+    fn batch_and_len(&self) -> (usize, usize) {
+        match self {
+            ModelInput::TokenIds(ids) => ids.dim(),
+            ModelInput::Embeddings(e) => (e.dim().0, e.dim().1),
+        }
+    }
+}
+
+/// A GFNet (or GFNetEncoder, by its config's `model_type`).
+///
+/// ```
+/// use ndarray::Array2;
+/// use spectrans_config::Config;
+/// use spectrans_models::{Gfnet, ModelInput};
+///
+/// let config = Config::builder()
+///     .vocab_size(100).hidden_dim(32).num_layers(2).sequence_length(16).num_classes(2)
+///     .build().unwrap();
+/// let model = Gfnet::new(&config, 0).unwrap();
+/// let ids = Array2::<i64>::from_shape_fn((8, 16), |(b, n)| ((b * 16 + n) % 100) as i64);
+/// let logits = model.forward(ModelInput::TokenIds(ids.view()), None).unwrap();
+/// assert_eq!(logits.shape(), &[8, 2]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Gfnet {
+    config: Config,
+    /// `embedding`, when the config has a vocab_size.
+    pub embedding: Option<Embedding>,
+    /// `positional_encoding`, when enabled.
+    pub positional_encoding: Option<PositionalEncoding>,
+    /// `blocks.{i}`.
+    pub blocks: Vec<GfnetBlock>,
+    /// `final_norm`.
+    pub final_norm: LayerNorm,
+    /// `output_head`, when the output type has one.
+    pub output_head: Option<OutputHead>,
+    dropout: Dropout,
+}
+
+/// Gradients of every parameter of a [`Gfnet`], by the same names.
+#[derive(Debug, Clone)]
+pub struct GfnetGrads {
+    /// Of `embedding`.
+    pub embedding: Option<EmbeddingGrads>,
+    /// Of `positional_encoding` (learned only).
+    pub positional_encoding: Option<PositionalEncodingGrads>,
+    /// Of `blocks.{i}`.
+    pub blocks: Vec<GfnetBlockGrads>,
+    /// Of `final_norm`.
+    pub final_norm: LayerNormGrads,
+    /// Of `output_head`.
+    pub output_head: Option<OutputHeadGrads>,
+}
+
+/// What [`Gfnet::backward`] needs from a training forward.
+#[derive(Debug)]
+pub struct GfnetCache {
+    embedding: Option<EmbeddingCache>,
+    positional: Option<PositionalEncodingCache>,
+    dropout: DropoutMask,
+    blocks: BlockCaches,
+    final_norm: LayerNormCache,
+    head: Option<OutputHeadCache>,
+    hidden_shape: (usize, usize, usize),
+}
+
+#[derive(Debug)]
+enum BlockCaches {
+    /// Every block's activations, kept.
+    Kept(Vec<GfnetBlockCache>),
+    /// Gradient checkpointing: each block's input and the RNG state it started from, to
+    /// recompute its activations (with the same dropout masks) during backward.
+    Recompute(Vec<(Array3<f32>, TrainContext)>),
+}
+
+fn pooling_for(kind: HeadKind) -> Pooling {
+    match kind {
+        HeadKind::Regression => Pooling::Mean,
+        _ => Pooling::Cls,
+    }
+}
+
+impl Gfnet {
+    /// Builds a model from a validated config, initialised as spectrans does, seeded.
+    pub fn new(config: &Config, seed: u64) -> Result<Self, ModelError> {
+        let rng = &mut ChaCha8Rng::seed_from_u64(seed);
+        let d = config.hidden_dim();
+        let s = config.sequence_length();
+        let dropout = config.dropout();
+        let encoder = config.model_type() == ModelType::GfnetEncoder;
+        let embedding = match (encoder, config.vocab_size()) {
+            (false, Some(v)) => Some(Embedding::new(v, d, rng)),
+            _ => None,
+        };
+        let positional_encoding = match config.positional_encoding() {
+            PositionalEncodingType::Sinusoidal => {
+                Some(PositionalEncoding::sinusoidal(s, d, dropout)?)
+            }
+            PositionalEncodingType::Learned => {
+                Some(PositionalEncoding::learned(s, d, dropout, rng)?)
+            }
+            PositionalEncodingType::Rotary => Some(PositionalEncoding::rotary(d)?),
+            PositionalEncodingType::None => None,
+        };
+        let options = convert::block_options(config);
+        let blocks = (0..config.num_layers())
+            .map(|_| GfnetBlock::new(options.clone(), rng))
+            .collect::<Result<Vec<_>, _>>()?;
+        let final_norm = LayerNorm::new(d, config.norm_eps() as f32);
+        let output_head = match (encoder, config.output_type(), config.head_output_dim()) {
+            (true, _, _) | (_, OutputType::None, _) | (_, _, None) => None,
+            (false, kind, Some(out)) => {
+                let kind = match kind {
+                    OutputType::Classification => HeadKind::Classification,
+                    OutputType::Regression => HeadKind::Regression,
+                    _ => HeadKind::Sequence,
+                };
+                Some(OutputHead::new(
+                    kind,
+                    pooling_for(kind),
+                    d,
+                    out,
+                    dropout,
+                    rng,
+                )?)
+            }
+        };
+        Ok(Self {
+            config: config.clone(),
+            embedding,
+            positional_encoding,
+            blocks,
+            final_norm,
+            output_head,
+            dropout: Dropout::new(dropout)?,
+        })
+    }
+
+    /// The config the model was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Sets the pooling of a classification or regression head (spectrans: cls, resp. mean).
+    pub fn set_pooling(&mut self, pooling: Pooling) {
+        if let Some(head) = &mut self.output_head {
+            head.pooling = pooling;
+        }
+    }
+
+    fn embed(&self, input: ModelInput<'_>) -> Result<Array3<f32>, ModelError> {
+        let d = self.config.hidden_dim();
+        match input {
+            ModelInput::TokenIds(ids) => match &self.embedding {
+                Some(e) => Ok(e.forward(ids)?),
+                None => Err(ModelError::NoEmbedding { hidden_dim: d }),
+            },
+            ModelInput::Embeddings(x) => {
+                check_embeddings(x, d)?;
+                Ok(x.as_standard_layout().into_owned())
+            }
+        }
+    }
+
+    fn check_input(
+        &self,
+        input: ModelInput<'_>,
+        mask: Option<ArrayView2<'_, bool>>,
+    ) -> Result<(), ModelError> {
+        let (b, n) = input.batch_and_len();
+        if b == 0 || n == 0 {
+            return Err(ModelError::Shape {
+                what: "input",
+                expected: "at least one sequence of at least one token".into(),
+                found: vec![b, n],
+            });
+        }
+        if let Some(m) = mask {
+            check_mask(m, b, n)?;
+        }
+        Ok(())
+    }
+
+    /// Eval-mode forward (no dropout). Returns (B, C) for classification and regression,
+    /// (B, N, C) for sequence and lm heads, (B, N, D) hidden states without a head.
+    pub fn forward(
+        &self,
+        input: ModelInput<'_>,
+        attention_mask: Option<ArrayView2<'_, bool>>,
+    ) -> Result<ArrayD<f32>, ModelError> {
+        self.check_input(input, attention_mask)?;
+        let mut x = self.embed(input)?;
+        if let Some(pe) = &self.positional_encoding {
+            x = pe.forward(x.view())?;
+        }
+        for block in &self.blocks {
+            x = block.forward(x.view())?;
+        }
+        let x = self.final_norm.forward(x.view())?;
+        match &self.output_head {
+            Some(head) => head.forward(x.view(), attention_mask),
+            None => Ok(x.into_dyn()),
+        }
+    }
+
+    /// Training-mode forward: dropout per `ctx`, keeps what [`Gfnet::backward`] needs (or, with
+    /// gradient checkpointing, only each block's input).
+    pub fn forward_train(
+        &self,
+        input: ModelInput<'_>,
+        attention_mask: Option<ArrayView2<'_, bool>>,
+        ctx: &mut TrainContext,
+    ) -> Result<(ArrayD<f32>, GfnetCache), ModelError> {
+        self.check_input(input, attention_mask)?;
+        let (mut x, embedding) = match input {
+            ModelInput::TokenIds(ids) => match &self.embedding {
+                Some(e) => {
+                    let (x, c) = e.forward_train(ids, ctx)?;
+                    (x, Some(c))
+                }
+                None => {
+                    return Err(ModelError::NoEmbedding {
+                        hidden_dim: self.config.hidden_dim(),
+                    })
+                }
+            },
+            ModelInput::Embeddings(_) => (self.embed(input)?, None),
+        };
+        let positional = match &self.positional_encoding {
+            Some(pe) => {
+                let (y, c) = pe.forward_train(x.view(), ctx)?;
+                x = y;
+                Some(c)
+            }
+            None => None,
+        };
+        let dropout = match x.as_slice_mut() {
+            Some(slice) => self.dropout.apply(slice, ctx),
+            None => DropoutMask::identity(),
+        };
+        let blocks = if self.config.gradient_checkpointing() {
+            let mut saved = Vec::with_capacity(self.blocks.len());
+            for block in &self.blocks {
+                let start = ctx.clone();
+                let (y, _) = block.forward_train(x.view(), ctx)?;
+                saved.push((x, start));
+                x = y;
+            }
+            BlockCaches::Recompute(saved)
+        } else {
+            let mut caches = Vec::with_capacity(self.blocks.len());
+            for block in &self.blocks {
+                let (y, c) = block.forward_train(x.view(), ctx)?;
+                caches.push(c);
+                x = y;
+            }
+            BlockCaches::Kept(caches)
+        };
+        let hidden_shape = x.dim();
+        let (x, final_norm) = self.final_norm.forward_train(x.view(), ctx)?;
+        let (out, head) = match &self.output_head {
+            Some(h) => {
+                let (o, c) = h.forward_train(x.view(), attention_mask, ctx)?;
+                (o, Some(c))
+            }
+            None => (x.into_dyn(), None),
+        };
+        Ok((
+            out,
+            GfnetCache {
+                embedding,
+                positional,
+                dropout,
+                blocks,
+                final_norm,
+                head,
+                hidden_shape,
+            },
+        ))
+    }
+
+    /// Backward from dL/d(output); accumulates every parameter's gradient into `grads`.
+    pub fn backward(
+        &self,
+        cache: GfnetCache,
+        grad_output: ArrayViewD<'_, f32>,
+        grads: &mut GfnetGrads,
+    ) -> Result<(), ModelError> {
+        let mut g = match (&self.output_head, &cache.head, &mut grads.output_head) {
+            (Some(h), Some(c), Some(hg)) => h.backward(c, grad_output, hg)?,
+            _ => {
+                let (b, n, d) = cache.hidden_shape;
+                grad_output
+                    .as_standard_layout()
+                    .into_owned()
+                    .into_shape_with_order((b, n, d))
+                    .map_err(|_| ModelError::Shape {
+                        what: "output gradient",
+                        expected: format!("({b}, {n}, {d})"),
+                        found: grad_output.shape().to_vec(),
+                    })?
+            }
+        };
+        g = self
+            .final_norm
+            .backward(&cache.final_norm, g.view(), &mut grads.final_norm)?;
+        match cache.blocks {
+            BlockCaches::Kept(caches) => {
+                for ((block, c), bg) in self
+                    .blocks
+                    .iter()
+                    .zip(caches.iter())
+                    .zip(grads.blocks.iter_mut())
+                    .rev()
+                {
+                    g = block.backward(c, g.view(), bg)?;
+                }
+            }
+            BlockCaches::Recompute(saved) => {
+                for ((block, (input, start)), bg) in self
+                    .blocks
+                    .iter()
+                    .zip(saved.into_iter())
+                    .zip(grads.blocks.iter_mut())
+                    .rev()
+                {
+                    let mut ctx = start;
+                    let (_, c) = block.forward_train(input.view(), &mut ctx)?;
+                    drop(input);
+                    g = block.backward(&c, g.view(), bg)?;
+                }
+            }
+        }
+        if let Some(slice) = g.as_slice_mut() {
+            cache.dropout.backward_in_place(slice, "model dropout")?;
+        }
+        if let (Some(pe), Some(c), Some(pg)) = (
+            &self.positional_encoding,
+            &cache.positional,
+            &mut grads.positional_encoding,
+        ) {
+            g = pe.backward(c, g.view(), pg)?;
+        }
+        if let (Some(e), Some(c), Some(eg)) =
+            (&self.embedding, &cache.embedding, &mut grads.embedding)
+        {
+            e.backward(c, g.view(), eg)?;
+        }
+        Ok(())
+    }
+
+    /// Zero gradients for every parameter.
+    pub fn zero_grads(&self) -> GfnetGrads {
+        GfnetGrads {
+            embedding: self.embedding.as_ref().map(EmbeddingGrads::zeros_like),
+            positional_encoding: self
+                .positional_encoding
+                .as_ref()
+                .map(PositionalEncodingGrads::zeros_like),
+            blocks: self
+                .blocks
+                .iter()
+                .map(GfnetBlockGrads::zeros_like)
+                .collect(),
+            final_norm: LayerNormGrads::zeros_like(&self.final_norm),
+            output_head: self.output_head.as_ref().map(OutputHeadGrads::zeros_like),
+        }
+    }
+}
+
+/// Checks that embeddings are (B, N, `hidden`) and finite.
+fn check_embeddings(x: ArrayView3<'_, f32>, hidden: usize) -> Result<(), ModelError> {
+    if x.dim().2 != hidden {
+        return Err(ModelError::Shape {
+            what: "inputs_embeds",
+            expected: format!("(batch, seq, {hidden})"),
+            found: x.shape().to_vec(),
+        });
+    }
+    if let Some((index, _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(ModelError::NonFinite {
+            what: "inputs_embeds",
+            index: vec![index.0, index.1, index.2],
+        });
+    }
+    Ok(())
+}
+
+macro_rules! model_params {
+    ($ty:ty, $emb:ident, $pe:ident, $blocks:ident, $norm:ident, $head:ident) => {
+        impl Parameters for $ty {
+            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
+                if let Some(e) = &self.$emb {
+                    e.visit(&format!("{prefix}embedding."), f);
+                }
+                if let Some(p) = &self.$pe {
+                    p.visit(&format!("{prefix}positional_encoding."), f);
+                }
+                for (i, b) in self.$blocks.iter().enumerate() {
+                    b.visit(&format!("{prefix}blocks.{i}."), f);
+                }
+                self.$norm.visit(&format!("{prefix}final_norm."), f);
+                if let Some(h) = &self.$head {
+                    h.visit(&format!("{prefix}output_head."), f);
+                }
+            }
+            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+                if let Some(e) = &mut self.$emb {
+                    e.visit_mut(&format!("{prefix}embedding."), f);
+                }
+                if let Some(p) = &mut self.$pe {
+                    p.visit_mut(&format!("{prefix}positional_encoding."), f);
+                }
+                for (i, b) in self.$blocks.iter_mut().enumerate() {
+                    b.visit_mut(&format!("{prefix}blocks.{i}."), f);
+                }
+                self.$norm.visit_mut(&format!("{prefix}final_norm."), f);
+                if let Some(h) = &mut self.$head {
+                    h.visit_mut(&format!("{prefix}output_head."), f);
+                }
+            }
+        }
+    };
+}
+
+model_params!(
+    Gfnet,
+    embedding,
+    positional_encoding,
+    blocks,
+    final_norm,
+    output_head
+);
+model_params!(
+    GfnetGrads,
+    embedding,
+    positional_encoding,
+    blocks,
+    final_norm,
+    output_head
+);

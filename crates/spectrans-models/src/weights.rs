@@ -1,0 +1,163 @@
+//! Loading and saving a model's weights as safetensors, by PyTorch `state_dict` names.
+//!
+//! Loading is strict: every missing, unexpected, misshapen or non-finite tensor is named in one
+//! error. The buffers spectrans keeps in its `state_dict` (`positional_encoding.pe` for
+//! sinusoidal positions, `positional_encoding.inv_freq` for rotary) are optional on load and
+//! checked against the values we compute; saving writes them, so that PyTorch's
+//! `load_state_dict(strict=True)` accepts our files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ndarray::{Array1, ArrayD, ArrayViewD, IxDyn};
+use spectrans_layers::{Parameters, PositionalEncoding};
+
+use crate::error::ModelError;
+use crate::gfnet::Gfnet;
+use crate::tensor_file::{write_tensors, OwnedTensor, TensorFile};
+
+/// Name of the sinusoidal table buffer.
+pub const PE_BUFFER: &str = "positional_encoding.pe";
+/// Name of the rotary inverse-frequency buffer.
+pub const INV_FREQ_BUFFER: &str = "positional_encoding.inv_freq";
+
+/// Largest difference accepted between a stored buffer and the one we compute (torch and we
+/// both compute them in f32; they agree far below this).
+const BUFFER_TOLERANCE: f32 = 1e-4;
+
+impl Gfnet {
+    /// The buffers spectrans stores beside the parameters, computed for this model.
+    pub fn buffers(&self) -> BTreeMap<String, ArrayD<f32>> {
+        let mut out = BTreeMap::new();
+        match &self.positional_encoding {
+            Some(PositionalEncoding::Sinusoidal(e)) => {
+                let (s, d) = e.pe.dim();
+                if let Ok(pe) = e.pe.clone().into_shape_with_order(IxDyn(&[1, s, d])) {
+                    out.insert(PE_BUFFER.to_string(), pe);
+                }
+            }
+            Some(PositionalEncoding::Rotary(_)) => {
+                let inv = spectrans_layers::rotary_inv_freq(self.config().hidden_dim());
+                out.insert(INV_FREQ_BUFFER.to_string(), Array1::from(inv).into_dyn());
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Every parameter and buffer, as PyTorch's `state_dict()` would hold them.
+    pub fn state_dict(&self) -> BTreeMap<String, OwnedTensor> {
+        let mut out: BTreeMap<String, OwnedTensor> = BTreeMap::new();
+        self.visit("", &mut |name, t| {
+            out.insert(name.to_string(), OwnedTensor::F32(t.to_owned()));
+        });
+        for (name, b) in self.buffers() {
+            out.insert(name, OwnedTensor::F32(b));
+        }
+        out
+    }
+
+    /// Saves the `state_dict` to a safetensors file (atomically: temp file, then rename).
+    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        Ok(write_tensors(path, &self.state_dict())?)
+    }
+
+    /// Builds a model from `config` and loads `path` into it (strict).
+    pub fn from_weights(
+        config: &spectrans_config::Config,
+        path: impl AsRef<Path>,
+    ) -> Result<Self, ModelError> {
+        let mut model = Gfnet::new(config, 0)?;
+        model.load_weights(path)?;
+        Ok(model)
+    }
+
+    /// Loads every parameter from a safetensors file (strict).
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        let file = TensorFile::open(path)?;
+        self.load_tensor_file(&file)
+    }
+
+    /// Loads every parameter from an open file. Nothing is changed unless the whole file fits.
+    pub fn load_tensor_file(&mut self, file: &TensorFile) -> Result<(), ModelError> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut loaded: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
+        let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
+        self.visit("", &mut |name, t| {
+            expected.push((name.to_string(), t.shape().to_vec()))
+        });
+        for (name, shape) in &expected {
+            if !file.contains(name) {
+                problems.push(format!("missing tensor `{name}` of shape {shape:?}"));
+                continue;
+            }
+            match file.read_f32(name) {
+                Ok(t) if t.shape() != shape.as_slice() => problems.push(format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    t.shape()
+                )),
+                Ok(t) => {
+                    if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+                        problems.push(format!(
+                            "tensor `{name}` holds a non-finite value at flat index {i}"
+                        ));
+                    } else {
+                        loaded.insert(name.clone(), t);
+                    }
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        let buffers = self.buffers();
+        for name in file.names() {
+            if expected.iter().any(|(n, _)| n == &name) {
+                continue;
+            }
+            match buffers.get(&name) {
+                Some(ours) => {
+                    if let Err(p) = check_buffer(file, &name, ours.view()) {
+                        problems.push(p);
+                    }
+                }
+                None => problems.push(format!("unexpected tensor `{name}`")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ModelError::Weights {
+                path: file.path().display().to_string(),
+                problems: problems.join("; "),
+            });
+        }
+        self.visit_mut("", &mut |name, mut t| {
+            if let Some(v) = loaded.get(name) {
+                t.assign(v);
+            }
+        });
+        Ok(())
+    }
+}
+
+fn check_buffer(file: &TensorFile, name: &str, ours: ArrayViewD<'_, f32>) -> Result<(), String> {
+    let theirs = file.read_f32(name).map_err(|e| e.to_string())?;
+    if theirs.shape() != ours.shape() {
+        return Err(format!(
+            "buffer `{name}` has shape {:?}, expected {:?}",
+            theirs.shape(),
+            ours.shape()
+        ));
+    }
+    let diff = theirs
+        .iter()
+        .zip(ours.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(
+            0.0f32,
+            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+        );
+    if diff > BUFFER_TOLERANCE {
+        return Err(format!(
+            "buffer `{name}` differs from the table this config defines (max |diff| {diff:e})"
+        ));
+    }
+    Ok(())
+}
