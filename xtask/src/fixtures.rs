@@ -131,4 +131,32 @@ mod tests {
         let valueless = parse_args(&strings(&["--out"])).map_err(|e| e.to_string());
         assert!(matches!(valueless, Err(msg) if msg.contains("--out needs a value")));
     }
+
+    /// Every committed fixture config is valid for the Rust config crate, and the manifest
+    /// lists exactly the case folders that exist.
+    #[test]
+    fn committed_fixture_configs_validate() -> Result<(), Box<dyn std::error::Error>> {
+        let root = crate::refenv::workspace_root().join("fixtures");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("manifest.json"))?)?;
+        let entries = manifest.as_array().ok_or("manifest is not a list")?;
+        assert!(entries.len() >= 50, "{} cases", entries.len());
+        for entry in entries {
+            let kind = entry["kind"].as_str().ok_or("kind")?;
+            let case = entry["case"].as_str().ok_or("case")?;
+            let dir = root.join(kind).join(case);
+            for file in ["config.toml", "weights.safetensors", "inputs.safetensors"] {
+                assert!(dir.join(file).is_file(), "{kind}/{case}/{file} missing");
+            }
+            assert!(dir.join("expected.safetensors").is_file());
+            let config = spectrans_config::Config::load(dir.join("config.toml"));
+            assert!(config.is_ok(), "{kind}/{case}: {:?}", config.err());
+        }
+        for kind in ["forward", "grad"] {
+            let on_disk = std::fs::read_dir(root.join(kind))?.count();
+            let listed = entries.iter().filter(|e| e["kind"] == kind).count();
+            assert_eq!(on_disk, listed, "{kind}: folders vs manifest entries");
+        }
+        Ok(())
+    }
 }
