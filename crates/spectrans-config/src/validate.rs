@@ -153,14 +153,20 @@ pub(crate) fn validate(
     check_mixing(&mut c, &mixing, &m);
     check_ffn(&mut c, &ffn, &model, &m);
 
-    let ffn_hidden_dim = match (
-        m.ffn_hidden_dim,
-        c.int(Section::Ffn, "intermediate_dim", ffn.intermediate_dim),
-    ) {
-        (Some(f), _) | (None, Some(f)) => Some(f),
-        (None, None) => m
-            .hidden_dim
-            .and_then(|d| d.checked_mul(defaults::FFN_RATIO)),
+    let intermediate = c.int(Section::Ffn, "intermediate_dim", ffn.intermediate_dim);
+    let ffn_hidden_dim = match (m.ffn_hidden_dim.or(intermediate), m.hidden_dim) {
+        (Some(f), _) => Some(f),
+        (None, Some(d)) => {
+            let f = d.checked_mul(defaults::FFN_RATIO);
+            if f.is_none() {
+                c.push(
+                    "model.hidden_dim",
+                    format!("got {d}; 4 * hidden_dim (the default ffn_hidden_dim) overflows usize"),
+                );
+            }
+            f
+        }
+        (None, None) => None,
     };
     let filter_init_std = c.float(Section::Mixing, "filter_init_std", mixing.filter_init_std);
 
@@ -170,13 +176,6 @@ pub(crate) fn validate(
         m.sequence_length,
         ffn_hidden_dim,
     ) else {
-        if c.out.is_empty() {
-            // Only reachable when 4 * hidden_dim overflows usize.
-            c.push(
-                "model.hidden_dim",
-                "4 * hidden_dim (the default ffn_hidden_dim) overflows usize",
-            );
-        }
         return Err(c.out);
     };
     if !c.out.is_empty() {
