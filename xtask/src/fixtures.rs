@@ -89,6 +89,8 @@ pub fn gen_fixtures(root: &Path, args: &GenFixturesArgs) -> Result<(), FixturesE
         "verify_fixtures.py",
         &["--dir".to_string(), args.out.clone()],
     )?;
+    // Checkpoints we write must load into PyTorch spectrans (strict) and agree there.
+    crate::roundtrip::roundtrip(root)?;
     Ok(())
 }
 

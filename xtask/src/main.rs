@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
+mod bench;
 mod fixtures;
 mod refenv;
+mod roundtrip;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -13,8 +15,11 @@ fn main() -> ExitCode {
             fixtures::parse_args(&args[1..])
                 .and_then(|a| fixtures::gen_fixtures(&refenv::workspace_root(), &a)),
         ),
+        Some("roundtrip") => report(roundtrip::roundtrip(&refenv::workspace_root())),
+        // `bench [models] [flags]`: the side-by-side model benchmark (bench.rs).
+        Some("bench") => report(bench::run(&refenv::workspace_root(), &args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <ref-env|gen-fixtures|bench|docs> [args]");
+            eprintln!("usage: cargo xtask <ref-env|gen-fixtures|roundtrip|bench|docs> [args]");
             ExitCode::FAILURE
         }
     }

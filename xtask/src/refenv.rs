@@ -241,7 +241,8 @@ fn rewrite_line(line: &str) -> Option<String> {
     Some(format!("{indent}{name} = {value}"))
 }
 
-fn run(cmd: &mut Command) -> Result<(), RefEnvError> {
+/// Runs a command with inherited stdio; a non-zero exit is an error naming the command.
+pub fn run(cmd: &mut Command) -> Result<(), RefEnvError> {
     let command = format!("{cmd:?}");
     let status = cmd.status().map_err(|source| RefEnvError::Spawn {
         command: command.clone(),
