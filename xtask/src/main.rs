@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod fixtures;
+mod parity;
 mod refenv;
 mod roundtrip;
 
@@ -15,11 +16,14 @@ fn main() -> ExitCode {
             fixtures::parse_args(&args[1..])
                 .and_then(|a| fixtures::gen_fixtures(&refenv::workspace_root(), &a)),
         ),
+        Some("parity") => report(parity::parity(&refenv::workspace_root())),
         Some("roundtrip") => report(roundtrip::roundtrip(&refenv::workspace_root())),
         // `bench [models] [flags]`: the side-by-side model benchmark (bench.rs).
         Some("bench") => report(bench::run(&refenv::workspace_root(), &args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <ref-env|gen-fixtures|roundtrip|bench|docs> [args]");
+            eprintln!(
+                "usage: cargo xtask <ref-env|gen-fixtures|parity|roundtrip|bench|docs> [args]"
+            );
             ExitCode::FAILURE
         }
     }
