@@ -11,7 +11,7 @@ use crate::enums::{
 use crate::error::ConfigError;
 use crate::parse::parse;
 use crate::raw::{RawConfig, RawFfn, RawLayers, RawMixing, RawModel};
-use crate::validate::validate;
+use crate::validate::{sorted, validate};
 
 /// A config that passed validation, with every default resolved.
 ///
@@ -62,7 +62,7 @@ impl Config {
             Ok(_) => Err(ConfigError::Invalid(violations)),
             Err(more) => {
                 violations.extend(more);
-                Err(ConfigError::Invalid(violations))
+                Err(ConfigError::Invalid(sorted(violations)))
             }
         }
     }

@@ -29,7 +29,16 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ConfigError> {
         .map_err(|e: toml::de::Error| syntax_error(text, &e))?;
     let mut p = Parsed::default();
     let mut clean = Table::new();
-    for (key, value) in &doc {
+    // [model] first, then [layers], then anything unknown: the order the problems are reported in.
+    let rank = |k: &str| {
+        TOP_LEVEL_KEYS
+            .iter()
+            .position(|t| *t == k)
+            .unwrap_or(TOP_LEVEL_KEYS.len())
+    };
+    let mut entries: Vec<(&String, &Value)> = doc.iter().collect();
+    entries.sort_by_key(|(k, _)| rank(k));
+    for (key, value) in entries {
         match key.as_str() {
             "model" => {
                 if let Some(t) = expect_table(&mut p, "model", value) {
@@ -188,10 +197,18 @@ pub(crate) fn show(v: &Value) -> String {
 fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let offset = e.span().map_or(0, |s| s.start).min(text.len());
     let (line, column) = line_column(text, offset);
+    // toml puts hints on further lines; keep the message on one line.
+    let message = e
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
     ConfigError::Syntax {
         line,
         column,
-        message: e.message().trim().to_owned(),
+        message,
     }
 }
 

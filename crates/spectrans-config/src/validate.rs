@@ -134,6 +134,17 @@ fn quoted<T: std::fmt::Display>(v: T) -> String {
     format!("\"{v}\"")
 }
 
+/// `violations` in report order: [model] problems first, then [layers.*], then unknown tables.
+/// The sort is stable, so each table keeps the order its problems were found in.
+pub(crate) fn sorted(mut violations: Vec<Violation>) -> Vec<Violation> {
+    violations.sort_by_key(|v| match v.field.split('.').next() {
+        Some("model") => 0,
+        Some("layers") => 1,
+        _ => 2,
+    });
+    violations
+}
+
 /// Validates `raw`, skipping "missing" errors for the paths in `rejected` (present in the file
 /// but of the wrong type, already reported by the parser).
 pub(crate) fn validate(
@@ -376,7 +387,7 @@ impl Config {
     /// assert!(text.contains("model.sequence_length: missing"));
     /// ```
     pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-        validate(&raw, &BTreeSet::new()).map_err(ConfigError::Invalid)
+        validate(&raw, &BTreeSet::new()).map_err(|v| ConfigError::Invalid(sorted(v)))
     }
 }
 

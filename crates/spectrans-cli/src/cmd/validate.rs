@@ -1,7 +1,11 @@
-//! `spectrans validate --config C`.
+//! `spectrans validate --config C`: exit 0 with a one-line model summary when the config is
+//! valid; otherwise exit 1 with one line per problem, each naming the field (or the line and
+//! column, for TOML syntax), the value and the rule.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use spectrans_config::{Config, ConfigError};
 
 /// Arguments of `spectrans validate`.
 #[derive(Debug, clap::Args)]
@@ -13,5 +17,31 @@ pub struct Args {
 
 /// Checks the config and reports every violation.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("validate is not built yet (config {})", args.config.display())
+    let path = args.config.display();
+    match Config::load(&args.config) {
+        Ok(config) => {
+            println!("{path}: valid: {}", config.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ConfigError::Invalid(violations)) => {
+            for v in &violations {
+                eprintln!("error: {path}: {v}");
+            }
+            let n = violations.len();
+            eprintln!(
+                "{path}: invalid ({n} problem{})",
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        // The I/O error names the path itself.
+        Err(err @ ConfigError::Io { .. }) => {
+            eprintln!("error: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(err @ ConfigError::Syntax { .. }) => {
+            eprintln!("error: {path}: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
