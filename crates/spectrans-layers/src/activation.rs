@@ -1,0 +1,168 @@
+//! Pointwise activations with their derivatives (feed-forward and filter activations).
+
+/// `σ(x) = 1 / (1 + e^{-x})`.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `1 / sqrt(2)`.
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// `1 / sqrt(2π)`.
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+/// PyTorch's default LeakyReLU slope.
+pub const LEAKY_RELU_SLOPE: f32 = 0.01;
+
+/// The feed-forward activation (spectrans `FeedForwardNetwork`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// Exact GELU: `x · ½ (1 + erf(x / √2))`.
+    Gelu,
+    /// `max(0, x)`.
+    Relu,
+    /// `x · σ(x)`.
+    Silu,
+    /// `tanh(x)`.
+    Tanh,
+    /// `σ(x)`.
+    Sigmoid,
+    /// `x` for x > 0, else `e^x - 1` (alpha 1).
+    Elu,
+    /// `x` for x > 0, else `0.01 x`.
+    LeakyRelu,
+}
+
+impl Activation {
+    /// All variants, for tests and tables.
+    pub const ALL: [Activation; 7] = [
+        Activation::Gelu,
+        Activation::Relu,
+        Activation::Silu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Elu,
+        Activation::LeakyRelu,
+    ];
+
+    /// `f(x)`.
+    ///
+    /// ```
+    /// use spectrans_layers::Activation;
+    /// assert!((Activation::Gelu.apply(1.0) - 0.841_344_7).abs() < 1e-6);
+    /// assert_eq!(Activation::Relu.apply(-2.0), 0.0);
+    /// ```
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Gelu => x * 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2)),
+            Activation::Relu => x.max(0.0),
+            Activation::Silu => x * sigmoid(x),
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp_m1()
+                }
+            }
+            Activation::LeakyRelu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    LEAKY_RELU_SLOPE * x
+                }
+            }
+        }
+    }
+
+    /// `f'(x)` (at the kinks, the value PyTorch uses: relu'(0) = 0, leaky'(0) = 0.01, elu'(0) = 1).
+    #[inline]
+    pub fn derivative(self, x: f32) -> f32 {
+        match self {
+            Activation::Gelu => {
+                0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2))
+                    + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+            }
+            Activation::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+            Activation::Tanh => {
+                let t = x.tanh();
+                1.0 - t * t
+            }
+            Activation::Sigmoid => {
+                let s = sigmoid(x);
+                s * (1.0 - s)
+            }
+            Activation::Elu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    x.exp()
+                }
+            }
+            Activation::LeakyRelu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    LEAKY_RELU_SLOPE
+                }
+            }
+        }
+    }
+}
+
+/// The activation applied to the filter parameters' real and imaginary parts separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilterActivation {
+    /// `σ(w)` (spectrans' default).
+    Sigmoid,
+    /// `tanh(w)`.
+    Tanh,
+    /// `w`.
+    Identity,
+}
+
+impl FilterActivation {
+    /// All variants.
+    pub const ALL: [FilterActivation; 3] = [
+        FilterActivation::Sigmoid,
+        FilterActivation::Tanh,
+        FilterActivation::Identity,
+    ];
+
+    /// `act(w)`.
+    #[inline]
+    pub fn apply(self, w: f32) -> f32 {
+        match self {
+            FilterActivation::Sigmoid => sigmoid(w),
+            FilterActivation::Tanh => w.tanh(),
+            FilterActivation::Identity => w,
+        }
+    }
+
+    /// `act'(w)`.
+    #[inline]
+    pub fn derivative(self, w: f32) -> f32 {
+        match self {
+            FilterActivation::Sigmoid => {
+                let s = sigmoid(w);
+                s * (1.0 - s)
+            }
+            FilterActivation::Tanh => {
+                let t = w.tanh();
+                1.0 - t * t
+            }
+            FilterActivation::Identity => 1.0,
+        }
+    }
+}

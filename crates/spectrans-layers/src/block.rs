@@ -1,0 +1,268 @@
+//! The pre-norm GFNet block: `h = x + drop(GF(LN1(x)))`, `out = h + drop(FFN(LN2(h)))`.
+
+use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
+use rand::Rng;
+use spectrans_fft::FftNorm;
+
+use crate::activation::{Activation, FilterActivation};
+use crate::dropout::{Dropout, DropoutMask, TrainContext};
+use crate::error::{shape_error, LayerError};
+use crate::feed_forward::{FeedForward, FeedForwardCache, FeedForwardGrads};
+use crate::global_filter::{GlobalFilter, GlobalFilterCache, GlobalFilterGrads};
+use crate::layer_norm::{LayerNorm, LayerNormCache, LayerNormGrads};
+use crate::params::{join, Parameters};
+use crate::tensor::contiguous_mut;
+
+/// Everything that shapes a [`GfnetBlock`]. Start from [`BlockOptions::new`] and override fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockOptions {
+    /// D.
+    pub hidden_dim: usize,
+    /// S, the filter's length.
+    pub sequence_length: usize,
+    /// F, the FFN's inner width (spectrans default 4 D).
+    pub ffn_hidden_dim: usize,
+    /// FFN activation (default GELU).
+    pub ffn_activation: Activation,
+    /// Filter activation (default sigmoid).
+    pub filter_activation: FilterActivation,
+    /// FFT normalization (carried, no effect on the math).
+    pub fft_norm: FftNorm,
+    /// Std of the filter init (default 0.02).
+    pub filter_init_std: f32,
+    /// The block's residual-branch dropout (applied after the mixing layer and after the FFN).
+    pub dropout: f32,
+    /// The mixing layer's own output dropout.
+    pub mixing_dropout: f32,
+    /// The FFN's inner dropout (after the activation).
+    pub ffn_dropout: f32,
+    /// LayerNorm epsilon (spectrans default 1e-12).
+    pub norm_eps: f32,
+}
+
+impl BlockOptions {
+    /// spectrans' defaults for the given width and length; all dropouts 0.
+    pub fn new(hidden_dim: usize, sequence_length: usize) -> Self {
+        Self {
+            hidden_dim,
+            sequence_length,
+            ffn_hidden_dim: 4 * hidden_dim,
+            ffn_activation: Activation::Gelu,
+            filter_activation: FilterActivation::Sigmoid,
+            fft_norm: FftNorm::Ortho,
+            filter_init_std: 0.02,
+            dropout: 0.0,
+            mixing_dropout: 0.0,
+            ffn_dropout: 0.0,
+            norm_eps: 1e-12,
+        }
+    }
+
+    /// Sets all three dropouts to `p`, as spectrans' GFNet does with its one `dropout`.
+    pub fn with_dropout(mut self, p: f32) -> Self {
+        self.dropout = p;
+        self.mixing_dropout = p;
+        self.ffn_dropout = p;
+        self
+    }
+}
+
+/// spectrans' `PreNormBlock` with a `GlobalFilterMixing` layer.
+#[derive(Debug, Clone)]
+pub struct GfnetBlock {
+    /// `mixing_layer`.
+    pub mixing_layer: GlobalFilter,
+    /// `norm1`, before the mixing layer.
+    pub norm1: LayerNorm,
+    /// `ffn`.
+    pub ffn: FeedForward,
+    /// `norm2`, before the FFN.
+    pub norm2: LayerNorm,
+    /// Residual-branch dropout.
+    pub dropout: Dropout,
+}
+
+/// Gradients of a [`GfnetBlock`].
+#[derive(Debug, Clone)]
+pub struct GfnetBlockGrads {
+    /// Of `mixing_layer`.
+    pub mixing_layer: GlobalFilterGrads,
+    /// Of `norm1`.
+    pub norm1: LayerNormGrads,
+    /// Of `ffn`.
+    pub ffn: FeedForwardGrads,
+    /// Of `norm2`.
+    pub norm2: LayerNormGrads,
+}
+
+/// What [`GfnetBlock::backward`] needs.
+#[derive(Debug, Clone)]
+pub struct GfnetBlockCache {
+    /// `norm1`'s cache.
+    pub norm1: LayerNormCache,
+    /// The mixing layer's cache.
+    pub mixing: GlobalFilterCache,
+    /// Residual dropout after the mixing layer.
+    pub mixing_mask: DropoutMask,
+    /// `norm2`'s cache.
+    pub norm2: LayerNormCache,
+    /// The FFN's cache.
+    pub ffn: FeedForwardCache,
+    /// Residual dropout after the FFN.
+    pub ffn_mask: DropoutMask,
+    /// Input shape.
+    pub shape: (usize, usize, usize),
+}
+
+impl GfnetBlock {
+    /// Builds the block with PyTorch/spectrans initialization from `rng`
+    /// (filter, then fc1, then fc2, the order spectrans creates them).
+    pub fn new(options: BlockOptions, rng: &mut impl Rng) -> Result<Self, LayerError> {
+        let o = options;
+        let mixing_layer = GlobalFilter::new(
+            o.hidden_dim,
+            o.sequence_length,
+            o.filter_activation,
+            o.fft_norm,
+            o.filter_init_std,
+            o.mixing_dropout,
+            rng,
+        )?;
+        let ffn = FeedForward::new(
+            o.hidden_dim,
+            o.ffn_hidden_dim,
+            o.ffn_activation,
+            o.ffn_dropout,
+            rng,
+        )?;
+        Ok(Self {
+            mixing_layer,
+            norm1: LayerNorm::new(o.hidden_dim, o.norm_eps),
+            ffn,
+            norm2: LayerNorm::new(o.hidden_dim, o.norm_eps),
+            dropout: Dropout::new(o.dropout)?,
+        })
+    }
+
+    /// D.
+    pub fn hidden_dim(&self) -> usize {
+        self.norm1.dim()
+    }
+
+    /// Eval forward on (batch, n, dim); residual adds happen in place.
+    pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
+        let mut h = self.mixing_layer.forward(self.norm1.forward(x)?.view())?;
+        h += &x;
+        let mut out = self.ffn.forward(self.norm2.forward(h.view())?.view())?;
+        out += &h;
+        Ok(out)
+    }
+
+    /// Training forward: dropout masks from `ctx`, caches for backward.
+    pub fn forward_train(
+        &self,
+        x: ArrayView3<'_, f32>,
+        ctx: &mut TrainContext,
+    ) -> Result<(Array3<f32>, GfnetBlockCache), LayerError> {
+        let (a, norm1) = self.norm1.forward_train(x, ctx)?;
+        let (mut h, mixing) = self.mixing_layer.forward_train(a.view(), ctx)?;
+        let mixing_mask = self
+            .dropout
+            .apply(contiguous_mut("block mixing output", &mut h)?, ctx);
+        h += &x;
+        let (c, norm2) = self.norm2.forward_train(h.view(), ctx)?;
+        let (mut out, ffn) = self.ffn.forward_train(c.view(), ctx)?;
+        let ffn_mask = self
+            .dropout
+            .apply(contiguous_mut("block FFN output", &mut out)?, ctx);
+        out += &h;
+        Ok((
+            out,
+            GfnetBlockCache {
+                norm1,
+                mixing,
+                mixing_mask,
+                norm2,
+                ffn,
+                ffn_mask,
+                shape: x.dim(),
+            },
+        ))
+    }
+
+    /// Backward: accumulates into `grads`, returns dL/dx.
+    pub fn backward(
+        &self,
+        cache: &GfnetBlockCache,
+        grad_out: ArrayView3<'_, f32>,
+        grads: &mut GfnetBlockGrads,
+    ) -> Result<Array3<f32>, LayerError> {
+        if grad_out.dim() != cache.shape {
+            let (b, n, d) = cache.shape;
+            return Err(shape_error(
+                "GfnetBlock output gradient",
+                format!("({b}, {n}, {d})"),
+                grad_out.shape(),
+            ));
+        }
+        // out = h + drop(ffn(norm2(h)))
+        let mut df = grad_out.as_standard_layout().into_owned();
+        cache
+            .ffn_mask
+            .backward_in_place(contiguous_mut("block FFN gradient", &mut df)?, "block FFN")?;
+        let dc = self.ffn.backward(&cache.ffn, df.view(), &mut grads.ffn)?;
+        let mut dh = self
+            .norm2
+            .backward(&cache.norm2, dc.view(), &mut grads.norm2)?;
+        dh += &grad_out;
+        // h = x + drop(gf(norm1(x)))
+        let mut dm = dh.clone();
+        cache.mixing_mask.backward_in_place(
+            contiguous_mut("block mixing gradient", &mut dm)?,
+            "block mixing",
+        )?;
+        let da = self
+            .mixing_layer
+            .backward(&cache.mixing, dm.view(), &mut grads.mixing_layer)?;
+        let mut dx = self
+            .norm1
+            .backward(&cache.norm1, da.view(), &mut grads.norm1)?;
+        dx += &dh;
+        Ok(dx)
+    }
+}
+
+impl GfnetBlockGrads {
+    /// Zero gradients shaped like `block`.
+    pub fn zeros_like(block: &GfnetBlock) -> Self {
+        Self {
+            mixing_layer: GlobalFilterGrads::zeros_like(&block.mixing_layer),
+            norm1: LayerNormGrads::zeros_like(&block.norm1),
+            ffn: FeedForwardGrads::zeros_like(&block.ffn),
+            norm2: LayerNormGrads::zeros_like(&block.norm2),
+        }
+    }
+}
+
+macro_rules! block_params {
+    ($t:ty) => {
+        impl Parameters for $t {
+            // PyTorch's state_dict order: mixing_layer, norm1, ffn, norm2.
+            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
+                self.mixing_layer.visit(&join(prefix, "mixing_layer."), f);
+                self.norm1.visit(&join(prefix, "norm1."), f);
+                self.ffn.visit(&join(prefix, "ffn."), f);
+                self.norm2.visit(&join(prefix, "norm2."), f);
+            }
+            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+                self.mixing_layer
+                    .visit_mut(&join(prefix, "mixing_layer."), f);
+                self.norm1.visit_mut(&join(prefix, "norm1."), f);
+                self.ffn.visit_mut(&join(prefix, "ffn."), f);
+                self.norm2.visit_mut(&join(prefix, "norm2."), f);
+            }
+        }
+    };
+}
+block_params!(GfnetBlock);
+block_params!(GfnetBlockGrads);

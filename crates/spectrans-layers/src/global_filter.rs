@@ -1,0 +1,394 @@
+//! GlobalFilter (GFNet mixing): `y = Re(IFFT(H ⊙ FFT(x)))` along the sequence axis,
+//! `H = act(Wr) + i act(Wi)`, the filter resampled to the input length when it differs.
+
+use std::borrow::Cow;
+use std::sync::{Mutex, TryLockError};
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, Zip};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use spectrans_fft::{fold_filter, real_plan, Complex32, FftNorm, FilterWorkspace};
+
+use crate::activation::FilterActivation;
+use crate::dropout::{Dropout, DropoutMask, TrainContext};
+use crate::error::{shape_error, LayerError};
+use crate::interpolate::LinearResample;
+use crate::params::{join, Parameters};
+use crate::tensor::{check_hidden, contiguous_mut};
+
+/// The GFNet global filter layer (spectrans `GlobalFilterMixing`).
+///
+/// `fft_norm` is carried for the config and the weights' round trip but does not change the
+/// result: the forward and inverse transforms use the same norm, so their scales multiply to
+/// `1/n` for every norm and `Re(IFFT(H ⊙ FFT(x)))` is the same.
+#[derive(Debug)]
+pub struct GlobalFilter {
+    /// `filter_real` Wr, (sequence_length, hidden_dim).
+    pub filter_real: Array2<f32>,
+    /// `filter_imag` Wi, (sequence_length, hidden_dim).
+    pub filter_imag: Array2<f32>,
+    /// `act` applied to Wr and Wi.
+    pub activation: FilterActivation,
+    /// FFT normalization (no effect on the result, see the type's doc).
+    pub fft_norm: FftNorm,
+    /// Dropout after the filter.
+    pub dropout: Dropout,
+    workspace: Mutex<FilterWorkspace>,
+}
+
+impl Clone for GlobalFilter {
+    fn clone(&self) -> Self {
+        Self {
+            filter_real: self.filter_real.clone(),
+            filter_imag: self.filter_imag.clone(),
+            activation: self.activation,
+            fft_norm: self.fft_norm,
+            dropout: self.dropout,
+            workspace: Mutex::new(FilterWorkspace::new()),
+        }
+    }
+}
+
+/// Gradients of a [`GlobalFilter`].
+#[derive(Debug, Clone)]
+pub struct GlobalFilterGrads {
+    /// dL/dWr.
+    pub filter_real: Array2<f32>,
+    /// dL/dWi.
+    pub filter_imag: Array2<f32>,
+}
+
+/// What [`GlobalFilter::backward`] needs.
+#[derive(Debug, Clone)]
+pub struct GlobalFilterCache {
+    /// `rfft_ortho(x)`, (batch, n/2+1, dim).
+    pub spectrum: Array3<Complex32>,
+    /// The folded half filter `Hf`, (n/2+1, dim).
+    pub filter_half: Array2<Complex32>,
+    /// Wr resampled to the input length, before the activation, (n, dim).
+    pub real_pre: Array2<f32>,
+    /// Wi resampled to the input length, before the activation, (n, dim).
+    pub imag_pre: Array2<f32>,
+    /// Dropout mask on the output.
+    pub mask: DropoutMask,
+    /// Input shape (batch, n, dim).
+    pub shape: (usize, usize, usize),
+}
+
+/// The filter at input length n: the resampled pre-activation Wr, Wi and the folded `Hf`.
+struct FilterAtLength<'a> {
+    real_pre: Cow<'a, Array2<f32>>,
+    imag_pre: Cow<'a, Array2<f32>>,
+    half: Array2<Complex32>,
+}
+
+impl GlobalFilter {
+    /// Wr, Wi ~ N(0, 1) · `filter_init_std`, shape (sequence_length, hidden_dim).
+    pub fn new(
+        hidden_dim: usize,
+        sequence_length: usize,
+        activation: FilterActivation,
+        fft_norm: FftNorm,
+        filter_init_std: f32,
+        dropout: f32,
+        rng: &mut impl Rng,
+    ) -> Result<Self, LayerError> {
+        if !(filter_init_std.is_finite() && filter_init_std >= 0.0) {
+            return Err(LayerError::InvalidArgument {
+                what: "filter_init_std",
+                value: filter_init_std.to_string(),
+                expected: "a finite value >= 0",
+            });
+        }
+        if sequence_length == 0 {
+            return Err(LayerError::InvalidArgument {
+                what: "sequence_length",
+                value: "0".into(),
+                expected: "at least 1",
+            });
+        }
+        let dropout = Dropout::new(dropout)?;
+        let mut draw = || {
+            Array2::from_shape_simple_fn((sequence_length, hidden_dim), || {
+                let z: f32 = StandardNormal.sample(rng);
+                z * filter_init_std
+            })
+        };
+        let filter_real = draw();
+        let filter_imag = draw();
+        Ok(Self {
+            filter_real,
+            filter_imag,
+            activation,
+            fft_norm,
+            dropout,
+            workspace: Mutex::new(FilterWorkspace::new()),
+        })
+    }
+
+    /// D.
+    pub fn hidden_dim(&self) -> usize {
+        self.filter_real.ncols()
+    }
+
+    /// S, the parameters' length.
+    pub fn sequence_length(&self) -> usize {
+        self.filter_real.nrows()
+    }
+
+    fn check_params(&self) -> Result<(), LayerError> {
+        if self.filter_imag.dim() != self.filter_real.dim() {
+            return Err(shape_error(
+                "filter_imag",
+                format!("{:?} like filter_real", self.filter_real.shape()),
+                self.filter_imag.shape(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_input(&self, x: &ArrayView3<'_, f32>) -> Result<(), LayerError> {
+        self.check_params()?;
+        check_hidden("GlobalFilter input", x, self.hidden_dim())?;
+        if x.dim().1 == 0 {
+            return Err(shape_error(
+                "GlobalFilter input",
+                format!("(batch, seq >= 1, {})", self.hidden_dim()),
+                x.shape(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `job` with this layer's FFT workspace, or a fresh one when another call holds it
+    /// (concurrent forwards never wait on each other).
+    fn with_workspace<R>(&self, job: impl FnOnce(&mut FilterWorkspace) -> R) -> R {
+        match self.workspace.try_lock() {
+            Ok(mut guard) => job(&mut guard),
+            Err(TryLockError::Poisoned(p)) => job(&mut p.into_inner()),
+            Err(TryLockError::WouldBlock) => job(&mut FilterWorkspace::new()),
+        }
+    }
+
+    /// The complex filter at input length `n`, folded for the real FFT.
+    fn filter_at(&self, n: usize) -> Result<FilterAtLength<'_>, LayerError> {
+        let (real_pre, imag_pre) = if n == self.sequence_length() {
+            (
+                Cow::Borrowed(&self.filter_real),
+                Cow::Borrowed(&self.filter_imag),
+            )
+        } else {
+            let r = LinearResample::new(self.sequence_length(), n);
+            (
+                Cow::Owned(r.apply(self.filter_real.view())?),
+                Cow::Owned(r.apply(self.filter_imag.view())?),
+            )
+        };
+        let act = self.activation;
+        let mut full = Array2::<Complex32>::zeros(real_pre.raw_dim());
+        Zip::from(&mut full)
+            .and(real_pre.as_ref())
+            .and(imag_pre.as_ref())
+            .for_each(|h, &re, &im| *h = Complex32::new(act.apply(re), act.apply(im)));
+        let half = fold_filter(full.view())?;
+        Ok(FilterAtLength {
+            real_pre,
+            imag_pre,
+            half,
+        })
+    }
+
+    fn run_filter(
+        &self,
+        x: ArrayView3<'_, f32>,
+        half: ArrayView2<'_, Complex32>,
+        spectrum: Option<&mut Array3<Complex32>>,
+    ) -> Result<Array3<f32>, LayerError> {
+        let plan = real_plan(x.dim().1)?;
+        let mut out = Array3::<f32>::zeros(x.raw_dim());
+        self.with_workspace(|ws| {
+            plan.filter(x, half, out.view_mut(), spectrum.map(|s| s.view_mut()), ws)
+        })?;
+        Ok(out)
+    }
+
+    /// Eval forward on (batch, n, dim), any n >= 1.
+    ///
+    /// ```
+    /// use ndarray::Array3;
+    /// use spectrans_fft::FftNorm;
+    /// use spectrans_layers::{FilterActivation, GlobalFilter};
+    /// let mut gf = GlobalFilter::new(2, 4, FilterActivation::Identity, FftNorm::Ortho, 0.02, 0.0,
+    ///                                &mut rand::thread_rng()).unwrap();
+    /// gf.filter_real.fill(1.0); // H = 1: the identity
+    /// gf.filter_imag.fill(0.0);
+    /// let x = Array3::from_shape_fn((1, 6, 2), |(_, t, d)| (t + d) as f32);
+    /// let y = gf.forward(x.view()).unwrap();
+    /// assert!(x.iter().zip(y.iter()).all(|(a, b)| (a - b).abs() < 1e-4));
+    /// ```
+    pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
+        self.check_input(&x)?;
+        let f = self.filter_at(x.dim().1)?;
+        self.run_filter(x, f.half.view(), None)
+    }
+
+    /// Training forward (dropout from `ctx`); caches the spectrum and the filter.
+    pub fn forward_train(
+        &self,
+        x: ArrayView3<'_, f32>,
+        ctx: &mut TrainContext,
+    ) -> Result<(Array3<f32>, GlobalFilterCache), LayerError> {
+        self.check_input(&x)?;
+        let (b, n, d) = x.dim();
+        let f = self.filter_at(n)?;
+        let mut spectrum = Array3::<Complex32>::zeros((b, n / 2 + 1, d));
+        let mut out = self.run_filter(x, f.half.view(), Some(&mut spectrum))?;
+        let mask = self
+            .dropout
+            .apply(contiguous_mut("GlobalFilter output", &mut out)?, ctx);
+        Ok((
+            out,
+            GlobalFilterCache {
+                spectrum,
+                filter_half: f.half,
+                real_pre: f.real_pre.into_owned(),
+                imag_pre: f.imag_pre.into_owned(),
+                mask,
+                shape: (b, n, d),
+            },
+        ))
+    }
+
+    /// Backward. With `C = Σ_b rfft_ortho(dy)[b] ⊙ conj(X[b])`, `dL/dH[k] = C[k]` for k <= n/2 and
+    /// `conj(C[n-k])` above; then `dWr' = Re(dH) · act'(Wr')`, `dWi' = Im(dH) · act'(Wi')`, and
+    /// the transpose of the resampling scatters them onto Wr, Wi. Returns dL/dx.
+    pub fn backward(
+        &self,
+        cache: &GlobalFilterCache,
+        grad_out: ArrayView3<'_, f32>,
+        grads: &mut GlobalFilterGrads,
+    ) -> Result<Array3<f32>, LayerError> {
+        self.check_params()?;
+        let (b, n, d) = cache.shape;
+        if grad_out.dim() != cache.shape {
+            return Err(shape_error(
+                "GlobalFilter output gradient",
+                format!("({b}, {n}, {d})"),
+                grad_out.shape(),
+            ));
+        }
+        if d != self.hidden_dim()
+            || cache.real_pre.dim() != (n, d)
+            || cache.imag_pre.dim() != (n, d)
+        {
+            return Err(shape_error(
+                "GlobalFilter cache filter",
+                format!("({n}, {})", self.hidden_dim()),
+                cache.real_pre.shape(),
+            ));
+        }
+        if grads.filter_real.dim() != self.filter_real.dim()
+            || grads.filter_imag.dim() != self.filter_imag.dim()
+        {
+            return Err(shape_error(
+                "GlobalFilter gradient buffer",
+                format!("{:?}", self.filter_real.shape()),
+                grads.filter_real.shape(),
+            ));
+        }
+        let mut dy = grad_out.as_standard_layout().into_owned();
+        cache.mask.backward_in_place(
+            contiguous_mut("GlobalFilter gradient", &mut dy)?,
+            "GlobalFilter",
+        )?;
+        let plan = real_plan(n)?;
+        let mut dx = Array3::<f32>::zeros((b, n, d));
+        let mut cross = Array2::<Complex32>::zeros((n / 2 + 1, d));
+        self.with_workspace(|ws| {
+            plan.filter_adjoint(
+                dy.view(),
+                cache.spectrum.view(),
+                cache.filter_half.view(),
+                dx.view_mut(),
+                cross.view_mut(),
+                ws,
+            )
+        })?;
+        // Gradients w.r.t. the resampled pre-activation filter, (n, d).
+        let act = self.activation;
+        let mut d_real = Array2::<f32>::zeros((n, d));
+        let mut d_imag = Array2::<f32>::zeros((n, d));
+        for (k, ((mut gr, mut gi), (wr, wi))) in d_real
+            .rows_mut()
+            .into_iter()
+            .zip(d_imag.rows_mut())
+            .zip(cache.real_pre.rows().into_iter().zip(cache.imag_pre.rows()))
+            .enumerate()
+        {
+            let (src, conj) = if k <= n / 2 {
+                (k, false)
+            } else {
+                (n - k, true)
+            };
+            let c_row = cross.row(src);
+            Zip::from(&mut gr)
+                .and(&mut gi)
+                .and(&c_row)
+                .and(&wr)
+                .and(&wi)
+                .for_each(|gr, gi, c, &wr, &wi| {
+                    let im = if conj { -c.im } else { c.im };
+                    *gr = c.re * act.derivative(wr);
+                    *gi = im * act.derivative(wi);
+                });
+        }
+        if n == self.sequence_length() {
+            grads.filter_real += &d_real;
+            grads.filter_imag += &d_imag;
+        } else {
+            let r = LinearResample::new(self.sequence_length(), n);
+            r.transpose_add(d_real.view(), &mut grads.filter_real)?;
+            r.transpose_add(d_imag.view(), &mut grads.filter_imag)?;
+        }
+        Ok(dx)
+    }
+}
+
+impl GlobalFilterGrads {
+    /// Zero gradients shaped like `gf`.
+    pub fn zeros_like(gf: &GlobalFilter) -> Self {
+        Self {
+            filter_real: Array2::zeros(gf.filter_real.raw_dim()),
+            filter_imag: Array2::zeros(gf.filter_imag.raw_dim()),
+        }
+    }
+}
+
+macro_rules! gf_params {
+    ($t:ty) => {
+        impl Parameters for $t {
+            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
+                f(
+                    &join(prefix, "filter_real"),
+                    self.filter_real.view().into_dyn(),
+                );
+                f(
+                    &join(prefix, "filter_imag"),
+                    self.filter_imag.view().into_dyn(),
+                );
+            }
+            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+                f(
+                    &join(prefix, "filter_real"),
+                    self.filter_real.view_mut().into_dyn(),
+                );
+                f(
+                    &join(prefix, "filter_imag"),
+                    self.filter_imag.view_mut().into_dyn(),
+                );
+            }
+        }
+    };
+}
+gf_params!(GlobalFilter);
+gf_params!(GlobalFilterGrads);

@@ -1,0 +1,244 @@
+//! LayerNorm over the last axis: `y = (x - mean) / sqrt(var + eps) * w + b`, biased variance.
+
+use ndarray::{Array1, Array2, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Zip};
+
+use crate::dropout::TrainContext;
+use crate::error::{shape_error, LayerError};
+use crate::params::{join, Parameters};
+use rayon::prelude::*;
+
+use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, sum8, to_3d};
+
+/// Layer normalization over the hidden axis (PyTorch `nn.LayerNorm(dim, eps)`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    /// `weight` (gamma), shape (dim), initialized to ones.
+    pub weight: Array1<f32>,
+    /// `bias` (beta), shape (dim), initialized to zeros.
+    pub bias: Array1<f32>,
+    /// The epsilon added to the variance.
+    pub eps: f32,
+}
+
+/// Gradients of a [`LayerNorm`].
+#[derive(Debug, Clone)]
+pub struct LayerNormGrads {
+    /// dL/dweight.
+    pub weight: Array1<f32>,
+    /// dL/dbias.
+    pub bias: Array1<f32>,
+}
+
+/// What [`LayerNorm::backward`] needs.
+#[derive(Debug, Clone)]
+pub struct LayerNormCache {
+    /// `xhat = (x - mean) * rstd`, (batch * seq, dim).
+    pub normalized: Array2<f32>,
+    /// `rstd = 1 / sqrt(var + eps)` per row.
+    pub rstd: Array1<f32>,
+    /// (batch, seq) of the input.
+    pub batch_seq: (usize, usize),
+}
+
+/// Mean and `1 / sqrt(var + eps)` of one row, two-pass in f32.
+#[inline]
+fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len().max(1) as f32;
+    let mean = sum8(row) / n;
+    let mut acc = [0.0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            let d = v - mean;
+            *a += d * d;
+        }
+    }
+    let mut ss = acc.iter().sum::<f32>();
+    for v in rest {
+        ss += (v - mean) * (v - mean);
+    }
+    let var = (ss / n).max(0.0);
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+impl LayerNorm {
+    /// Weight ones, bias zeros.
+    pub fn new(dim: usize, eps: f32) -> Self {
+        Self {
+            weight: Array1::ones(dim),
+            bias: Array1::zeros(dim),
+            eps,
+        }
+    }
+
+    /// The normalized width.
+    pub fn dim(&self) -> usize {
+        self.weight.len()
+    }
+
+    /// Eval forward on (batch, seq, dim).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use spectrans_layers::LayerNorm;
+    /// let y = LayerNorm::new(2, 0.0).forward(array![[[1.0f32, 3.0]]].view()).unwrap();
+    /// assert_eq!(y, array![[[-1.0, 1.0]]]);
+    /// ```
+    pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
+        check_hidden("LayerNorm input", &x, self.dim())?;
+        let (b, n, d) = x.dim();
+        let mut out = Array3::<f32>::zeros((b, n, d));
+        if d == 0 {
+            return Ok(out);
+        }
+        let rows = rows_of(&x)?;
+        let xs = contiguous("LayerNorm input", &rows)?;
+        let ws = contiguous("LayerNorm weight", &self.weight)?;
+        let bs = contiguous("LayerNorm bias", &self.bias)?;
+        let eps = self.eps;
+        contiguous_mut("LayerNorm output", &mut out)?
+            .par_chunks_mut(d)
+            .with_min_len(min_rows(d))
+            .zip(xs.par_chunks(d))
+            .for_each(|(o, r)| {
+                let (mean, rstd) = moments(r, eps);
+                for (((o, &v), &w), &b) in o.iter_mut().zip(r).zip(ws).zip(bs) {
+                    *o = (v - mean) * rstd * w + b;
+                }
+            });
+        Ok(out)
+    }
+
+    /// Training forward; caches `xhat` and `rstd`. (No dropout; `ctx` is unused.)
+    pub fn forward_train(
+        &self,
+        x: ArrayView3<'_, f32>,
+        _ctx: &mut TrainContext,
+    ) -> Result<(Array3<f32>, LayerNormCache), LayerError> {
+        check_hidden("LayerNorm input", &x, self.dim())?;
+        let (b, n, d) = x.dim();
+        let mut normalized = Array2::<f32>::zeros((b * n, d));
+        let mut rstd = Array1::<f32>::zeros(b * n);
+        let mut out = Array3::<f32>::zeros((b, n, d));
+        if d > 0 {
+            let rows = rows_of(&x)?;
+            let xs = contiguous("LayerNorm input", &rows)?;
+            let ws = contiguous("LayerNorm weight", &self.weight)?;
+            let bs = contiguous("LayerNorm bias", &self.bias)?;
+            let eps = self.eps;
+            contiguous_mut("LayerNorm cache", &mut normalized)?
+                .par_chunks_mut(d)
+                .with_min_len(min_rows(d))
+                .zip(contiguous_mut("LayerNorm output", &mut out)?.par_chunks_mut(d))
+                .zip(contiguous_mut("LayerNorm rstd", &mut rstd)?.par_iter_mut())
+                .zip(xs.par_chunks(d))
+                .for_each(|(((xh, o), s), r)| {
+                    let (mean, rs) = moments(r, eps);
+                    *s = rs;
+                    for ((((xh, o), &v), &w), &b) in
+                        xh.iter_mut().zip(o.iter_mut()).zip(r).zip(ws).zip(bs)
+                    {
+                        *xh = (v - mean) * rs;
+                        *o = *xh * w + b;
+                    }
+                });
+        }
+        Ok((
+            out,
+            LayerNormCache {
+                normalized,
+                rstd,
+                batch_seq: (b, n),
+            },
+        ))
+    }
+
+    /// Backward: `dx = rstd (ĝ - mean(ĝ) - x̂ mean(ĝ x̂))` with `ĝ = dy w`;
+    /// accumulates `dw += Σ dy x̂`, `db += Σ dy`.
+    pub fn backward(
+        &self,
+        cache: &LayerNormCache,
+        grad_out: ArrayView3<'_, f32>,
+        grads: &mut LayerNormGrads,
+    ) -> Result<Array3<f32>, LayerError> {
+        let (b, n) = cache.batch_seq;
+        let d = self.dim();
+        if grad_out.dim() != (b, n, d) {
+            return Err(shape_error(
+                "LayerNorm output gradient",
+                format!("({b}, {n}, {d})"),
+                grad_out.shape(),
+            ));
+        }
+        if grads.weight.len() != d || grads.bias.len() != d {
+            return Err(shape_error(
+                "LayerNorm gradient buffer",
+                format!("({d})"),
+                grads.weight.shape(),
+            ));
+        }
+        let dy = rows_of(&grad_out)?;
+        for (g, xh) in dy.rows().into_iter().zip(cache.normalized.rows()) {
+            Zip::from(&mut grads.weight)
+                .and(&mut grads.bias)
+                .and(&g)
+                .and(&xh)
+                .for_each(|gw, gb, &g, &xh| {
+                    *gw += g * xh;
+                    *gb += g;
+                });
+        }
+        let mut dx = Array2::<f32>::zeros((b * n, d));
+        let w = &self.weight;
+        let inv_d = 1.0 / d.max(1) as f32;
+        Zip::from(dx.rows_mut())
+            .and(dy.rows())
+            .and(cache.normalized.rows())
+            .and(&cache.rstd)
+            .par_for_each(|mut o, g, xh, &rstd| {
+                let mut mean_g = 0.0f32;
+                let mut mean_gx = 0.0f32;
+                Zip::from(&g).and(&xh).and(w).for_each(|&g, &xh, &w| {
+                    let gh = g * w;
+                    mean_g += gh;
+                    mean_gx += gh * xh;
+                });
+                mean_g *= inv_d;
+                mean_gx *= inv_d;
+                Zip::from(&mut o)
+                    .and(&g)
+                    .and(&xh)
+                    .and(w)
+                    .for_each(|o, &g, &xh, &w| *o = rstd * (g * w - mean_g - xh * mean_gx));
+            });
+        to_3d(dx, b, n)
+    }
+}
+
+impl LayerNormGrads {
+    /// Zero gradients shaped like `ln`.
+    pub fn zeros_like(ln: &LayerNorm) -> Self {
+        Self {
+            weight: Array1::zeros(ln.dim()),
+            bias: Array1::zeros(ln.dim()),
+        }
+    }
+}
+
+macro_rules! ln_params {
+    ($t:ty) => {
+        impl Parameters for $t {
+            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
+                f(&join(prefix, "weight"), self.weight.view().into_dyn());
+                f(&join(prefix, "bias"), self.bias.view().into_dyn());
+            }
+            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+                f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
+                f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
+            }
+        }
+    };
+}
+ln_params!(LayerNorm);
+ln_params!(LayerNormGrads);

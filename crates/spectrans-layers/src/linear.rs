@@ -1,0 +1,225 @@
+//! Linear(in, out): `y = x Wᵀ + b` on rows, PyTorch layout (weight is (out, in)).
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis};
+use rand::Rng;
+use rand_distr::{Distribution, Uniform};
+
+use crate::dropout::TrainContext;
+use crate::error::{shape_error, LayerError};
+use crate::matmul::matmul_into;
+use crate::params::{join, Parameters};
+
+/// A fully connected layer: `y = x Wᵀ + b`, `x` (rows, in), `W` (out, in), `b` (out).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `weight`, shape (out, in).
+    pub weight: Array2<f32>,
+    /// `bias`, shape (out).
+    pub bias: Array1<f32>,
+}
+
+/// Gradients of a [`Linear`], same names and shapes.
+#[derive(Debug, Clone)]
+pub struct LinearGrads {
+    /// dL/dW, (out, in).
+    pub weight: Array2<f32>,
+    /// dL/db, (out).
+    pub bias: Array1<f32>,
+}
+
+/// What [`Linear::backward`] needs: the input rows.
+#[derive(Debug, Clone)]
+pub struct LinearCache {
+    /// The forward input, (rows, in).
+    pub input: Array2<f32>,
+}
+
+impl Linear {
+    /// PyTorch's default init: weight and bias `U(-1/sqrt(in), 1/sqrt(in))`.
+    pub fn new(in_features: usize, out_features: usize, rng: &mut impl Rng) -> Self {
+        let bound = if in_features == 0 {
+            0.0
+        } else {
+            1.0 / (in_features as f32).sqrt()
+        };
+        let mut draw = |shape: (usize, usize)| {
+            if bound > 0.0 {
+                let dist = Uniform::new_inclusive(-bound, bound);
+                Array2::from_shape_simple_fn(shape, || dist.sample(rng))
+            } else {
+                Array2::zeros(shape)
+            }
+        };
+        let weight = draw((out_features, in_features));
+        let bias = draw((1, out_features)).remove_axis(Axis(0));
+        Self { weight, bias }
+    }
+
+    /// Input width.
+    pub fn in_features(&self) -> usize {
+        self.weight.ncols()
+    }
+
+    /// Output width.
+    pub fn out_features(&self) -> usize {
+        self.weight.nrows()
+    }
+
+    fn check_input(&self, x: &ArrayView2<'_, f32>) -> Result<(), LayerError> {
+        if x.ncols() != self.in_features() {
+            return Err(shape_error(
+                "Linear input",
+                format!("(rows, {})", self.in_features()),
+                x.shape(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `out = x Wᵀ` without the bias (the caller fuses the bias into its next pass).
+    pub fn forward_no_bias_into(
+        &self,
+        x: ArrayView2<'_, f32>,
+        out: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), LayerError> {
+        self.check_input(&x)?;
+        matmul_into(out, x, self.weight.t(), false)
+    }
+
+    /// `out = x Wᵀ + b` into a caller-owned buffer of shape (rows, out).
+    pub fn forward_into(
+        &self,
+        x: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), LayerError> {
+        self.check_input(&x)?;
+        if out.dim() != (x.nrows(), self.out_features()) {
+            return Err(shape_error(
+                "Linear output buffer",
+                format!("({}, {})", x.nrows(), self.out_features()),
+                out.shape(),
+            ));
+        }
+        out.rows_mut()
+            .into_iter()
+            .for_each(|mut r| r.assign(&self.bias));
+        matmul_into(out, x, self.weight.t(), true)
+    }
+
+    /// Eval forward: `y = x Wᵀ + b`, x (rows, in) -> y (rows, out).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use spectrans_layers::Linear;
+    /// let mut lin = Linear::new(2, 1, &mut rand::thread_rng());
+    /// lin.weight = array![[1.0, -1.0]];
+    /// lin.bias = array![0.5];
+    /// let y = lin.forward(array![[3.0f32, 1.0]].view()).unwrap();
+    /// assert_eq!(y, array![[2.5]]);
+    /// ```
+    pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, LayerError> {
+        let mut out = Array2::zeros((x.nrows(), self.out_features()));
+        self.forward_into(x, out.view_mut())?;
+        Ok(out)
+    }
+
+    /// Training forward; caches the input. (Linear has no dropout; `ctx` is unused.)
+    pub fn forward_train(
+        &self,
+        x: ArrayView2<'_, f32>,
+        _ctx: &mut TrainContext,
+    ) -> Result<(Array2<f32>, LinearCache), LayerError> {
+        let y = self.forward(x)?;
+        Ok((
+            y,
+            LinearCache {
+                input: x.to_owned(),
+            },
+        ))
+    }
+
+    /// Accumulates `dW += dYᵀ X`, `db += Σ_rows dY` and returns `dX = dY W`.
+    pub fn backward(
+        &self,
+        cache: &LinearCache,
+        grad_out: ArrayView2<'_, f32>,
+        grads: &mut LinearGrads,
+    ) -> Result<Array2<f32>, LayerError> {
+        self.backward_params(cache.input.view(), grad_out, grads)?;
+        self.backward_input(grad_out)
+    }
+
+    /// Parameter half of backward: `dW += dYᵀ X`, `db += Σ_rows dY`.
+    pub fn backward_params(
+        &self,
+        input: ArrayView2<'_, f32>,
+        grad_out: ArrayView2<'_, f32>,
+        grads: &mut LinearGrads,
+    ) -> Result<(), LayerError> {
+        self.check_input(&input)?;
+        self.check_grad_out(&grad_out, input.nrows())?;
+        check_grads(grads, self)?;
+        matmul_into(grads.weight.view_mut(), grad_out.t(), input, true)?;
+        for row in grad_out.rows() {
+            grads.bias.zip_mut_with(&row, |b, g| *b += g);
+        }
+        Ok(())
+    }
+
+    /// Input half of backward: `dX = dY W`.
+    pub fn backward_input(&self, grad_out: ArrayView2<'_, f32>) -> Result<Array2<f32>, LayerError> {
+        self.check_grad_out(&grad_out, grad_out.nrows())?;
+        let mut dx = Array2::zeros((grad_out.nrows(), self.in_features()));
+        matmul_into(dx.view_mut(), grad_out, self.weight.view(), false)?;
+        Ok(dx)
+    }
+
+    fn check_grad_out(&self, g: &ArrayView2<'_, f32>, rows: usize) -> Result<(), LayerError> {
+        if g.dim() != (rows, self.out_features()) {
+            return Err(shape_error(
+                "Linear output gradient",
+                format!("({rows}, {})", self.out_features()),
+                g.shape(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_grads(grads: &LinearGrads, lin: &Linear) -> Result<(), LayerError> {
+    if grads.weight.dim() != lin.weight.dim() || grads.bias.len() != lin.bias.len() {
+        return Err(shape_error(
+            "Linear gradient buffer (weight)",
+            format!("{:?}", lin.weight.shape()),
+            grads.weight.shape(),
+        ));
+    }
+    Ok(())
+}
+
+impl LinearGrads {
+    /// Zero gradients shaped like `lin`.
+    pub fn zeros_like(lin: &Linear) -> Self {
+        Self {
+            weight: Array2::zeros(lin.weight.raw_dim()),
+            bias: Array1::zeros(lin.bias.raw_dim()),
+        }
+    }
+}
+
+macro_rules! linear_params {
+    ($t:ty) => {
+        impl Parameters for $t {
+            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
+                f(&join(prefix, "weight"), self.weight.view().into_dyn());
+                f(&join(prefix, "bias"), self.bias.view().into_dyn());
+            }
+            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+                f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
+                f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
+            }
+        }
+    };
+}
+linear_params!(Linear);
+linear_params!(LinearGrads);

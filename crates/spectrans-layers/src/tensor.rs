@@ -1,0 +1,94 @@
+//! Small shape helpers shared by the layers.
+
+use ndarray::{Array2, Array3, ArrayView3, CowArray, Ix2};
+
+use crate::error::{shape_error, LayerError};
+
+/// Rows of work below which a loop stays on one thread.
+pub(crate) const PARALLEL_MIN_ELEMS: usize = 1 << 15;
+
+/// Checks that `x` is (batch, seq, `dim`).
+pub(crate) fn check_hidden(
+    what: &str,
+    x: &ArrayView3<'_, f32>,
+    dim: usize,
+) -> Result<(), LayerError> {
+    if x.dim().2 != dim {
+        return Err(shape_error(what, format!("(batch, seq, {dim})"), x.shape()));
+    }
+    Ok(())
+}
+
+/// A (batch, seq, dim) view as (batch * seq, dim) rows, copying only if not in standard layout.
+pub(crate) fn rows_of<'a>(
+    x: &'a ArrayView3<'_, f32>,
+) -> Result<CowArray<'a, f32, Ix2>, LayerError> {
+    let (b, n, d) = x.dim();
+    x.as_standard_layout()
+        .into_shape_with_order((b * n, d))
+        .map_err(|_| shape_error("activation", format!("({b}, {n}, {d})"), x.shape()))
+}
+
+/// Reshapes a (rows, dim) array back into (batch, seq, dim); `rows == batch * seq` by construction.
+pub(crate) fn to_3d(a: Array2<f32>, batch: usize, seq: usize) -> Result<Array3<f32>, LayerError> {
+    let dim = a.ncols();
+    let found = a.shape().to_vec();
+    a.into_shape_with_order((batch, seq, dim))
+        .map_err(|_| shape_error("rows", format!("({}, {dim})", batch * seq), &found))
+}
+
+/// `Σ xs` in f32 with 8 independent accumulators (vectorizes; pairwise-like accuracy).
+#[inline]
+pub(crate) fn sum8(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for v in rest {
+        s += v;
+    }
+    s
+}
+
+/// The contiguous data of a standard-layout array (always `Some` for arrays built by this crate;
+/// the error path keeps library code panic-free).
+pub(crate) fn contiguous<'a, S, D>(
+    what: &str,
+    a: &'a ndarray::ArrayBase<S, D>,
+) -> Result<&'a [f32], LayerError>
+where
+    S: ndarray::Data<Elem = f32>,
+    D: ndarray::Dimension,
+{
+    a.as_slice().ok_or_else(|| {
+        shape_error(
+            what,
+            "a standard-layout (row-major) array".into(),
+            a.shape(),
+        )
+    })
+}
+
+/// Mutable twin of [`contiguous`].
+pub(crate) fn contiguous_mut<'a, S, D>(
+    what: &str,
+    a: &'a mut ndarray::ArrayBase<S, D>,
+) -> Result<&'a mut [f32], LayerError>
+where
+    S: ndarray::DataMut<Elem = f32>,
+    D: ndarray::Dimension,
+{
+    let shape = a.shape().to_vec();
+    a.as_slice_mut()
+        .ok_or_else(|| shape_error(what, "a standard-layout (row-major) array".into(), &shape))
+}
+
+/// Minimum rows per rayon task so each task has about `PARALLEL_MIN_ELEMS / 4` elements.
+pub(crate) fn min_rows(dim: usize) -> usize {
+    (PARALLEL_MIN_ELEMS / 4 / dim.max(1)).max(1)
+}
