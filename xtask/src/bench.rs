@@ -1,0 +1,186 @@
+//! `cargo xtask bench [models]`: our GFNet against PyTorch spectrans, side by side, written
+//! to docs/benchmarks.md (issue 6). See [`options::USAGE`] for the arguments.
+//!
+//! Steps: build `spectrans` in release (and copy it), write the configs, run every case of the
+//! [`plan::Plan`] as fresh processes alternating the two implementations, profile a forward
+//! with perf, draw the throughput chart, render the report.
+
+mod error;
+mod machine;
+mod options;
+mod plan;
+mod plot;
+mod profile;
+mod report;
+mod runner;
+mod sample;
+mod stats;
+mod summary;
+mod table;
+
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+pub use error::BenchError;
+use plan::{sweep_batch, Effort, Mode, ModelShape, Plan, SWEEP_SEQ_LENS};
+use report::{ProfileSection, ReportInput};
+use runner::{CaseResult, Programs};
+use sample::Impl;
+
+/// Where the run keeps its binary, configs, raw lines and perf data (git-ignored).
+const WORK_DIR: &str = "bench-out";
+/// The chart's file name, under `<report dir>/benchmarks/`.
+const PLOT_FILE: &str = "tokens-per-s-vs-seq-len.svg";
+
+/// Runs the model benchmark with the arguments after `bench`.
+pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
+    let opts = options::parse(args)?;
+    let started = Instant::now();
+    let plan = Plan::new(&opts.threads, Effort { quick: opts.quick })?;
+    let work = root.join(WORK_DIR);
+    let ours = runner::build_ours(root, &work)?;
+    let (torch, torch_missing) = if opts.no_torch {
+        (None, Some("--no-torch was given".to_string()))
+    } else {
+        match runner::find_torch(root) {
+            Some(t) => (Some(t), None),
+            None => (
+                None,
+                Some("no working `.venv-ref` (make it with `cargo xtask ref-env`)".to_string()),
+            ),
+        }
+    };
+    let programs = Programs { ours, torch };
+    let configs = plan::write_configs(&plan, &work.join("configs"))?;
+    eprintln!(
+        "bench: {} cases, {} processes per side",
+        plan.cases.len(),
+        plan.cases.iter().map(|c| c.rounds).sum::<usize>()
+    );
+    let results = runner::run_plan(&plan, &configs, &programs, &work.join("models-raw.jsonl"))?;
+
+    let profile =
+        (!opts.no_profile).then(|| profile_small(&plan, &configs, &programs, &work, opts.quick));
+    let out = if opts.out.is_absolute() {
+        opts.out.clone()
+    } else {
+        root.join(&opts.out)
+    };
+    let plot_link = draw_plot(&plan, &results, &out);
+    let machine = machine::Machine::detect(root);
+    let torch_version = results
+        .iter()
+        .flat_map(|r| r.samples(Impl::Torch))
+        .find_map(|s| s.torch_version.clone());
+    let mut command = String::from("cargo xtask bench");
+    for a in args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    let doc = report::render(&ReportInput {
+        plan: &plan,
+        results: &results,
+        machine: &machine,
+        torch_version,
+        torch_missing,
+        profile,
+        plot_link,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        command,
+        quick: opts.quick,
+    });
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
+    }
+    fs::write(&out, doc).map_err(BenchError::io(&out))?;
+    eprintln!(
+        "bench: wrote {} in {:.0} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Profiles our small-config forward at one thread (the parts, without pool effects).
+fn profile_small(
+    plan: &Plan,
+    configs: &[std::path::PathBuf],
+    programs: &Programs,
+    work: &Path,
+    quick: bool,
+) -> ProfileSection {
+    let (threads, iters, batch) = (1, if quick { 3 } else { 10 }, 8);
+    let config = plan
+        .find(&ModelShape::SMALL, batch, plan.main_threads, Mode::Forward)
+        .and_then(|i| configs.get(i));
+    let outcome = match config {
+        Some(config) => {
+            eprintln!("bench: perf profile of the small forward ({iters} runs, 1 thread)");
+            profile::profile(&profile::ProfileRun {
+                binary: &programs.ours,
+                config,
+                batch,
+                threads,
+                iters,
+                out_dir: &work.join("perf"),
+            })
+            .map_err(|e| e.to_string())
+        }
+        None => Err("the small config is not in the plan".into()),
+    };
+    if let Err(why) = &outcome {
+        eprintln!("bench: no profile: {why}");
+    }
+    ProfileSection {
+        batch,
+        threads,
+        iters,
+        outcome,
+    }
+}
+
+/// Draws tokens/s against sequence length next to the report; returns its relative link.
+fn draw_plot(plan: &Plan, results: &[CaseResult], out: &Path) -> Option<String> {
+    let series = [Impl::Ours, Impl::Torch].map(|side| plot::Series {
+        name: side.label().to_string(),
+        points: SWEEP_SEQ_LENS
+            .iter()
+            .filter_map(|&n| {
+                let shape = ModelShape {
+                    sequence_length: n,
+                    ..ModelShape::SMALL
+                };
+                let batch = sweep_batch(n);
+                let i = plan.find(&shape, batch, plan.main_threads, Mode::Forward)?;
+                let s = summary::Summary::of(results.get(i)?);
+                let ms = match side {
+                    Impl::Ours => s.ours_ms,
+                    Impl::Torch => s.torch_ms,
+                }?;
+                Some((n as f64, stats::tokens_per_s(batch, n, ms)?))
+            })
+            .collect(),
+    });
+    let series: Vec<plot::Series> = series
+        .into_iter()
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let dir = out.parent()?.join("benchmarks");
+    if let Err(e) = fs::create_dir_all(&dir) {
+        eprintln!("bench: no chart: {}: {e}", dir.display());
+        return None;
+    }
+    let path = dir.join(PLOT_FILE);
+    let title = format!(
+        "GFNet forward, hidden 256, 4 layers, {} threads",
+        plan.main_threads
+    );
+    match plot::tokens_per_s_chart(&path, &title, &series) {
+        Ok(()) => Some(format!("benchmarks/{PLOT_FILE}")),
+        Err(e) => {
+            eprintln!("bench: no chart: {e}");
+            None
+        }
+    }
+}

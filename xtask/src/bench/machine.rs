@@ -1,0 +1,82 @@
+//! The facts about the machine and the code that a benchmark report needs to be read.
+
+use std::path::Path;
+use std::process::Command;
+
+/// CPU, cores, toolchain and commit, each `"unknown"` when it cannot be found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cores: usize,
+    pub rustc: String,
+    pub commit: String,
+    pub date_utc: String,
+}
+
+impl Machine {
+    /// Looks everything up (lscpu, rustc, git, date); never fails.
+    pub fn detect(root: &Path) -> Self {
+        let lscpu = output("lscpu", &[], root).unwrap_or_default();
+        let cpu_model = lscpu_field(&lscpu, "Model name").unwrap_or_else(|| "unknown".into());
+        let cores = std::thread::available_parallelism().map_or(0, usize::from);
+        let rustc = output("rustc", &["--version"], root).unwrap_or_else(|| "unknown".into());
+        let commit = match output("git", &["rev-parse", "--short=10", "HEAD"], root) {
+            Some(hash) => {
+                let dirty = output(
+                    "git",
+                    &["status", "--porcelain", "--untracked-files=no"],
+                    root,
+                )
+                .is_some_and(|s| !s.is_empty());
+                if dirty {
+                    format!("{hash} (with uncommitted changes)")
+                } else {
+                    hash
+                }
+            }
+            None => "unknown".into(),
+        };
+        let date_utc = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"], root)
+            .unwrap_or_else(|| "unknown".into());
+        Self {
+            cpu_model,
+            cores,
+            rustc,
+            commit,
+            date_utc,
+        }
+    }
+}
+
+/// The value of `field:` in lscpu's output.
+pub fn lscpu_field(lscpu: &str, field: &str) -> Option<String> {
+    lscpu.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == field).then(|| value.trim().to_owned())
+    })
+}
+
+/// A command's trimmed stdout when it succeeds.
+fn output(program: &str, args: &[&str], dir: &Path) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lscpu_field;
+
+    #[test]
+    fn reads_lscpu_fields() {
+        let text = "Architecture:   x86_64\nModel name:      AMD EPYC\nCPU(s):  2\n";
+        assert_eq!(lscpu_field(text, "Model name").as_deref(), Some("AMD EPYC"));
+        assert_eq!(lscpu_field(text, "CPU(s)").as_deref(), Some("2"));
+        assert_eq!(lscpu_field(text, "Stepping"), None);
+    }
+}

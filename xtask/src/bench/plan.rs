@@ -1,0 +1,305 @@
+//! What `cargo xtask bench` measures: the issue's headline configs, the sweeps over sequence
+//! length and hidden size, and the thread-scaling runs, as a list of unique [`Case`]s.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::error::BenchError;
+
+/// Tokens per batch in the sequence-length sweep: `batch = TOKENS_PER_BATCH / seq_len`.
+pub const TOKENS_PER_BATCH: usize = 4096;
+/// Sequence lengths of the sweep (hidden 256, 4 layers).
+pub const SWEEP_SEQ_LENS: &[usize] = &[128, 256, 512, 1024, 2048, 4096];
+/// Hidden sizes of the sweep (sequence 512, batch 8, 4 layers).
+pub const SWEEP_HIDDEN: &[usize] = &[128, 256, 512, 768];
+
+/// A model shape that the benchmark writes as a TOML config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelShape {
+    pub hidden_dim: usize,
+    pub num_layers: usize,
+    pub sequence_length: usize,
+    pub vocab_size: usize,
+    pub num_classes: usize,
+}
+
+impl ModelShape {
+    /// The issue's "small" config: hidden 256, 4 layers, sequence 512, vocab 1000, 2 classes.
+    pub const SMALL: Self = Self {
+        hidden_dim: 256,
+        num_layers: 4,
+        sequence_length: 512,
+        vocab_size: 1000,
+        num_classes: 2,
+    };
+    /// The issue's "seed" config: hidden 768, 12 layers, sequence 512, vocab 30000, 2 classes.
+    pub const SEED: Self = Self {
+        hidden_dim: 768,
+        num_layers: 12,
+        sequence_length: 512,
+        vocab_size: 30000,
+        num_classes: 2,
+    };
+
+    /// A stable file stem, e.g. `h256-l4-n512-v1000-c2`.
+    pub fn stem(&self) -> String {
+        format!(
+            "h{}-l{}-n{}-v{}-c{}",
+            self.hidden_dim,
+            self.num_layers,
+            self.sequence_length,
+            self.vocab_size,
+            self.num_classes
+        )
+    }
+
+    /// The `[model]` TOML that both implementations read.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# Written by `cargo xtask bench`.\n[model]\nmodel_type = \"gfnet\"\n\
+             hidden_dim = {}\nnum_layers = {}\nsequence_length = {}\nvocab_size = {}\n\
+             num_classes = {}\ndropout = 0.0\noutput_type = \"classification\"\n",
+            self.hidden_dim,
+            self.num_layers,
+            self.sequence_length,
+            self.vocab_size,
+            self.num_classes
+        )
+    }
+}
+
+/// Forward (eval mode) or one training step (cross-entropy, AdamW).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Forward,
+    Train,
+}
+
+/// One measurement: a config, a batch, a thread count and a mode, run `rounds` times per side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub shape: ModelShape,
+    pub batch: usize,
+    pub threads: usize,
+    pub mode: Mode,
+    /// Timed runs inside each process.
+    pub iters: usize,
+    /// Untimed runs before them (PyTorch side; ours always warms up twice).
+    pub warmup: usize,
+    /// Fresh processes per side, alternated ours, torch, ours, torch, ...
+    pub rounds: usize,
+}
+
+impl Case {
+    /// What identifies the work measured (not how often): equal keys are the same measurement.
+    pub fn key(&self) -> (ModelShape, usize, usize, Mode) {
+        (self.shape.clone(), self.batch, self.threads, self.mode)
+    }
+
+    /// A short human label, e.g. `h256 l4 n512 b8 t2 forward`.
+    pub fn label(&self) -> String {
+        format!(
+            "h{} l{} n{} b{} t{} {}",
+            self.shape.hidden_dim,
+            self.shape.num_layers,
+            self.shape.sequence_length,
+            self.batch,
+            self.threads,
+            match self.mode {
+                Mode::Forward => "forward",
+                Mode::Train => "train",
+            }
+        )
+    }
+}
+
+/// How hard to measure: the full run, or a smoke run with fewer iterations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effort {
+    pub quick: bool,
+}
+
+impl Effort {
+    /// (iters, warmup, rounds) for a case whose PyTorch forward takes about `torch_ms_guess`.
+    pub fn repetitions(self, torch_ms_guess: f64) -> (usize, usize, usize) {
+        match (self.quick, torch_ms_guess) {
+            (true, t) if t > 2000.0 => (1, 1, 1),
+            (true, _) => (3, 1, 1),
+            (false, t) if t > 2000.0 => (3, 1, 2),
+            (false, t) if t > 600.0 => (5, 1, 2),
+            (false, _) => (10, 2, 3),
+        }
+    }
+}
+
+/// A rough PyTorch time in ms (2 threads, this machine class) that picks the repetitions:
+/// proportional to layers * tokens * (hidden^2 * 8 + hidden * log2(seq) * 10), calibrated on
+/// the small config (~350 ms), times 3 for a training step, times 1.8 at one thread.
+pub fn torch_ms_guess(shape: &ModelShape, batch: usize, threads: usize, mode: Mode) -> f64 {
+    let work = |s: &ModelShape, b: usize| {
+        let d = s.hidden_dim as f64;
+        let n = s.sequence_length as f64;
+        s.num_layers as f64 * b as f64 * n * (8.0 * d * d + 10.0 * d * n.log2())
+    };
+    let base = 350.0 * work(shape, batch) / work(&ModelShape::SMALL, 8);
+    let mode_factor = if mode == Mode::Train { 3.0 } else { 1.0 };
+    let thread_factor = if threads <= 1 {
+        1.8
+    } else {
+        2.0 / threads as f64
+    };
+    base * mode_factor * thread_factor
+}
+
+/// The batch of the sequence sweep at `seq_len`: `max(1, TOKENS_PER_BATCH / seq_len)`.
+pub fn sweep_batch(seq_len: usize) -> usize {
+    (TOKENS_PER_BATCH / seq_len.max(1)).max(1)
+}
+
+/// Every benchmark of one run and the tables that use them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Unique cases in the order they run.
+    pub cases: Vec<Case>,
+    /// The thread count of the headline table and the sweeps (the largest asked for).
+    pub main_threads: usize,
+    /// All thread counts asked for, ascending.
+    pub thread_counts: Vec<usize>,
+}
+
+impl Plan {
+    /// Builds the plan for `threads` (at least one count, each >= 1).
+    pub fn new(threads: &[usize], effort: Effort) -> Result<Self, BenchError> {
+        let mut thread_counts: Vec<usize> = threads.to_vec();
+        thread_counts.sort_unstable();
+        thread_counts.dedup();
+        let main_threads = *thread_counts
+            .last()
+            .ok_or_else(|| BenchError::Usage("--threads needs at least one count".into()))?;
+        if thread_counts.first() == Some(&0) {
+            return Err(BenchError::Usage("--threads counts must be >= 1".into()));
+        }
+        let mut plan = Self {
+            cases: Vec::new(),
+            main_threads,
+            thread_counts: thread_counts.clone(),
+        };
+        let t = main_threads;
+        plan.add(ModelShape::SMALL, 8, t, Mode::Forward, effort);
+        plan.add(ModelShape::SEED, 8, t, Mode::Forward, effort);
+        plan.add(ModelShape::SMALL, 8, t, Mode::Train, effort);
+        for &n in SWEEP_SEQ_LENS {
+            let shape = ModelShape {
+                sequence_length: n,
+                ..ModelShape::SMALL
+            };
+            plan.add(shape, sweep_batch(n), t, Mode::Forward, effort);
+        }
+        for &d in SWEEP_HIDDEN {
+            let shape = ModelShape {
+                hidden_dim: d,
+                ..ModelShape::SMALL
+            };
+            plan.add(shape, 8, t, Mode::Forward, effort);
+        }
+        for &threads in &thread_counts {
+            plan.add(ModelShape::SMALL, 8, threads, Mode::Forward, effort);
+        }
+        Ok(plan)
+    }
+
+    /// Adds a case unless the same work is already planned.
+    fn add(&mut self, shape: ModelShape, batch: usize, threads: usize, mode: Mode, e: Effort) {
+        let (iters, warmup, rounds) = e.repetitions(torch_ms_guess(&shape, batch, threads, mode));
+        let case = Case {
+            shape,
+            batch,
+            threads,
+            mode,
+            iters,
+            warmup,
+            rounds,
+        };
+        if !self.cases.iter().any(|c| c.key() == case.key()) {
+            self.cases.push(case);
+        }
+    }
+
+    /// The planned case for this work, if any.
+    pub fn find(
+        &self,
+        shape: &ModelShape,
+        batch: usize,
+        threads: usize,
+        mode: Mode,
+    ) -> Option<usize> {
+        let key = (shape.clone(), batch, threads, mode);
+        self.cases.iter().position(|c| c.key() == key)
+    }
+}
+
+/// Writes the TOML of every shape of `plan` under `dir`; returns the path per case.
+pub fn write_configs(plan: &Plan, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
+    fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
+    plan.cases
+        .iter()
+        .map(|case| {
+            let path = dir.join(format!("{}.toml", case.shape.stem()));
+            fs::write(&path, case.shape.to_toml()).map_err(BenchError::io(&path))?;
+            Ok(path)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_work_is_measured_once() -> Result<(), BenchError> {
+        let plan = Plan::new(&[2, 1], Effort { quick: true })?;
+        // small fwd t2, seed, small train, 6 seq points (512 = small), 4 hidden (256 = small),
+        // small fwd t1 (t2 = small).
+        assert_eq!(plan.cases.len(), 3 + 5 + 3 + 1);
+        assert_eq!(plan.main_threads, 2);
+        assert_eq!(plan.thread_counts, vec![1, 2]);
+        assert_eq!(
+            plan.find(&ModelShape::SMALL, sweep_batch(512), 2, Mode::Forward),
+            Some(0)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn sweep_batches_keep_the_token_count() {
+        for &n in SWEEP_SEQ_LENS {
+            assert_eq!(sweep_batch(n) * n, TOKENS_PER_BATCH, "{n}");
+        }
+        assert_eq!(sweep_batch(8192), 1);
+    }
+
+    #[test]
+    fn rejects_missing_or_zero_threads() {
+        assert!(Plan::new(&[], Effort { quick: false }).is_err());
+        assert!(Plan::new(&[0, 2], Effort { quick: false }).is_err());
+    }
+
+    #[test]
+    fn heavy_cases_get_fewer_iterations() {
+        let full = Effort { quick: false };
+        let small = torch_ms_guess(&ModelShape::SMALL, 8, 2, Mode::Forward);
+        let seed = torch_ms_guess(&ModelShape::SEED, 8, 2, Mode::Forward);
+        assert!((300.0..400.0).contains(&small), "{small}");
+        assert!(seed > 2000.0, "{seed}");
+        assert_eq!(full.repetitions(seed), (3, 1, 2));
+        assert_eq!(full.repetitions(small), (10, 2, 3));
+    }
+
+    #[test]
+    fn config_toml_is_a_valid_model_config() -> Result<(), Box<dyn std::error::Error>> {
+        let config = spectrans_config::Config::from_toml_str(&ModelShape::SEED.to_toml())?;
+        assert_eq!(config.hidden_dim(), 768);
+        assert_eq!(config.num_layers(), 12);
+        Ok(())
+    }
+}

@@ -1,0 +1,449 @@
+//! "Where the time goes": samples a forward of our binary with `perf record` (cpu-clock,
+//! DWARF call stacks), then attributes every sample to a part of the model by its stack.
+//!
+//! A sample belongs to the first frame, leaf first, that names a known part: GEMM kernels,
+//! the FFT global filter, LayerNorm, GELU (erf), the embedding, Linear/FFN glue (bias adds,
+//! copies), the block's residual adds. Samples under model construction (random weights,
+//! random inputs) are setup and left out of the shares. Inlined functions count as frames
+//! (`perf script --inline`), so a closure inlined into a rayon job is still attributed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use super::error::BenchError;
+use super::runner::run_checked;
+
+/// The parts a forward's time is split into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    /// Matrix products of the Linear layers (gemm kernels, packing, our matmul wrapper).
+    Gemm,
+    /// The global filter: rfft, spectral product, irfft, filter preparation.
+    FftFilter,
+    /// LayerNorm moments and affine map.
+    LayerNorm,
+    /// GELU (erf) activation.
+    Gelu,
+    /// Token embedding gather and positional encoding.
+    Embedding,
+    /// Bias adds, copies and buffers of Linear and the feed-forward network.
+    LinearGlue,
+    /// Residual adds and other work of the block itself.
+    Residual,
+    /// Rayon's pool: waiting, stealing, waking threads.
+    ThreadPool,
+    /// Kernel-only stacks (page faults, scheduling) that no frame of ours explains.
+    Kernel,
+    /// Anything else (the head, the process's own bookkeeping, unknown frames).
+    Other,
+    /// Building the model and its inputs: not part of a forward, left out of the shares.
+    Setup,
+}
+
+impl Part {
+    /// The row label in the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Gemm => "GEMM (Linear fc1/fc2, head)",
+            Self::FftFilter => "FFT global filter (rfft, filter, irfft)",
+            Self::LayerNorm => "LayerNorm",
+            Self::Gelu => "GELU (erf)",
+            Self::Embedding => "embedding + positional encoding",
+            Self::LinearGlue => "Linear/FFN glue (bias, copies, buffers)",
+            Self::Residual => "residual adds (block)",
+            Self::ThreadPool => "thread pool (rayon wait/steal)",
+            Self::Kernel => "kernel only (page faults, scheduling)",
+            Self::Other => "other",
+            Self::Setup => "setup (random weights and inputs; excluded)",
+        }
+    }
+}
+
+/// One frame of a call stack: a function name and, where perf knows it, `file.rs:line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub symbol: String,
+    pub source: Option<String>,
+}
+
+/// One sample: its weight (cpu-clock period, ns) and its frames, leaf first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackSample {
+    pub period: u64,
+    pub frames: Vec<Frame>,
+}
+
+/// Parses `perf script -F tid,period,ip,sym,srcline --inline` output.
+///
+/// A sample starts with a header line `<tid> <period>`, then one line per frame
+/// (`\t<addr> <symbol>`), each optionally followed by its source line (`  file.rs:12` with
+/// ` (inlined)` for an inlined frame). perf prints a physical frame's symbol first with the
+/// innermost source line, then its inlined callees' chain from the innermost outwards; this
+/// reorders each physical frame to leaf-first: its source line, its inlined frames, its symbol.
+pub fn parse_perf_script(text: &str) -> Vec<StackSample> {
+    let mut samples = Vec::new();
+    let mut current: Option<(u64, Vec<RawFrame>)> = None;
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('\t') {
+            if let Some((_, frames)) = current.as_mut() {
+                let rest = rest.trim_start();
+                let symbol = rest.split_once(' ').map_or("", |(_, s)| s).trim();
+                frames.push(RawFrame {
+                    symbol: symbol.to_owned(),
+                    source: None,
+                    inlined: false,
+                });
+            }
+        } else if let Some(period) = header_period(line) {
+            if let Some((p, frames)) = current.take() {
+                samples.push(finish(p, frames));
+            }
+            current = Some((period, Vec::new()));
+        } else if let Some((_, frames)) = current.as_mut() {
+            if let Some(last) = frames.last_mut() {
+                let src = line.trim();
+                let (src, inlined) = match src.strip_suffix("(inlined)") {
+                    Some(s) => (s.trim(), true),
+                    None => (src, false),
+                };
+                last.source = Some(src.to_owned());
+                last.inlined = inlined;
+            }
+        }
+    }
+    if let Some((p, frames)) = current {
+        samples.push(finish(p, frames));
+    }
+    samples
+}
+
+#[derive(Debug)]
+struct RawFrame {
+    symbol: String,
+    source: Option<String>,
+    inlined: bool,
+}
+
+/// `Some(period)` for a header line of only integers (`tid period`).
+fn header_period(line: &str) -> Option<u64> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.len() < 2 || !fields.iter().all(|f| f.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    fields.last()?.parse().ok()
+}
+
+/// Orders the frames leaf first (see [`parse_perf_script`]).
+fn finish(period: u64, raw: Vec<RawFrame>) -> StackSample {
+    let mut frames = Vec::with_capacity(raw.len() + 4);
+    let mut group: Vec<RawFrame> = Vec::new();
+    let flush = |group: &mut Vec<RawFrame>, frames: &mut Vec<Frame>| {
+        let mut it = group.drain(..);
+        if let Some(physical) = it.next() {
+            frames.push(Frame {
+                symbol: String::new(),
+                source: physical.source,
+            });
+            frames.extend(it.map(|f| Frame {
+                symbol: f.symbol,
+                source: f.source,
+            }));
+            frames.push(Frame {
+                symbol: physical.symbol,
+                source: None,
+            });
+        }
+    };
+    for f in raw {
+        if !f.inlined {
+            flush(&mut group, &mut frames);
+        }
+        group.push(f);
+    }
+    flush(&mut group, &mut frames);
+    StackSample { period, frames }
+}
+
+/// The part a stack belongs to (see the module docs).
+pub fn classify(frames: &[Frame]) -> Part {
+    let setup = [
+        "Gfnet::new",
+        "bench::random_input",
+        "GfnetBlock::new",
+        "xavier",
+    ];
+    if frames
+        .iter()
+        .any(|f| setup.iter().any(|s| f.symbol.contains(s)))
+    {
+        return Part::Setup;
+    }
+    for frame in frames {
+        if let Some(part) = part_of_frame(frame) {
+            return part;
+        }
+    }
+    let user = |f: &&Frame| !f.symbol.is_empty() && !is_kernel_symbol(&f.symbol);
+    if frames
+        .iter()
+        .filter(user)
+        .any(|f| f.symbol.contains("rayon") || f.symbol.contains("crossbeam"))
+    {
+        Part::ThreadPool
+    } else if !frames.is_empty() && frames.iter().filter(user).all(|f| f.symbol == "[unknown]") {
+        Part::Kernel
+    } else {
+        Part::Other
+    }
+}
+
+/// The part a single frame names, if any.
+fn part_of_frame(frame: &Frame) -> Option<Part> {
+    let s = frame.symbol.as_str();
+    let file = frame
+        .source
+        .as_deref()
+        .and_then(|src| src.rsplit_once(':').map(|(f, _)| f))
+        .unwrap_or("");
+    let has = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
+    if has(&["gemm_f32", "gemm_common", "gemm::", "matmul"]) {
+        Some(Part::Gemm)
+    } else if has(&["erff", "::erf", "gelu", "Gelu"])
+        || file == "erff.rs"
+        || file == "activation.rs"
+    {
+        Some(Part::Gelu)
+    } else if s.contains("layer_norm") || file == "layer_norm.rs" {
+        Some(Part::LayerNorm)
+    } else if has(&["spectrans_fft", "rustfft", "realfft", "global_filter"])
+        || file == "global_filter.rs"
+    {
+        Some(Part::FftFilter)
+    } else if has(&["spectrans_layers::embedding", "positional"]) {
+        Some(Part::Embedding)
+    } else if has(&["spectrans_layers::linear", "feed_forward"]) {
+        Some(Part::LinearGlue)
+    } else if s.contains("spectrans_layers::block") {
+        Some(Part::Residual)
+    } else {
+        None
+    }
+}
+
+/// Kernel frames carry no `::` path and come from the kernel's symbol table; perf shows
+/// them with addresses above 0xffff_8000_0000_0000, which the parser has dropped, so this
+/// recognises the common entry points by name.
+fn is_kernel_symbol(s: &str) -> bool {
+    !s.contains("::")
+        && (s.starts_with("asm_")
+            || s.starts_with("exc_")
+            || s.starts_with("do_")
+            || s.starts_with("__")
+            || s.starts_with("entry_")
+            || s.contains("page")
+            || s.contains("sched")
+            || s.contains("irq"))
+}
+
+/// Time per part, in sample weight (ns of cpu-clock).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Breakdown {
+    /// Weight per part, Setup included.
+    pub weight: BTreeMap<Part, u64>,
+    /// Samples seen (Setup included).
+    pub samples: usize,
+}
+
+impl Breakdown {
+    /// Sums the samples per part.
+    pub fn from_samples(samples: &[StackSample]) -> Self {
+        let mut weight = BTreeMap::new();
+        for s in samples {
+            *weight.entry(classify(&s.frames)).or_insert(0) += s.period;
+        }
+        Self {
+            weight,
+            samples: samples.len(),
+        }
+    }
+
+    /// Weight of the forward passes (all but Setup).
+    pub fn forward_weight(&self) -> u64 {
+        self.weight
+            .iter()
+            .filter(|(p, _)| **p != Part::Setup)
+            .map(|(_, w)| w)
+            .sum()
+    }
+
+    /// Share of `part` among the forward passes, in percent; 0 when nothing was sampled.
+    pub fn percent(&self, part: Part) -> f64 {
+        let total = self.forward_weight();
+        let w = self.weight.get(&part).copied().unwrap_or(0);
+        if total == 0 || part == Part::Setup {
+            0.0
+        } else {
+            100.0 * w as f64 / total as f64
+        }
+    }
+
+    /// Forward parts, largest first.
+    pub fn ranked(&self) -> Vec<(Part, f64)> {
+        let mut rows: Vec<(Part, f64)> = self
+            .weight
+            .keys()
+            .filter(|p| **p != Part::Setup)
+            .map(|&p| (p, self.percent(p)))
+            .collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        rows
+    }
+}
+
+/// Where to record and what to run.
+#[derive(Debug, Clone)]
+pub struct ProfileRun<'a> {
+    pub binary: &'a Path,
+    pub config: &'a Path,
+    pub batch: usize,
+    pub threads: usize,
+    pub iters: usize,
+    pub out_dir: &'a Path,
+}
+
+/// Records `spectrans bench` under perf and returns the breakdown.
+pub fn profile(run: &ProfileRun<'_>) -> Result<Breakdown, BenchError> {
+    std::fs::create_dir_all(run.out_dir).map_err(BenchError::io(run.out_dir))?;
+    let data = run.out_dir.join("perf.data");
+    let threads = run.threads.to_string();
+    run_checked(
+        Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "499"])
+            .args(["--call-graph", "dwarf,16384", "-o"])
+            .arg(&data)
+            .arg("--")
+            .arg(run.binary)
+            .args(["bench", "--json", "--config"])
+            .arg(run.config)
+            .args(["--batch", &run.batch.to_string()])
+            .args(["--iters", &run.iters.to_string()])
+            .args(["--threads", &threads])
+            .env("RAYON_NUM_THREADS", &threads),
+    )?;
+    let text = run_checked(
+        Command::new("perf")
+            .args([
+                "script",
+                "-F",
+                "tid,period,ip,sym,srcline",
+                "--inline",
+                "-i",
+            ])
+            .arg(&data),
+    )?;
+    let samples = parse_perf_script(&text);
+    if samples.is_empty() {
+        return Err(BenchError::BadLine(format!(
+            "perf recorded no samples in {}",
+            data.display()
+        )));
+    }
+    Ok(Breakdown::from_samples(&samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCRIPT: &str = " 3000    2004008 \n\
+\t          198609 rand_chacha::guts::refill_wide::impl_avx2\n  avx2.rs:2508\n\
+\t          340b75 ndarray::iterators::to_vec_mapped\n  guts.rs:85\n\
+\t          3701fd spectrans_layers::embedding::xavier_uniform\n\
+\t          35c117 spectrans_models::gfnet::Gfnet::new\n\
+\n\
+ 3003    1000 \n\
+\t          338b72 core::ops::function::impls::<impl core::ops::function::FnMut<A> for &F>::call_mut\n  erff.rs:160\n\
+\t          338b72 apply\n  activation.rs:57 (inlined)\n\
+\t          338b72 {closure#3}\n  feed_forward.rs:120 (inlined)\n\
+\t          32d777 rayon_core::join::join_context::{{closure}}\n\
+\n\
+ 3000    500\n\
+\t          2f0000 gemm_f32::microkernel::fma::f32::x3x4\n  fma.rs:10\n\
+\t          2f1000 spectrans_layers::matmul::matmul_into\n\
+\t          2f2000 spectrans_layers::feed_forward::FeedForward::forward\n\
+\n\
+ 3000    250\n\
+\t          2f3000 spectrans_layers::feed_forward::FeedForward::forward\n  layer_norm.rs:40\n\
+\t          2f3000 moments\n  layer_norm.rs:12 (inlined)\n\
+ 3000    250\n\
+\tffffffff821eb0e7 clear_page_erms\n\
+\tffffffff81000c82 asm_exc_page_fault\n\
+\t          2f4000 spectrans_layers::linear::Linear::forward_into\n\
+ 3000    125\n\
+\t          2f5000 rayon_core::registry::WorkerThread::wait_until_cold\n\
+\t          2f5100 std::sys::backtrace::__rust_begin_short_backtrace\n";
+
+    fn parts() -> Vec<(Part, u64)> {
+        parse_perf_script(SCRIPT)
+            .iter()
+            .map(|s| (classify(&s.frames), s.period))
+            .collect()
+    }
+
+    #[test]
+    fn parses_samples_and_weights() {
+        let samples = parse_perf_script(SCRIPT);
+        assert_eq!(samples.len(), 6);
+        assert_eq!(samples[0].period, 2004008);
+        // the physical frame's innermost source line comes before its inlined frames
+        assert_eq!(samples[1].frames[0].source.as_deref(), Some("erff.rs:160"));
+        assert_eq!(samples[1].frames[1].symbol, "apply");
+        assert!(samples[1].frames[3].symbol.ends_with("call_mut"));
+    }
+
+    #[test]
+    fn attributes_each_stack_to_its_part() {
+        let got: Vec<Part> = parts().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            got,
+            vec![
+                Part::Setup,
+                Part::Gelu,
+                Part::Gemm,
+                Part::LayerNorm,
+                Part::LinearGlue,
+                Part::ThreadPool
+            ]
+        );
+    }
+
+    #[test]
+    fn shares_leave_setup_out_and_sum_to_100() {
+        let b = Breakdown::from_samples(&parse_perf_script(SCRIPT));
+        assert_eq!(b.samples, 6);
+        assert_eq!(b.forward_weight(), 1000 + 500 + 250 + 250 + 125);
+        assert_eq!(b.percent(Part::Setup), 0.0);
+        let total: f64 = b.ranked().iter().map(|(_, p)| p).sum();
+        assert!((total - 100.0).abs() < 1e-9);
+        assert_eq!(b.ranked()[0], (Part::Gelu, 100.0 * 1000.0 / 2125.0));
+    }
+
+    #[test]
+    fn unknown_and_kernel_only_stacks() {
+        let kernel = [Frame {
+            symbol: "clear_page_erms".into(),
+            source: None,
+        }];
+        assert_eq!(classify(&kernel), Part::Kernel);
+        let unknown = [Frame {
+            symbol: "main".into(),
+            source: None,
+        }];
+        assert_eq!(classify(&unknown), Part::Other);
+        assert_eq!(parse_perf_script("garbage\n\tno header\n"), vec![]);
+    }
+}

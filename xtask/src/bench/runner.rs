@@ -1,0 +1,214 @@
+//! Runs both implementations, one fresh process per measurement, alternating
+//! ours, torch, ours, torch, ... so that drift of the machine hits both sides alike.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use super::error::BenchError;
+use super::plan::{Case, Mode, Plan};
+use super::sample::{parse_output, Impl, Sample};
+use crate::refenv;
+
+/// The two programs that are timed.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    /// A private copy of the release `spectrans` binary (others may rebuild the original).
+    pub ours: PathBuf,
+    /// The reference Python and `bench_torch.py`, when the reference environment exists.
+    pub torch: Option<(PathBuf, PathBuf)>,
+}
+
+/// Everything measured for one case: the samples of every process, per side, and the
+/// processes that failed (with their error).
+#[derive(Debug, Clone, Default)]
+pub struct CaseResult {
+    pub ours: Vec<Sample>,
+    pub torch: Vec<Sample>,
+    pub failures: Vec<(Impl, String)>,
+}
+
+impl CaseResult {
+    /// The samples of one side.
+    pub fn samples(&self, side: Impl) -> &[Sample] {
+        match side {
+            Impl::Ours => &self.ours,
+            Impl::Torch => &self.torch,
+        }
+    }
+}
+
+/// Builds `spectrans` in release and copies it to `dir/spectrans` so that a rebuild by someone
+/// else during the run cannot change what is measured.
+pub fn build_ours(root: &Path, dir: &Path) -> Result<PathBuf, BenchError> {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "spectrans-cli",
+        "--bin",
+        "spectrans",
+    ])
+    .current_dir(root);
+    eprintln!("bench: cargo build --release -p spectrans-cli");
+    run_checked(&mut cmd)?;
+    let built = root.join("target").join("release").join("spectrans");
+    fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
+    let copy = dir.join("spectrans");
+    fs::copy(&built, &copy).map_err(BenchError::io(&built))?;
+    Ok(copy)
+}
+
+/// The reference Python and script, or `None` (with the reason on stderr) when the reference
+/// environment is missing.
+pub fn find_torch(root: &Path) -> Option<(PathBuf, PathBuf)> {
+    let py = refenv::python(root);
+    let script = refenv::scripts_dir(root).join("bench_torch.py");
+    let ok = py.exists()
+        && Command::new(&py)
+            .args(["-c", refenv::CHECK_IMPORT])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+    if ok {
+        Some((py, script))
+    } else {
+        eprintln!(
+            "bench: no working PyTorch reference at {} (make it with `cargo xtask ref-env`); \
+             measuring ours only",
+            py.display()
+        );
+        None
+    }
+}
+
+/// Runs every case of `plan` (`configs[i]` is case i's TOML), logging each process and
+/// appending its line to `raw_log`.
+pub fn run_plan(
+    plan: &Plan,
+    configs: &[PathBuf],
+    programs: &Programs,
+    raw_log: &Path,
+) -> Result<Vec<CaseResult>, BenchError> {
+    let mut raw = String::new();
+    let total: usize = plan.cases.iter().map(|c| c.rounds).sum();
+    let mut done = 0;
+    let mut results = Vec::with_capacity(plan.cases.len());
+    for (case, config) in plan.cases.iter().zip(configs) {
+        let mut result = CaseResult::default();
+        for _ in 0..case.rounds {
+            done += 1;
+            let mut sides = vec![Impl::Ours];
+            if programs.torch.is_some() {
+                sides.push(Impl::Torch);
+            }
+            for side in sides {
+                let started = Instant::now();
+                let outcome = run_one(case, config, side, programs);
+                let secs = started.elapsed().as_secs_f64();
+                match outcome {
+                    Ok((sample, line)) => {
+                        eprintln!(
+                            "bench [{done}/{total}] {:<13} {:<32} {:>10.1} ms  rss {:>7.1} MiB  ({secs:.1} s)",
+                            side.label(),
+                            case.label(),
+                            sample.median_ms,
+                            sample.peak_rss_mb.unwrap_or(f64::NAN)
+                        );
+                        raw.push_str(&format!(
+                            "{{\"case\":\"{}\",\"side\":\"{}\",\"result\":{}}}\n",
+                            case.label(),
+                            side.label(),
+                            line
+                        ));
+                        match side {
+                            Impl::Ours => result.ours.push(sample),
+                            Impl::Torch => result.torch.push(sample),
+                        }
+                    }
+                    Err(err) => {
+                        eprintln!(
+                            "bench [{done}/{total}] {} {}: FAILED: {err}",
+                            side.label(),
+                            case.label()
+                        );
+                        result.failures.push((side, err.to_string()));
+                    }
+                }
+            }
+        }
+        results.push(result);
+        fs::write(raw_log, &raw).map_err(BenchError::io(raw_log))?;
+    }
+    Ok(results)
+}
+
+/// One fresh process of `side` on `case`; returns its sample and its JSON line.
+fn run_one(
+    case: &Case,
+    config: &Path,
+    side: Impl,
+    programs: &Programs,
+) -> Result<(Sample, String), BenchError> {
+    let threads = case.threads.to_string();
+    let mut cmd = match side {
+        Impl::Ours => {
+            let mut cmd = Command::new(&programs.ours);
+            cmd.arg("bench").arg("--json");
+            cmd
+        }
+        Impl::Torch => {
+            let (py, script) = programs
+                .torch
+                .as_ref()
+                .ok_or_else(|| BenchError::Usage("no PyTorch reference to run".into()))?;
+            let mut cmd = Command::new(py);
+            cmd.arg(script).arg("--warmup").arg(case.warmup.to_string());
+            cmd
+        }
+    };
+    cmd.arg("--config")
+        .arg(config)
+        .args(["--batch", &case.batch.to_string()])
+        .args(["--seq-len", &case.shape.sequence_length.to_string()])
+        .args(["--iters", &case.iters.to_string()])
+        .args(["--threads", &threads])
+        .env("RAYON_NUM_THREADS", &threads)
+        .env("OMP_NUM_THREADS", &threads)
+        .env("MKL_NUM_THREADS", &threads);
+    if case.mode == Mode::Train {
+        cmd.arg("--train");
+    }
+    let stdout = run_checked(&mut cmd)?;
+    let sample = parse_output(&stdout, case.mode == Mode::Train)?;
+    let line = stdout
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or("{}")
+        .to_owned();
+    Ok((sample, line))
+}
+
+/// Runs `cmd`, returning its stdout; a failure carries the tail of its stderr.
+pub fn run_checked(cmd: &mut Command) -> Result<String, BenchError> {
+    let command = format!("{cmd:?}");
+    let out = cmd.output().map_err(|source| BenchError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+        Err(BenchError::Failed {
+            command,
+            status: out.status,
+            stderr_tail: tail,
+        })
+    }
+}
