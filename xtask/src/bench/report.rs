@@ -460,6 +460,23 @@ fn failures_section(doc: &mut String, input: &ReportInput<'_>) {
     doc.push('\n');
 }
 
+/// "h256 L4 n512 b8 t2 forward: 10 timed after 2 warm-up x 3 processes; ..." for every case.
+fn repetitions(plan: &Plan) -> String {
+    plan.cases
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {} timed x {} process{} per side",
+                c.label(),
+                c.iters,
+                c.rounds,
+                if c.rounds == 1 { "" } else { "es" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn method_section(doc: &mut String, input: &ReportInput<'_>) {
     let _ = writeln!(
         doc,
@@ -475,13 +492,14 @@ fn method_section(doc: &mut String, input: &ReportInput<'_>) {
          - Within a process: a warm-up (ours: 2 runs; PyTorch: `--warmup`), then timed runs; the \
          process reports their median. Across processes the tables show the median.\n\
          - Per-case iterations and rounds scale with the expected cost (`Effort::repetitions` \
-         in xtask/src/bench/plan.rs); the seed config gets 3 timed runs after 1 warm-up.\n\
+         in xtask/src/bench/plan.rs): {}.\n\
          - Shared work is measured once: the small config is also the n=512 point of the \
          sequence sweep, the h=256 point of the hidden sweep and the {}-thread point of the \
          scaling table.\n\
          - The TOML configs are written to bench-out/configs/ (the headline ones are also in \
          xtask/bench-configs/); every process's JSON line is in bench-out/models-raw.jsonl.\n\
          - {}\n",
+        repetitions(input.plan),
         input.plan.main_threads,
         if input.torch_missing.is_some() {
             format!(
