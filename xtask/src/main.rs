@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 mod bench;
+mod docs;
 mod fixtures;
 mod parity;
 mod refenv;
@@ -20,6 +21,8 @@ fn main() -> ExitCode {
         Some("roundtrip") => report(roundtrip::roundtrip(&refenv::workspace_root())),
         // `bench [models] [flags]`: the side-by-side model benchmark (bench.rs).
         Some("bench") => report(bench::run(&refenv::workspace_root(), &args[1..])),
+        // `docs [--check]`: docs/config.md from the config schema (docs.rs).
+        Some("docs") => report(docs::run(&refenv::workspace_root(), &args[1..])),
         _ => {
             eprintln!(
                 "usage: cargo xtask <ref-env|gen-fixtures|parity|roundtrip|bench|docs> [args]"

@@ -412,7 +412,7 @@ pub const FIELDS: &[FieldSpec] = &[
 pub const CROSS_FIELD_RULES: &[(&str, &str)] = &[
     (
         "model.output_type",
-        "\"lm\" needs model.num_classes or model.vocab_size",
+        "\"lm\" needs model.num_classes or model.vocab_size (the width of its output)",
     ),
     (
         "model.vocab_size, model.num_classes, model.output_type",
@@ -421,23 +421,25 @@ pub const CROSS_FIELD_RULES: &[(&str, &str)] = &[
     ),
     (
         "model.positional_encoding_type",
-        "\"rotary\" and \"sinusoidal\" (when use_positional_encoding) need an even \
-         model.hidden_dim: their tables pair up the hidden units",
+        "the positional table must be buildable: \"sinusoidal\" and \"rotary\" pair up hidden \
+         units, so while use_positional_encoding is true they need an even model.hidden_dim \
+         (PyTorch spectrans fails on an odd one); \"learned\" and \"none\" take any",
     ),
     (
-        "model.sequence_length",
-        "the positional table (sinusoidal, learned) and the filters have sequence_length rows; \
-         hidden_dim x sequence_length etc. must keep the parameter count within usize",
+        "model",
+        "the parameter count (from hidden_dim, sequence_length, num_layers, ffn_hidden_dim, \
+         vocab_size, num_classes) must fit in usize",
     ),
     (
-        "layers.*",
+        "layers.mixing.*, layers.ffn.*",
         "a field that repeats a [model] field must equal the model's value (its default when \
          the model omits it); layers.ffn.intermediate_dim sets the FFN width when \
          model.ffn_hidden_dim is omitted",
     ),
     (
         "(top level)",
-        "only [model] and [layers] with [layers.mixing] and [layers.ffn]; unknown keys are errors",
+        "only [model] and [layers], and in [layers] only [layers.mixing] and [layers.ffn]; \
+         unknown tables and keys are errors",
     ),
 ];
 
