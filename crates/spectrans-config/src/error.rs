@@ -32,8 +32,9 @@ impl fmt::Display for Violation {
 /// Every way a config can fail to load.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read or written.
-    #[error("{}: {source}", .path.display())]
+    /// The file could not be read or written. Displays the path; the OS error is the
+    /// [`source`](std::error::Error::source) (anyhow's `{:#}` prints `path: reason`).
+    #[error("{}", .path.display())]
     Io {
         /// The file that was being read or written.
         path: PathBuf,
@@ -95,6 +96,17 @@ mod tests {
             "model.dropout: got 1.5; must be 0 <= p <= 1\nmodel.hidden_dim: missing; required"
         );
         assert_eq!(e.violations().len(), 2);
+    }
+
+    #[test]
+    fn io_names_the_path_and_chains_the_reason() {
+        use std::error::Error as _;
+        let e = ConfigError::Io {
+            path: "a/b.toml".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        };
+        assert_eq!(e.to_string(), "a/b.toml");
+        assert_eq!(e.source().map(ToString::to_string).as_deref(), Some("gone"));
     }
 
     #[test]

@@ -34,9 +34,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::FAILURE)
         }
-        // The I/O error names the path itself.
-        Err(err @ ConfigError::Io { .. }) => {
-            eprintln!("error: {err}");
+        Err(ConfigError::Io { source, .. }) => {
+            eprintln!("error: {path}: {source}");
             Ok(ExitCode::FAILURE)
         }
         Err(err @ ConfigError::Syntax { .. }) => {
