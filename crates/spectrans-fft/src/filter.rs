@@ -5,9 +5,10 @@ use num_complex::Complex32;
 use rayon::iter::Either;
 use rayon::prelude::*;
 
+use crate::filter_slices::{ortho_scale, AdjointSlices, FilterSlices};
 use crate::scratch::{zeroed_prefix, FilterWorkspace, TileScratch};
 use crate::shape::expect_shape;
-use crate::split::Split;
+use crate::split::{entry_tasks_fill_threads, Split};
 use crate::tile::{gather_columns, scatter_columns};
 use crate::{FftError, SeqRealFft};
 
@@ -55,15 +56,41 @@ impl SeqRealFft {
         if batch == 0 || cols == 0 {
             return Ok(());
         }
+        workspace.pool.prepare();
+        let FilterWorkspace {
+            pool,
+            filter_columns,
+            ..
+        } = workspace;
+        let pool = &*pool;
+        let mut spectrum = spectrum;
+        if entry_tasks_fill_threads(batch) {
+            let spectrum_slice = match spectrum.as_mut() {
+                Some(spectrum) => spectrum.as_slice_mut().map(Some),
+                None => Some(None),
+            };
+            if let (Some(input), Some(filter_half), Some(output), Some(spectrum)) = (
+                input.as_slice(),
+                filter_half.as_slice(),
+                output.as_slice_mut(),
+                spectrum_slice,
+            ) {
+                let slices = FilterSlices {
+                    input,
+                    filter_half,
+                    output,
+                    spectrum,
+                    cols,
+                };
+                return self.filter_slices(slices, filter_columns, pool);
+            }
+        }
         let split = Split::per_entry(batch, n, cols);
         let size = self.scratch_size(split.tile);
         let groups = split.groups(batch);
         let tiles = cols.div_ceil(split.tile);
         let ortho = ortho_scale(n);
-        workspace.pool.prepare();
-        let pool = &workspace.pool;
 
-        let mut spectrum = spectrum;
         let spectrum_groups = match spectrum.as_mut() {
             Some(spectrum) => Either::Left(
                 spectrum
@@ -192,13 +219,43 @@ impl SeqRealFft {
         if batch == 0 || cols == 0 {
             return Ok(());
         }
-        let split = Split::reducing(batch, n, cols, rayon::current_num_threads());
+        workspace.pool.prepare();
+        let FilterWorkspace {
+            pool,
+            partial,
+            filter_columns,
+        } = workspace;
+        let pool = &*pool;
+        let threads = rayon::current_num_threads();
+        if entry_tasks_fill_threads(batch) {
+            if let (
+                Some(output_cotangent),
+                Some(spectrum),
+                Some(filter_half),
+                Some(input_cotangent),
+            ) = (
+                output_cotangent.as_slice(),
+                spectrum.as_slice(),
+                filter_half.as_slice(),
+                input_cotangent.as_slice_mut(),
+            ) {
+                let slices = AdjointSlices {
+                    output_cotangent,
+                    spectrum,
+                    filter_half,
+                    input_cotangent,
+                    cols,
+                };
+                let batch_chunk = batch.div_ceil(threads.max(1));
+                let groups =
+                    self.filter_adjoint_slices(slices, batch_chunk, partial, filter_columns, pool)?;
+                return add_partials(partial, groups, cross_spectrum);
+            }
+        }
+        let split = Split::reducing(batch, n, cols, threads);
         let size = self.scratch_size(split.tile);
         let groups = split.groups(batch);
         let ortho = ortho_scale(n);
-        workspace.pool.prepare();
-        let FilterWorkspace { pool, partial } = workspace;
-        let pool = &*pool;
 
         // One accumulator (n/2+1, D) per batch group: the caller's array when there is a
         // single group, zeroed partial sums otherwise (added in order below).
@@ -251,11 +308,7 @@ impl SeqRealFft {
             })?;
 
         if groups > 1 {
-            let partial = ArrayView3::from_shape((groups, h, cols), &partial[..groups * h * cols])
-                .map_err(FftError::backend)?;
-            for group in partial.outer_iter() {
-                cross_spectrum += &group;
-            }
+            add_partials(partial, groups, cross_spectrum)?;
         }
         Ok(())
     }
@@ -304,7 +357,17 @@ fn correlate(
         .for_each(|(k, j), acc, &x| *acc += raw[j * h + k] * scale * x.conj());
 }
 
-/// `1/√n`, the ortho normalisation.
-fn ortho_scale(n: usize) -> f32 {
-    (1.0 / (n as f64).sqrt()) as f32
+/// `cross_spectrum += Σ_g partial[g]` over the first `groups` `(n/2+1, D)` blocks, in order.
+fn add_partials(
+    partial: &[Complex32],
+    groups: usize,
+    mut cross_spectrum: ArrayViewMut2<'_, Complex32>,
+) -> Result<(), FftError> {
+    let (h, cols) = cross_spectrum.dim();
+    let partial = ArrayView3::from_shape((groups, h, cols), &partial[..groups * h * cols])
+        .map_err(FftError::backend)?;
+    for group in partial.outer_iter() {
+        cross_spectrum += &group;
+    }
+    Ok(())
 }

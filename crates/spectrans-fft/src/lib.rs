@@ -29,12 +29,14 @@ mod cache;
 mod complex;
 mod error;
 mod filter;
+mod filter_slices;
 mod fold;
 mod norm;
 mod real;
 mod scratch;
 mod shape;
 mod split;
+mod strided;
 mod tile;
 
 pub use cache::real_plan;

@@ -10,7 +10,8 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use crate::scratch::{with_thread_scratch, ScratchSize, TileScratch};
 use crate::shape::expect_shape;
-use crate::split::Split;
+use crate::split::{entry_tasks_fill_threads, slice_tile, Split};
+use crate::strided;
 use crate::tile::{gather_columns, scatter_columns};
 use crate::{FftError, FftNorm};
 
@@ -99,9 +100,21 @@ impl SeqRealFft {
         if batch == 0 || cols == 0 {
             return Ok(());
         }
+        let scale = norm.forward_scale(self.n);
+        if entry_tasks_fill_threads(batch) {
+            if let (Some(x), Some(y)) = (input.as_slice(), output.as_slice_mut()) {
+                let size = self.scratch_size(slice_tile(self.len()).min(cols));
+                let h = self.spectrum_len();
+                return x
+                    .par_chunks(self.n * cols)
+                    .zip(y.par_chunks_mut(h * cols))
+                    .try_for_each(|(x, y)| {
+                        with_thread_scratch(size, |s| self.forward_entry(x, y, cols, scale, s))
+                    });
+            }
+        }
         let split = Split::per_entry(batch, self.n, cols);
         let size = self.scratch_size(split.tile);
-        let scale = norm.forward_scale(self.n);
         (
             input.axis_chunks_iter(Axis(0), split.batch_chunk),
             output.axis_chunks_iter_mut(Axis(0), split.batch_chunk),
@@ -139,9 +152,21 @@ impl SeqRealFft {
         if batch == 0 || cols == 0 {
             return Ok(());
         }
+        let scale = norm.inverse_scale(self.n);
+        if entry_tasks_fill_threads(batch) {
+            if let (Some(x), Some(y)) = (input.as_slice(), output.as_slice_mut()) {
+                let size = self.scratch_size(slice_tile(self.len()).min(cols));
+                let h = self.spectrum_len();
+                return x
+                    .par_chunks(h * cols)
+                    .zip(y.par_chunks_mut(self.n * cols))
+                    .try_for_each(|(x, y)| {
+                        with_thread_scratch(size, |s| self.inverse_entry(x, y, cols, scale, s))
+                    });
+            }
+        }
         let split = Split::per_entry(batch, self.n, cols);
         let size = self.scratch_size(split.tile);
-        let scale = norm.inverse_scale(self.n);
         (
             input.axis_chunks_iter(Axis(0), split.batch_chunk),
             output.axis_chunks_iter_mut(Axis(0), split.batch_chunk),
@@ -171,6 +196,48 @@ impl SeqRealFft {
             spectrum: self.spectrum_len() * tile,
             fft: self.fft_scratch,
         }
+    }
+
+    /// `y = scale · rfft(x)` for one batch entry: `x` is `(n, cols)` and `y` `(n/2+1, cols)`,
+    /// both row-major slices.
+    fn forward_entry(
+        &self,
+        x: &[f32],
+        y: &mut [Complex32],
+        cols: usize,
+        scale: f32,
+        scratch: &mut TileScratch,
+    ) -> Result<(), FftError> {
+        let (n, h) = (self.n, self.spectrum_len());
+        let tile_cols = slice_tile(n);
+        for col0 in (0..cols).step_by(tile_cols) {
+            let width = tile_cols.min(cols - col0);
+            strided::gather(x, cols, col0, n, width, &mut scratch.real);
+            self.rfft_columns(scratch, width)?;
+            strided::scatter(&scratch.spectrum, h, width, y, cols, col0, |v| v * scale);
+        }
+        Ok(())
+    }
+
+    /// `y = scale · irfft(x)` for one batch entry: `x` is `(n/2+1, cols)` and `y` `(n, cols)`,
+    /// both row-major slices.
+    fn inverse_entry(
+        &self,
+        x: &[Complex32],
+        y: &mut [f32],
+        cols: usize,
+        scale: f32,
+        scratch: &mut TileScratch,
+    ) -> Result<(), FftError> {
+        let (n, h) = (self.n, self.spectrum_len());
+        let tile_cols = slice_tile(n);
+        for col0 in (0..cols).step_by(tile_cols) {
+            let width = tile_cols.min(cols - col0);
+            strided::gather(x, cols, col0, h, width, &mut scratch.spectrum);
+            self.irfft_columns(scratch, width)?;
+            strided::scatter(&scratch.real, n, width, y, cols, col0, |v| v * scale);
+        }
+        Ok(())
     }
 
     /// `y = scale · rfft(x)` for one `(n, w)` block.

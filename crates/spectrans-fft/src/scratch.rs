@@ -78,6 +78,7 @@ pub(crate) fn with_thread_scratch<R>(
 pub struct FilterWorkspace {
     pub(crate) pool: SlotPool,
     pub(crate) partial: Vec<Complex32>,
+    pub(crate) filter_columns: Vec<Complex32>,
 }
 
 impl FilterWorkspace {

@@ -9,6 +9,19 @@ pub(crate) const TILE_COLUMNS: usize = 16;
 /// Problems with at most this many elements run as a single task (no thread hand-off).
 const SMALL_PROBLEM: usize = 1 << 14;
 
+/// Column tile of the row-major fast path for length-`n` signals: wide, so each row of
+/// the tile spans several cache lines (the hardware prefetcher can follow), yet the tile's
+/// scratch (`n · tile` reals plus `(n/2+1) · tile` complex) stays within about 512 KiB.
+pub(crate) fn slice_tile(n: usize) -> usize {
+    (1usize << 16).div_ceil(n.max(1)).clamp(TILE_COLUMNS, 128)
+}
+
+/// Whether one task per batch entry keeps every thread of the current pool busy. Then the
+/// transforms work on each entry's row-major slice directly (the fast path).
+pub(crate) fn entry_tasks_fill_threads(batch: usize) -> bool {
+    batch >= rayon::current_num_threads()
+}
+
 /// Batch chunk and column tile of a split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Split {
