@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 mod bench;
+mod bench_fft;
 mod docs;
 mod fixtures;
 mod parity;
@@ -19,6 +20,10 @@ fn main() -> ExitCode {
         ),
         Some("parity") => report(parity::parity(&refenv::workspace_root())),
         Some("roundtrip") => report(roundtrip::roundtrip(&refenv::workspace_root())),
+        // `bench fft`: spectrans-fft's criterion bench and torch.fft side by side (bench_fft.rs).
+        Some("bench") if args.get(1).map(String::as_str) == Some("fft") => {
+            report(bench_fft::run(&refenv::workspace_root(), &args[2..]))
+        }
         // `bench [models] [flags]`: the side-by-side model benchmark (bench.rs).
         Some("bench") => report(bench::run(&refenv::workspace_root(), &args[1..])),
         // `docs [--check]`: docs/config.md from the config schema (docs.rs).
