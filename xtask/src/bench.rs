@@ -37,6 +37,7 @@ const PLOT_FILE: &str = "tokens-per-s-vs-seq-len.svg";
 pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     let opts = options::parse(args)?;
     let started = Instant::now();
+    let load_start = machine::load_average();
     let plan = Plan::new(&opts.threads, Effort { quick: opts.quick })?;
     let work = root.join(WORK_DIR);
     let ours = runner::build_ours(root, &work)?;
@@ -87,6 +88,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         profile,
         plot_link,
         elapsed_s: started.elapsed().as_secs_f64(),
+        load: (load_start, machine::load_average()),
         command,
         quick: opts.quick,
     });

@@ -48,6 +48,16 @@ impl Machine {
     }
 }
 
+/// The 1-minute load average (Linux `/proc/loadavg`), if readable.
+pub fn load_average() -> Option<f64> {
+    parse_loadavg(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+/// The first field of `/proc/loadavg` text.
+pub fn parse_loadavg(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// The value of `field:` in lscpu's output.
 pub fn lscpu_field(lscpu: &str, field: &str) -> Option<String> {
     lscpu.lines().find_map(|line| {
@@ -70,7 +80,13 @@ fn output(program: &str, args: &[&str], dir: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::lscpu_field;
+    use super::{lscpu_field, parse_loadavg};
+
+    #[test]
+    fn reads_the_one_minute_load() {
+        assert_eq!(parse_loadavg("4.08 4.19 3.84 3/512 9999\n"), Some(4.08));
+        assert_eq!(parse_loadavg(""), None);
+    }
 
     #[test]
     fn reads_lscpu_fields() {

@@ -35,6 +35,8 @@ pub struct ReportInput<'a> {
     /// The chart's path relative to the report, if one was drawn.
     pub plot_link: Option<String>,
     pub elapsed_s: f64,
+    /// 1-minute load average before and after the run (how busy the cores were).
+    pub load: (Option<f64>, Option<f64>),
     pub command: String,
     pub quick: bool,
 }
@@ -86,6 +88,14 @@ fn header(doc: &mut String, input: &ReportInput<'_>) {
         vec![
             "threads (headline and sweeps)".into(),
             input.plan.main_threads.to_string(),
+        ],
+        vec![
+            "load average (1 min) at start / end".into(),
+            format!(
+                "{} / {}",
+                input.load.0.map_or(MISSING.into(), |l| format!("{l:.2}")),
+                input.load.1.map_or(MISSING.into(), |l| format!("{l:.2}"))
+            ),
         ],
         vec!["reference".into(), torch],
         vec!["spectrans-rs commit".into(), m.commit.clone()],
@@ -562,6 +572,7 @@ mod tests {
             profile: None,
             plot_link: Some("benchmarks/x.svg".into()),
             elapsed_s: 12.0,
+            load: (Some(0.5), Some(1.5)),
             command: "cargo xtask bench --quick".into(),
             quick: true,
         };
@@ -574,6 +585,7 @@ mod tests {
             "## Thread scaling",
             "## Where the time goes",
             "Test CPU",
+            "| load average (1 min) at start / end | 0.50 / 1.50 |",
             "PyTorch 2.15.0",
             "![tokens/s against sequence length](benchmarks/x.svg)",
             "| 4096 | 1 | 100.0 | 250.0 | 40\u{2009}960 | 16\u{2009}384 | 2.50x | 0.08x |",
@@ -605,6 +617,7 @@ mod tests {
             profile: None,
             plot_link: None,
             elapsed_s: 1.0,
+            load: (None, None),
             command: "cargo xtask bench".into(),
             quick: false,
         };
