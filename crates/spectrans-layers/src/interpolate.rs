@@ -20,7 +20,8 @@ pub struct Tap {
 
 /// Resamples (src_len, D) to (dst_len, D). All arithmetic is f32 as in PyTorch's CPU kernel:
 /// `scale = S / N`, `src = max(scale · (i + 0.5) - 0.5, 0)`, `i0 = min(⌊src⌋, S - 1)`,
-/// `λ = clamp(src - i0, 0, 1)`, `i1 = min(i0 + 1, S - 1)`.
+/// `λ = clamp(src - i0, 0, 1)`, `i1 = min(i0 + 1, S - 1)`, and the output
+/// `fma(w0, src[i0], w1 · src[i1])`, the rounding of PyTorch's vectorized (FMA) kernel.
 ///
 /// ```
 /// use ndarray::array;
@@ -97,7 +98,7 @@ impl LinearResample {
             ndarray::Zip::from(&mut row)
                 .and(src.row(tap.i0))
                 .and(src.row(tap.i1))
-                .for_each(|o, &a, &b| *o = tap.w0 * a + tap.w1 * b);
+                .for_each(|o, &a, &b| *o = tap.w0.mul_add(a, tap.w1 * b));
         }
         Ok(out)
     }

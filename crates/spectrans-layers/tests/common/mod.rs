@@ -61,6 +61,13 @@ fn compare(
     Ok(())
 }
 
+/// The five-point central difference `(8 (f(h) - f(-h)) - (f(2h) - f(-2h))) / 12h`
+/// (truncation error O(h⁴)) of `f(delta)`, a loss at the point moved by `delta`.
+fn five_point(h: f32, mut f: impl FnMut(f32) -> f64) -> f64 {
+    let (p1, m1, p2, m2) = (f(h), f(-h), f(2.0 * h), f(-2.0 * h));
+    (8.0 * (p1 - m1) - (p2 - m2)) / (12.0 * h as f64)
+}
+
 /// Central differences of `loss` w.r.t. every element of `x`, against `analytic`.
 pub fn check_input_grad(
     what: &str,
@@ -73,12 +80,12 @@ pub fn check_input_grad(
     let mut xp = x.as_standard_layout().into_owned();
     let orig_values: Vec<f32> = xp.iter().copied().collect();
     for (i, (a, &orig)) in analytic.iter().zip(&orig_values).enumerate() {
-        xp.as_slice_mut().unwrap()[i] = orig + tol.eps;
-        let up = loss(&xp);
-        xp.as_slice_mut().unwrap()[i] = orig - tol.eps;
-        let down = loss(&xp);
-        xp.as_slice_mut().unwrap()[i] = orig;
-        let numeric = (up - down) / (2.0 * tol.eps as f64);
+        let numeric = five_point(tol.eps, |delta| {
+            xp.as_slice_mut().unwrap()[i] = orig + delta;
+            let l = loss(&xp);
+            xp.as_slice_mut().unwrap()[i] = orig;
+            l
+        });
         compare(what, i, *a as f64, numeric, tol)?;
     }
     Ok(())
@@ -117,12 +124,12 @@ pub fn check_param_grads<L: Parameters, G: Parameters>(
     for ((name, values), (_, g)) in params.iter().zip(&grad_map) {
         prop_assert_eq!(values.len(), g.len());
         for (i, (&orig, &a)) in values.iter().zip(g).enumerate() {
-            set_element(layer, name, i, orig + tol.eps);
-            let up = loss(layer);
-            set_element(layer, name, i, orig - tol.eps);
-            let down = loss(layer);
-            set_element(layer, name, i, orig);
-            let numeric = (up - down) / (2.0 * tol.eps as f64);
+            let numeric = five_point(tol.eps, |delta| {
+                set_element(layer, name, i, orig + delta);
+                let l = loss(layer);
+                set_element(layer, name, i, orig);
+                l
+            });
             compare(name, i, a as f64, numeric, tol)?;
         }
     }
