@@ -1,5 +1,7 @@
 //! Pointwise activations with their derivatives (feed-forward and filter activations).
 
+use crate::fast_math::{erf_f32, exp_f32};
+
 /// `σ(x) = 1 / (1 + e^{-x})`.
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
@@ -16,7 +18,7 @@ pub const LEAKY_RELU_SLOPE: f32 = 0.01;
 /// The feed-forward activation (spectrans `FeedForwardNetwork`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Activation {
-    /// Exact GELU: `x · ½ (1 + erf(x / √2))`.
+    /// Exact GELU: `x · ½ (1 + erf(x / √2))` (erf to 1.5e-7, as PyTorch's CPU kernel).
     Gelu,
     /// `max(0, x)`.
     Relu,
@@ -54,7 +56,7 @@ impl Activation {
     #[inline]
     pub fn apply(self, x: f32) -> f32 {
         match self {
-            Activation::Gelu => x * 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2)),
+            Activation::Gelu => x * 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2)),
             Activation::Relu => x.max(0.0),
             Activation::Silu => x * sigmoid(x),
             Activation::Tanh => x.tanh(),
@@ -76,13 +78,34 @@ impl Activation {
         }
     }
 
+    /// `row[j] = f(row[j] + bias[j])` over a row, the match hoisted out of the loop so each
+    /// arm vectorizes.
+    pub fn apply_bias_row(self, row: &mut [f32], bias: &[f32]) {
+        macro_rules! each {
+            ($act:expr) => {
+                for (v, &b) in row.iter_mut().zip(bias) {
+                    *v = $act.apply(*v + b);
+                }
+            };
+        }
+        match self {
+            Activation::Gelu => crate::fast_math::gelu_bias_row(row, bias),
+            Activation::Relu => each!(Activation::Relu),
+            Activation::Silu => each!(Activation::Silu),
+            Activation::Tanh => each!(Activation::Tanh),
+            Activation::Sigmoid => each!(Activation::Sigmoid),
+            Activation::Elu => each!(Activation::Elu),
+            Activation::LeakyRelu => each!(Activation::LeakyRelu),
+        }
+    }
+
     /// `f'(x)` (at the kinks, the value PyTorch uses: relu'(0) = 0, leaky'(0) = 0.01, elu'(0) = 1).
     #[inline]
     pub fn derivative(self, x: f32) -> f32 {
         match self {
             Activation::Gelu => {
-                0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2))
-                    + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+                0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2))
+                    + x * FRAC_1_SQRT_2PI * exp_f32(-0.5 * x * x)
             }
             Activation::Relu => {
                 if x > 0.0 {

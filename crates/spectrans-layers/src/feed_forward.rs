@@ -115,11 +115,7 @@ impl FeedForward {
         } else {
             hs.par_chunks_mut(f)
                 .with_min_len(min_rows(f))
-                .for_each(|row| {
-                    for (v, &b) in row.iter_mut().zip(b1) {
-                        *v = act.apply(*v + b);
-                    }
-                });
+                .for_each(|row| act.apply_bias_row(row, b1));
             None
         };
         Ok((h, pre))

@@ -29,6 +29,7 @@ mod block;
 mod dropout;
 mod embedding;
 mod error;
+mod fast_math;
 mod feed_forward;
 mod global_filter;
 mod interpolate;
