@@ -349,7 +349,7 @@ impl Gfnet {
                 for ((block, (input, start)), bg) in self
                     .blocks
                     .iter()
-                    .zip(saved.into_iter())
+                    .zip(saved)
                     .zip(grads.blocks.iter_mut())
                     .rev()
                 {
