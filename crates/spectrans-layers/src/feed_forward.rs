@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{shape_error, LayerError};
+use crate::fast_math;
 use crate::linear::{Linear, LinearGrads};
 use crate::params::{join, Parameters};
 use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, to_3d};
@@ -99,6 +100,10 @@ impl FeedForward {
                 .with_min_len(min_rows(f))
                 .zip(hs.par_chunks_mut(f))
                 .for_each(|(zr, hr)| {
+                    if act == Activation::Gelu {
+                        fast_math::gelu_bias_row_keep(hr, zr, b1);
+                        return;
+                    }
                     for ((z, v), &b) in zr.iter_mut().zip(hr.iter_mut()).zip(b1) {
                         *z = *v + b;
                         *v = act.apply(*z);
@@ -174,7 +179,24 @@ impl FeedForward {
         let f = self.hidden();
         let act = self.activation;
         // a = dropout(act(z)), recomputed instead of stored.
-        let mut a = cache.pre_activation.mapv(|z| act.apply(z));
+        let mut a = Array2::<f32>::zeros(cache.pre_activation.raw_dim());
+        {
+            let z = contiguous("FeedForward pre-activation", &cache.pre_activation)?;
+            let a_rows = contiguous_mut("FeedForward hidden", &mut a)?;
+            let chunk = f.max(1) * 64;
+            a_rows
+                .par_chunks_mut(chunk)
+                .zip(z.par_chunks(chunk))
+                .for_each(|(a, z)| {
+                    if act == Activation::Gelu {
+                        fast_math::gelu_into(a, z);
+                    } else {
+                        for (a, &z) in a.iter_mut().zip(z) {
+                            *a = act.apply(z);
+                        }
+                    }
+                });
+        }
         cache
             .mask
             .forward_in_place(contiguous_mut("FeedForward hidden", &mut a)?, "FeedForward")?;
@@ -188,11 +210,19 @@ impl FeedForward {
         )?;
         if f > 0 {
             let z = contiguous("FeedForward pre-activation", &cache.pre_activation)?;
+            let chunk = f * 64;
             contiguous_mut("FeedForward hidden grad", &mut dz)?
-                .par_iter_mut()
-                .with_min_len(min_rows(1))
-                .zip(z.par_iter())
-                .for_each(|(g, &z)| *g *= act.derivative(z));
+                .par_chunks_mut(chunk)
+                .zip(z.par_chunks(chunk))
+                .for_each(|(g, z)| {
+                    if act == Activation::Gelu {
+                        fast_math::mul_gelu_derivative(g, z);
+                    } else {
+                        for (g, &z) in g.iter_mut().zip(z) {
+                            *g *= act.derivative(z);
+                        }
+                    }
+                });
         }
         self.fc1
             .backward_params(cache.input.view(), dz.view(), &mut grads.fc1)?;
