@@ -170,6 +170,15 @@ impl Gfnet {
         &self.config
     }
 
+    /// Whether the optimiser updates the parameter `name`: everything except the global
+    /// filters when the config says `learnable_filters = false` (they are then frozen, still
+    /// loaded and saved by name).
+    pub fn is_trainable(&self, name: &str) -> bool {
+        self.config.learnable_filters()
+            || !(name.ends_with("mixing_layer.filter_real")
+                || name.ends_with("mixing_layer.filter_imag"))
+    }
+
     /// Sets the pooling of a classification or regression head (spectrans: cls, resp. mean).
     pub fn set_pooling(&mut self, pooling: Pooling) {
         if let Some(head) = &mut self.output_head {

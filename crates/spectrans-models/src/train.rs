@@ -214,16 +214,22 @@ impl Trainer {
 
     /// Clips and applies gradients with the scheduled learning rate.
     pub fn apply(&mut self, grads: &GfnetGrads) {
-        let mut views = Vec::new();
-        grads.visit("", &mut |_, g| views.push(g.to_owned()));
-        let coef = match self.options.clip_norm {
-            Some(max) => clip_coefficient(global_norm(views.iter().map(|v| v.view())), max),
-            None => 1.0,
-        };
+        let model = &self.model;
         let mut by_name: HashMap<String, ArrayD<f32>> = HashMap::new();
         grads.visit("", &mut |name, g| {
-            by_name.insert(name.to_string(), g.mapv(|v| v * coef));
+            if model.is_trainable(name) {
+                by_name.insert(name.to_string(), g.to_owned());
+            }
         });
+        let coef = match self.options.clip_norm {
+            Some(max) => clip_coefficient(global_norm(by_name.values().map(|v| v.view())), max),
+            None => 1.0,
+        };
+        if coef != 1.0 {
+            for g in by_name.values_mut() {
+                g.mapv_inplace(|v| v * coef);
+            }
+        }
         let lr = self.schedule.lr_at(self.optimizer.steps() + 1);
         self.optimizer.begin_step(lr);
         let optimizer = &mut self.optimizer;

@@ -215,3 +215,19 @@ fn checkpoints_resume_exactly() {
         .unwrap();
     assert_eq!(b, r);
 }
+
+#[test]
+fn frozen_filters_stay_put_while_the_rest_trains() {
+    let c = config("\n[layers.mixing]\nlearnable_filters = false\n");
+    let data = toy_data(32);
+    let before = Gfnet::new(&c, 3).unwrap();
+    assert!(!before.is_trainable("blocks.0.mixing_layer.filter_real"));
+    assert!(before.is_trainable("blocks.0.norm1.weight"));
+    let mut t = Trainer::new(before.clone(), TrainOptions::default(), 2);
+    t.run_epoch(&data, &data, &mut |_, _, _| {}).unwrap();
+    assert_eq!(
+        t.model.blocks[0].mixing_layer.filter_real,
+        before.blocks[0].mixing_layer.filter_real
+    );
+    assert_ne!(t.model.final_norm.weight, before.final_norm.weight);
+}

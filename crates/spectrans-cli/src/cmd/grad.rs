@@ -97,7 +97,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         OwnedTensor::F32(ArrayD::from_elem(IxDyn(&[1]), loss)),
     );
     grads.visit("", &mut |name, g| {
-        tensors.insert(format!("grad.{name}"), OwnedTensor::F32(g.to_owned()));
+        if model.is_trainable(name) {
+            tensors.insert(format!("grad.{name}"), OwnedTensor::F32(g.to_owned()));
+        }
     });
     write_tensors(&args.output, &tensors)?;
     Ok(ExitCode::SUCCESS)
