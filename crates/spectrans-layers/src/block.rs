@@ -11,7 +11,7 @@ use crate::feed_forward::{FeedForward, FeedForwardCache, FeedForwardGrads};
 use crate::global_filter::{GlobalFilter, GlobalFilterCache, GlobalFilterGrads};
 use crate::layer_norm::{LayerNorm, LayerNormCache, LayerNormGrads};
 use crate::params::{join, Parameters};
-use crate::tensor::contiguous_mut;
+use crate::tensor::{contiguous_mut, par_add_assign};
 
 /// Everything that shapes a [`GfnetBlock`]. Start from [`BlockOptions::new`] and override fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,10 +152,11 @@ impl GfnetBlock {
     /// Eval forward on (batch, n, dim); residual adds happen in place.
     pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
         let mut h = self.mixing_layer.forward(self.norm1.forward(x)?.view())?;
-        h += &x;
-        let mut out = self.ffn.forward(self.norm2.forward(h.view())?.view())?;
-        out += &h;
-        Ok(out)
+        par_add_assign("GfnetBlock residual", &mut h, &x)?;
+        let c = self.norm2.forward(h.view())?;
+        // out = h + FFN(c), accumulated into h (no fresh buffer, no extra add pass).
+        self.ffn.forward_add_into(c.view(), &mut h)?;
+        Ok(h)
     }
 
     /// Training forward: dropout masks from `ctx`, caches for backward.
@@ -169,13 +170,13 @@ impl GfnetBlock {
         let mixing_mask = self
             .dropout
             .apply(contiguous_mut("block mixing output", &mut h)?, ctx);
-        h += &x;
+        par_add_assign("GfnetBlock residual", &mut h, &x)?;
         let (c, norm2) = self.norm2.forward_train(h.view(), ctx)?;
-        let (mut out, ffn) = self.ffn.forward_train(c.view(), ctx)?;
+        let (mut out, ffn) = self.ffn.forward_train_owned(c, ctx)?;
         let ffn_mask = self
             .dropout
             .apply(contiguous_mut("block FFN output", &mut out)?, ctx);
-        out += &h;
+        par_add_assign("GfnetBlock residual", &mut out, &h.view())?;
         Ok((
             out,
             GfnetBlockCache {
@@ -206,28 +207,37 @@ impl GfnetBlock {
             ));
         }
         // out = h + drop(ffn(norm2(h)))
-        let mut df = grad_out.as_standard_layout().into_owned();
-        cache
-            .ffn_mask
-            .backward_in_place(contiguous_mut("block FFN gradient", &mut df)?, "block FFN")?;
-        let dc = self.ffn.backward(&cache.ffn, df.view(), &mut grads.ffn)?;
+        let dc = if cache.ffn_mask.is_identity() {
+            self.ffn.backward(&cache.ffn, grad_out, &mut grads.ffn)?
+        } else {
+            let mut df = grad_out.as_standard_layout().into_owned();
+            cache
+                .ffn_mask
+                .backward_in_place(contiguous_mut("block FFN gradient", &mut df)?, "block FFN")?;
+            self.ffn.backward(&cache.ffn, df.view(), &mut grads.ffn)?
+        };
         let mut dh = self
             .norm2
             .backward(&cache.norm2, dc.view(), &mut grads.norm2)?;
-        dh += &grad_out;
+        drop(dc);
+        par_add_assign("GfnetBlock output gradient", &mut dh, &grad_out)?;
         // h = x + drop(gf(norm1(x)))
-        let mut dm = dh.clone();
-        cache.mixing_mask.backward_in_place(
-            contiguous_mut("block mixing gradient", &mut dm)?,
-            "block mixing",
-        )?;
-        let da = self
-            .mixing_layer
-            .backward(&cache.mixing, dm.view(), &mut grads.mixing_layer)?;
+        let da = if cache.mixing_mask.is_identity() {
+            self.mixing_layer
+                .backward(&cache.mixing, dh.view(), &mut grads.mixing_layer)?
+        } else {
+            let mut dm = dh.clone();
+            cache.mixing_mask.backward_in_place(
+                contiguous_mut("block mixing gradient", &mut dm)?,
+                "block mixing",
+            )?;
+            self.mixing_layer
+                .backward(&cache.mixing, dm.view(), &mut grads.mixing_layer)?
+        };
         let mut dx = self
             .norm1
             .backward(&cache.norm1, da.view(), &mut grads.norm1)?;
-        dx += &dh;
+        par_add_assign("GfnetBlock residual gradient", &mut dx, &dh.view())?;
         Ok(dx)
     }
 }

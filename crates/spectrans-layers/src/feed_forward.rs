@@ -1,6 +1,8 @@
 //! FeedForward: `fc2(dropout(act(fc1(x))))`, D -> F -> D.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
+use std::sync::{Mutex, TryLockError};
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -10,10 +12,12 @@ use crate::error::{shape_error, LayerError};
 use crate::fast_math;
 use crate::linear::{Linear, LinearGrads};
 use crate::params::{join, Parameters};
-use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, to_3d};
+use crate::tensor::{
+    check_hidden, contiguous, contiguous_mut, min_rows, par_add_bias_rows, rows_of, to_3d,
+};
 
 /// The transformer feed-forward network (spectrans `FeedForwardNetwork`).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FeedForward {
     /// `fc1`: dim -> hidden.
     pub fc1: Linear,
@@ -23,6 +27,21 @@ pub struct FeedForward {
     pub activation: Activation,
     /// Dropout after the activation.
     pub dropout: Dropout,
+    /// Reused (rows, hidden) buffer of the eval forward: a fresh 4·D-wide buffer per call costs
+    /// page faults on every call.
+    scratch: Mutex<Vec<f32>>,
+}
+
+impl Clone for FeedForward {
+    fn clone(&self) -> Self {
+        Self {
+            fc1: self.fc1.clone(),
+            fc2: self.fc2.clone(),
+            activation: self.activation,
+            dropout: self.dropout,
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 /// Gradients of a [`FeedForward`].
@@ -64,6 +83,7 @@ impl FeedForward {
             fc2,
             activation,
             dropout,
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -126,6 +146,48 @@ impl FeedForward {
         Ok((h, pre))
     }
 
+    /// Runs `job` with the scratch buffer, or a fresh one when another call holds it.
+    fn with_scratch<R>(&self, job: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+        match self.scratch.try_lock() {
+            Ok(mut guard) => job(&mut guard),
+            Err(TryLockError::Poisoned(p)) => job(&mut p.into_inner()),
+            Err(TryLockError::WouldBlock) => job(&mut Vec::new()),
+        }
+    }
+
+    /// Eval hidden activations `act(x W1ᵀ + b1)` written into `buf` (grown, never zeroed: the
+    /// GEMM overwrites it), then `out += act(..) W2ᵀ`.
+    fn eval_into(
+        &self,
+        rows: ArrayView2<'_, f32>,
+        out: ArrayViewMut2<'_, f32>,
+        buf: &mut Vec<f32>,
+    ) -> Result<(), LayerError> {
+        let f = self.hidden();
+        let len = rows.nrows() * f;
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        let hs = buf.get_mut(..len).unwrap_or_default();
+        let mut h = ArrayViewMut2::from_shape((rows.nrows(), f), hs).map_err(|_| {
+            shape_error(
+                "FeedForward hidden",
+                format!("({}, {f})", rows.nrows()),
+                &[len],
+            )
+        })?;
+        self.fc1.forward_no_bias_into(rows.view(), h.view_mut())?;
+        if f > 0 {
+            let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
+            let act = self.activation;
+            contiguous_mut("FeedForward hidden", &mut h)?
+                .par_chunks_mut(f)
+                .with_min_len(min_rows(f))
+                .for_each(|row| act.apply_bias_row(row, b1));
+        }
+        self.fc2.forward_no_bias_accumulate(h.view(), out)
+    }
+
     /// Eval forward on (batch, seq, dim).
     pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
         let (b, n, _) = x.dim();
@@ -135,15 +197,66 @@ impl FeedForward {
         to_3d(self.fc2.forward(h.view())?, b, n)
     }
 
+    /// Eval forward accumulated into `acc`: `acc += FFN(x)` (the residual add of a pre-norm
+    /// block fused into fc2's GEMM, `acc += b2` then `acc += act(z) W2ᵀ`).
+    pub fn forward_add_into(
+        &self,
+        x: ArrayView3<'_, f32>,
+        acc: &mut Array3<f32>,
+    ) -> Result<(), LayerError> {
+        let (b, n, _) = x.dim();
+        check_hidden("FeedForward input", &x, self.dim())?;
+        if acc.dim() != (b, n, self.dim()) {
+            return Err(shape_error(
+                "FeedForward accumulator",
+                format!("({b}, {n}, {})", self.dim()),
+                acc.shape(),
+            ));
+        }
+        let rows = rows_of(&x)?;
+        let b2 = contiguous("fc2.bias", &self.fc2.bias)?;
+        par_add_bias_rows(contiguous_mut("FeedForward accumulator", acc)?, b2);
+        let d = self.dim();
+        let mut acc_rows = acc
+            .view_mut()
+            .into_shape_with_order((b * n, d))
+            .map_err(|_| {
+                shape_error(
+                    "FeedForward accumulator",
+                    format!("({}, {d})", b * n),
+                    &[b, n, d],
+                )
+            })?;
+        self.with_scratch(|buf| self.eval_into(rows.view(), acc_rows.view_mut(), buf))
+    }
+
     /// Training forward (dropout from `ctx`); caches input, pre-activation and mask.
     pub fn forward_train(
         &self,
         x: ArrayView3<'_, f32>,
         ctx: &mut TrainContext,
     ) -> Result<(Array3<f32>, FeedForwardCache), LayerError> {
-        let (b, n, _) = x.dim();
         check_hidden("FeedForward input", &x, self.dim())?;
-        let input = rows_of(&x)?.into_owned();
+        self.forward_train_owned(x.as_standard_layout().into_owned(), ctx)
+    }
+
+    /// [`FeedForward::forward_train`] taking ownership of `x`, which becomes the cached input
+    /// (no copy of the activations).
+    pub fn forward_train_owned(
+        &self,
+        x: Array3<f32>,
+        ctx: &mut TrainContext,
+    ) -> Result<(Array3<f32>, FeedForwardCache), LayerError> {
+        let (b, n, d) = x.dim();
+        check_hidden("FeedForward input", &x.view(), self.dim())?;
+        let x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        };
+        let input = x.into_shape_with_order((b * n, d)).map_err(|_| {
+            shape_error("FeedForward input", format!("({b}, {n}, {d})"), &[b, n, d])
+        })?;
         let (mut h, pre) = self.hidden_pass(input.view(), true)?;
         let pre_activation = pre.unwrap_or_else(|| Array2::zeros(h.raw_dim()));
         let mask = self

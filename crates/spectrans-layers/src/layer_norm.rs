@@ -1,6 +1,6 @@
 //! LayerNorm over the last axis: `y = (x - mean) / sqrt(var + eps) * w + b`, biased variance.
 
-use ndarray::{Array1, Array2, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Zip};
+use ndarray::{Array1, Array2, Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
 use crate::dropout::TrainContext;
 use crate::error::{shape_error, LayerError};
@@ -178,40 +178,72 @@ impl LayerNorm {
                 grads.weight.shape(),
             ));
         }
-        let dy = rows_of(&grad_out)?;
-        for (g, xh) in dy.rows().into_iter().zip(cache.normalized.rows()) {
-            Zip::from(&mut grads.weight)
-                .and(&mut grads.bias)
-                .and(&g)
-                .and(&xh)
-                .for_each(|gw, gb, &g, &xh| {
-                    *gw += g * xh;
-                    *gb += g;
-                });
-        }
         let mut dx = Array2::<f32>::zeros((b * n, d));
-        let w = &self.weight;
-        let inv_d = 1.0 / d.max(1) as f32;
-        Zip::from(dx.rows_mut())
-            .and(dy.rows())
-            .and(cache.normalized.rows())
-            .and(&cache.rstd)
-            .par_for_each(|mut o, g, xh, &rstd| {
-                let mut mean_g = 0.0f32;
-                let mut mean_gx = 0.0f32;
-                Zip::from(&g).and(&xh).and(w).for_each(|&g, &xh, &w| {
-                    let gh = g * w;
-                    mean_g += gh;
-                    mean_gx += gh * xh;
-                });
-                mean_g *= inv_d;
-                mean_gx *= inv_d;
-                Zip::from(&mut o)
-                    .and(&g)
-                    .and(&xh)
-                    .and(w)
-                    .for_each(|o, &g, &xh, &w| *o = rstd * (g * w - mean_g - xh * mean_gx));
+        if d == 0 {
+            return to_3d(dx, b, n);
+        }
+        let dy = rows_of(&grad_out)?;
+        let dys = contiguous("LayerNorm output gradient", &dy)?;
+        let xhs = contiguous("LayerNorm cache", &cache.normalized)?;
+        let rstds = contiguous("LayerNorm rstd", &cache.rstd)?;
+        if xhs.len() != dys.len() || rstds.len() != b * n {
+            return Err(shape_error(
+                "LayerNorm cache",
+                format!("({}, {d})", b * n),
+                cache.normalized.shape(),
+            ));
+        }
+        let w = contiguous("LayerNorm weight", &self.weight)?;
+        let inv_d = 1.0 / d as f32;
+        let rows_per_task = min_rows(d).max(16);
+        let span = rows_per_task * d;
+        // One parallel sweep: dx per row, and per-task partial sums of dw, db reduced at the end.
+        let partial = contiguous_mut("LayerNorm input gradient", &mut dx)?
+            .par_chunks_mut(span)
+            .zip(dys.par_chunks(span))
+            .zip(xhs.par_chunks(span))
+            .zip(rstds.par_chunks(rows_per_task))
+            .map(|(((o, g), xh), rs)| {
+                let mut dw = vec![0.0f32; d];
+                let mut db = vec![0.0f32; d];
+                for (((o, g), xh), &rstd) in o
+                    .chunks_exact_mut(d)
+                    .zip(g.chunks_exact(d))
+                    .zip(xh.chunks_exact(d))
+                    .zip(rs)
+                {
+                    let mut mean_g = 0.0f32;
+                    let mut mean_gx = 0.0f32;
+                    for ((((&g, &xh), &w), dw), db) in g
+                        .iter()
+                        .zip(xh)
+                        .zip(w)
+                        .zip(dw.iter_mut())
+                        .zip(db.iter_mut())
+                    {
+                        let gh = g * w;
+                        mean_g += gh;
+                        mean_gx += gh * xh;
+                        *dw += g * xh;
+                        *db += g;
+                    }
+                    mean_g *= inv_d;
+                    mean_gx *= inv_d;
+                    for (((o, &g), &xh), &w) in o.iter_mut().zip(g).zip(xh).zip(w) {
+                        *o = rstd * (g * w - mean_g - xh * mean_gx);
+                    }
+                }
+                (dw, db)
+            })
+            .reduce_with(|(mut aw, mut ab), (bw, bb)| {
+                aw.iter_mut().zip(&bw).for_each(|(a, b)| *a += b);
+                ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
+                (aw, ab)
             });
+        if let Some((dw, db)) = partial {
+            grads.weight.iter_mut().zip(&dw).for_each(|(a, b)| *a += b);
+            grads.bias.iter_mut().zip(&db).for_each(|(a, b)| *a += b);
+        }
         to_3d(dx, b, n)
     }
 }

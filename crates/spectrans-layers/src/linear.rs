@@ -8,6 +8,8 @@ use crate::dropout::TrainContext;
 use crate::error::{shape_error, LayerError};
 use crate::matmul::matmul_into;
 use crate::params::{join, Parameters};
+use crate::tensor::{contiguous, contiguous_mut, min_rows, par_add_column_sums};
+use rayon::prelude::*;
 
 /// A fully connected layer: `y = x Wᵀ + b`, `x` (rows, in), `W` (out, in), `b` (out).
 #[derive(Debug, Clone)]
@@ -86,6 +88,16 @@ impl Linear {
         matmul_into(out, x, self.weight.t(), false)
     }
 
+    /// `out += x Wᵀ` (no bias): fuses a residual add into the GEMM.
+    pub fn forward_no_bias_accumulate(
+        &self,
+        x: ArrayView2<'_, f32>,
+        out: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), LayerError> {
+        self.check_input(&x)?;
+        matmul_into(out, x, self.weight.t(), true)
+    }
+
     /// `out = x Wᵀ + b` into a caller-owned buffer of shape (rows, out).
     pub fn forward_into(
         &self,
@@ -100,9 +112,17 @@ impl Linear {
                 out.shape(),
             ));
         }
-        out.rows_mut()
-            .into_iter()
-            .for_each(|mut r| r.assign(&self.bias));
+        let n = self.out_features();
+        match (out.as_slice_mut(), self.bias.as_slice()) {
+            (Some(o), Some(b)) if n > 0 => o
+                .par_chunks_mut(n)
+                .with_min_len(min_rows(n))
+                .for_each(|r| r.copy_from_slice(b)),
+            _ => out
+                .rows_mut()
+                .into_iter()
+                .for_each(|mut r| r.assign(&self.bias)),
+        }
         matmul_into(out, x, self.weight.t(), true)
     }
 
@@ -160,9 +180,10 @@ impl Linear {
         self.check_grad_out(&grad_out, input.nrows())?;
         check_grads(grads, self)?;
         matmul_into(grads.weight.view_mut(), grad_out.t(), input, true)?;
-        for row in grad_out.rows() {
-            grads.bias.zip_mut_with(&row, |b, g| *b += g);
-        }
+        let dy = grad_out.as_standard_layout();
+        let dy = contiguous("Linear output gradient", &dy)?;
+        let db = contiguous_mut("Linear bias gradient", &mut grads.bias)?;
+        par_add_column_sums(db, dy);
         Ok(())
     }
 

@@ -92,3 +92,66 @@ where
 pub(crate) fn min_rows(dim: usize) -> usize {
     (PARALLEL_MIN_ELEMS / 4 / dim.max(1)).max(1)
 }
+
+/// `dst += src` elementwise, split over the rayon pool in contiguous chunks (falls back to a
+/// parallel `Zip` for non-standard layouts). Shapes must match.
+pub(crate) fn par_add_assign<D: ndarray::Dimension>(
+    what: &str,
+    dst: &mut ndarray::Array<f32, D>,
+    src: &ndarray::ArrayView<'_, f32, D>,
+) -> Result<(), LayerError> {
+    use rayon::prelude::*;
+    if dst.shape() != src.shape() {
+        return Err(shape_error(what, format!("{:?}", dst.shape()), src.shape()));
+    }
+    match (dst.as_slice_mut(), src.as_slice()) {
+        (Some(d), Some(s)) => {
+            const CHUNK: usize = PARALLEL_MIN_ELEMS / 2;
+            d.par_chunks_mut(CHUNK)
+                .zip(s.par_chunks(CHUNK))
+                .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += s));
+        }
+        _ => ndarray::Zip::from(dst)
+            .and(src)
+            .par_for_each(|d, &s| *d += s),
+    }
+    Ok(())
+}
+
+/// `dst` rows `+= bias` (a (rows, n) slice, `bias.len() == n`), split over the rayon pool.
+pub(crate) fn par_add_bias_rows(dst: &mut [f32], bias: &[f32]) {
+    use rayon::prelude::*;
+    let n = bias.len();
+    if n == 0 {
+        return;
+    }
+    dst.par_chunks_mut(n)
+        .with_min_len(min_rows(n))
+        .for_each(|r| r.iter_mut().zip(bias).for_each(|(d, b)| *d += b));
+}
+
+/// `Σ_rows m` of a contiguous (rows, n) slice added into `acc` (len n), split over the pool.
+pub(crate) fn par_add_column_sums(acc: &mut [f32], m: &[f32]) {
+    use rayon::prelude::*;
+    let n = acc.len();
+    if n == 0 {
+        return;
+    }
+    let rows_per_task = min_rows(n).max(16);
+    let total = m
+        .par_chunks(n * rows_per_task)
+        .map(|block| {
+            let mut s = vec![0.0f32; n];
+            for r in block.chunks_exact(n) {
+                s.iter_mut().zip(r).for_each(|(s, v)| *s += v);
+            }
+            s
+        })
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        });
+    if let Some(t) = total {
+        acc.iter_mut().zip(&t).for_each(|(a, t)| *a += t);
+    }
+}

@@ -276,6 +276,15 @@ proptest! {
                 }
             }
         }
+        // The fused residual form: acc += FFN(x).
+        let acc0 = random3((2, n, d), 1.0, &mut r);
+        let mut acc = acc0.clone();
+        ffn.forward_add_into(x.view(), &mut acc).unwrap();
+        for ((a, a0), y) in acc.iter().zip(acc0.iter()).zip(y.iter()) {
+            prop_assert!((a - (a0 + y)).abs() < 1e-5, "{a} vs {} + {y}", a0);
+        }
+        let mut wrong = Array3::<f32>::zeros((2, n, d + 1));
+        prop_assert!(ffn.forward_add_into(x.view(), &mut wrong).is_err());
     }
 
     #[test]

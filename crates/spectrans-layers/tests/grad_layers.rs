@@ -206,3 +206,41 @@ fn same_seed_same_mask() {
     d.apply(&mut c, &mut TrainContext::new(10, true));
     assert_ne!(a, c);
 }
+
+/// Many rows, so the parameter-gradient reductions split over several rayon tasks: the bias
+/// and LayerNorm weight/bias gradients must equal the plain f64 sums over rows.
+#[test]
+fn parallel_parameter_reductions_match_row_sums() {
+    let mut r = rng(11);
+    let (rows, inp, out) = (20_000usize, 4usize, 3usize);
+    let lin = Linear::new(inp, out, &mut r);
+    let x = random2((rows, inp), 1.0, &mut r);
+    let dy = random2((rows, out), 1.0, &mut r);
+    let mut g = LinearGrads::zeros_like(&lin);
+    g.bias.fill(0.5); // accumulates onto what is there
+    lin.backward_params(x.view(), dy.view(), &mut g).unwrap();
+    for o in 0..out {
+        let want = 0.5 + (0..rows).map(|i| dy[[i, o]] as f64).sum::<f64>();
+        assert!(
+            (g.bias[o] as f64 - want).abs() < 1e-2,
+            "bias[{o}] {} vs {want}",
+            g.bias[o]
+        );
+    }
+
+    let ln = LayerNorm::new(inp, 1e-5);
+    let xs = random3((4, rows / 4, inp), 1.0, &mut r);
+    let (_, cache) = ln.forward_train(xs.view(), &mut eval_ctx()).unwrap();
+    let gy = random3((4, rows / 4, inp), 1.0, &mut r);
+    let mut lg = LayerNormGrads::zeros_like(&ln);
+    ln.backward(&cache, gy.view(), &mut lg).unwrap();
+    let gy2 = gy.into_shape_with_order((rows, inp)).unwrap();
+    for k in 0..inp {
+        let dw: f64 = (0..rows)
+            .map(|i| gy2[[i, k]] as f64 * cache.normalized[[i, k]] as f64)
+            .sum();
+        let db: f64 = (0..rows).map(|i| gy2[[i, k]] as f64).sum();
+        assert!((lg.weight[k] as f64 - dw).abs() < 1e-2, "dw[{k}]");
+        assert!((lg.bias[k] as f64 - db).abs() < 1e-2, "db[{k}]");
+    }
+}
