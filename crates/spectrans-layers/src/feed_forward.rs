@@ -281,6 +281,16 @@ impl FeedForward {
         grad_out: ArrayView3<'_, f32>,
         grads: &mut FeedForwardGrads,
     ) -> Result<Array3<f32>, LayerError> {
+        self.with_scratch(|buf| self.backward_with(cache, grad_out, grads, buf))
+    }
+
+    fn backward_with(
+        &self,
+        cache: &FeedForwardCache,
+        grad_out: ArrayView3<'_, f32>,
+        grads: &mut FeedForwardGrads,
+        buf: &mut Vec<f32>,
+    ) -> Result<Array3<f32>, LayerError> {
         let (b, n) = cache.batch_seq;
         if grad_out.dim() != (b, n, self.dim()) {
             return Err(shape_error(
@@ -292,7 +302,25 @@ impl FeedForward {
         let f = self.hidden();
         let act = self.activation;
         // a = dropout(act(z)), recomputed instead of stored.
-        let mut a = Array2::<f32>::zeros(cache.pre_activation.raw_dim());
+        let rows_n = cache.pre_activation.nrows();
+        let len = rows_n * f;
+        if cache.pre_activation.ncols() != f {
+            return Err(shape_error(
+                "FeedForward cache pre-activation",
+                format!("(rows, {f})"),
+                cache.pre_activation.shape(),
+            ));
+        }
+        // a and dz live in the reused scratch (two (rows, F) halves): no page faults per step.
+        if buf.len() < 2 * len {
+            buf.resize(2 * len, 0.0);
+        }
+        let (a_buf, dz_buf) = buf.split_at_mut(len);
+        let dz_buf = dz_buf.get_mut(..len).unwrap_or_default();
+        let scratch_err =
+            |_| shape_error("FeedForward scratch", format!("({rows_n}, {f})"), &[len]);
+        let mut a = ArrayViewMut2::from_shape((rows_n, f), a_buf).map_err(scratch_err)?;
+        let mut dz = ArrayViewMut2::from_shape((rows_n, f), dz_buf).map_err(scratch_err)?;
         {
             let z = contiguous("FeedForward pre-activation", &cache.pre_activation)?;
             let a_rows = contiguous_mut("FeedForward hidden", &mut a)?;
@@ -316,7 +344,7 @@ impl FeedForward {
         let dy = rows_of(&grad_out)?;
         self.fc2
             .backward_params(a.view(), dy.view(), &mut grads.fc2)?;
-        let mut dz = self.fc2.backward_input(dy.view())?;
+        self.fc2.backward_input_into(dy.view(), dz.view_mut())?;
         cache.mask.backward_in_place(
             contiguous_mut("FeedForward hidden grad", &mut dz)?,
             "FeedForward",

@@ -195,6 +195,16 @@ impl Linear {
         Ok(dx)
     }
 
+    /// Input half of backward into a caller-owned (rows, in) buffer: `dX = dY W`.
+    pub fn backward_input_into(
+        &self,
+        grad_out: ArrayView2<'_, f32>,
+        dx: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), LayerError> {
+        self.check_grad_out(&grad_out, grad_out.nrows())?;
+        matmul_into(dx, grad_out, self.weight.view(), false)
+    }
+
     fn check_grad_out(&self, g: &ArrayView2<'_, f32>, rows: usize) -> Result<(), LayerError> {
         if g.dim() != (rows, self.out_features()) {
             return Err(shape_error(
