@@ -101,14 +101,13 @@ impl FeedForward {
     fn hidden_pass(
         &self,
         rows: ArrayView2<'_, f32>,
+        mut h: ArrayViewMut2<'_, f32>,
         keep_pre: bool,
-    ) -> Result<(Array2<f32>, Option<Array2<f32>>), LayerError> {
+    ) -> Result<Option<Array2<f32>>, LayerError> {
         let f = self.hidden();
-        let mut h = Array2::<f32>::zeros((rows.nrows(), f));
         self.fc1.forward_no_bias_into(rows.view(), h.view_mut())?;
         if f == 0 {
-            let pre = keep_pre.then(|| h.clone());
-            return Ok((h, pre));
+            return Ok(keep_pre.then(|| h.to_owned()));
         }
         let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
         let act = self.activation;
@@ -143,7 +142,7 @@ impl FeedForward {
                 .for_each(|row| act.apply_bias_row(row, b1));
             None
         };
-        Ok((h, pre))
+        Ok(pre)
     }
 
     /// Runs `job` with the scratch buffer, or a fresh one when another call holds it.
@@ -192,9 +191,9 @@ impl FeedForward {
     pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
         let (b, n, _) = x.dim();
         check_hidden("FeedForward input", &x, self.dim())?;
-        let rows = rows_of(&x)?;
-        let (h, _) = self.hidden_pass(rows.view(), false)?;
-        to_3d(self.fc2.forward(h.view())?, b, n)
+        let mut out = Array3::<f32>::zeros((b, n, self.dim()));
+        self.forward_add_into(x, &mut out)?;
+        Ok(out)
     }
 
     /// Eval forward accumulated into `acc`: `acc += FFN(x)` (the residual add of a pre-norm
@@ -257,12 +256,27 @@ impl FeedForward {
         let input = x.into_shape_with_order((b * n, d)).map_err(|_| {
             shape_error("FeedForward input", format!("({b}, {n}, {d})"), &[b, n, d])
         })?;
-        let (mut h, pre) = self.hidden_pass(input.view(), true)?;
-        let pre_activation = pre.unwrap_or_else(|| Array2::zeros(h.raw_dim()));
-        let mask = self
-            .dropout
-            .apply(contiguous_mut("FeedForward hidden", &mut h)?, ctx);
-        let y = to_3d(self.fc2.forward(h.view())?, b, n)?;
+        // act(z) is a temporary: it lives in the reused scratch (backward recomputes it).
+        let f = self.hidden();
+        let rows_n = b * n;
+        let (y, pre, mask) = self.with_scratch(|buf| {
+            let len = rows_n * f;
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            let hs = buf.get_mut(..len).unwrap_or_default();
+            let mut h = ArrayViewMut2::from_shape((rows_n, f), hs).map_err(|_| {
+                shape_error("FeedForward scratch", format!("({rows_n}, {f})"), &[len])
+            })?;
+            let pre = self.hidden_pass(input.view(), h.view_mut(), true)?;
+            let mask = self
+                .dropout
+                .apply(contiguous_mut("FeedForward hidden", &mut h)?, ctx);
+            let y = self.fc2.forward(h.view())?;
+            Ok::<_, LayerError>((y, pre, mask))
+        })?;
+        let pre_activation = pre.unwrap_or_else(|| Array2::zeros((rows_n, f)));
+        let y = to_3d(y, b, n)?;
         Ok((
             y,
             FeedForwardCache {
