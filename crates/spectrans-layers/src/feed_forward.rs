@@ -1,6 +1,6 @@
 //! FeedForward: `fc2(dropout(act(fc1(x))))`, D -> F -> D.
 
-use std::sync::{Mutex, TryLockError};
+use std::cell::RefCell;
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
 use rand::Rng;
@@ -16,8 +16,15 @@ use crate::tensor::{
     check_hidden, contiguous, contiguous_mut, min_rows, par_add_bias_rows, rows_of, to_3d,
 };
 
+thread_local! {
+    /// The FFN's (rows, hidden) temporaries, shared by every FeedForward on this thread: a fresh
+    /// 4·D-wide buffer per call costs page faults on every call, and one buffer per layer
+    /// would multiply a model's memory by its depth.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The transformer feed-forward network (spectrans `FeedForwardNetwork`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FeedForward {
     /// `fc1`: dim -> hidden.
     pub fc1: Linear,
@@ -27,21 +34,6 @@ pub struct FeedForward {
     pub activation: Activation,
     /// Dropout after the activation.
     pub dropout: Dropout,
-    /// Reused (rows, hidden) buffer of the eval forward: a fresh 4·D-wide buffer per call costs
-    /// page faults on every call.
-    scratch: Mutex<Vec<f32>>,
-}
-
-impl Clone for FeedForward {
-    fn clone(&self) -> Self {
-        Self {
-            fc1: self.fc1.clone(),
-            fc2: self.fc2.clone(),
-            activation: self.activation,
-            dropout: self.dropout,
-            scratch: Mutex::new(Vec::new()),
-        }
-    }
 }
 
 /// Gradients of a [`FeedForward`].
@@ -83,7 +75,6 @@ impl FeedForward {
             fc2,
             activation,
             dropout,
-            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -145,13 +136,13 @@ impl FeedForward {
         Ok(pre)
     }
 
-    /// Runs `job` with the scratch buffer, or a fresh one when another call holds it.
+    /// Runs `job` with this thread's scratch buffer, or a fresh one when a call on this thread
+    /// already holds it (a rayon task run while the holder waits).
     fn with_scratch<R>(&self, job: impl FnOnce(&mut Vec<f32>) -> R) -> R {
-        match self.scratch.try_lock() {
-            Ok(mut guard) => job(&mut guard),
-            Err(TryLockError::Poisoned(p)) => job(&mut p.into_inner()),
-            Err(TryLockError::WouldBlock) => job(&mut Vec::new()),
-        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => job(&mut buf),
+            Err(_) => job(&mut Vec::new()),
+        })
     }
 
     /// Eval hidden activations `act(x W1ᵀ + b1)` written into `buf` (grown, never zeroed: the
