@@ -258,19 +258,5 @@ impl LayerNormGrads {
     }
 }
 
-macro_rules! ln_params {
-    ($t:ty) => {
-        impl Parameters for $t {
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
-                f(&join(prefix, "weight"), self.weight.view().into_dyn());
-                f(&join(prefix, "bias"), self.bias.view().into_dyn());
-            }
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
-                f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
-                f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
-            }
-        }
-    };
-}
-ln_params!(LayerNorm);
-ln_params!(LayerNormGrads);
+crate::params::weight_bias_params!(LayerNorm);
+crate::params::weight_bias_params!(LayerNormGrads);

@@ -238,19 +238,5 @@ impl LinearGrads {
     }
 }
 
-macro_rules! linear_params {
-    ($t:ty) => {
-        impl Parameters for $t {
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
-                f(&join(prefix, "weight"), self.weight.view().into_dyn());
-                f(&join(prefix, "bias"), self.bias.view().into_dyn());
-            }
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
-                f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
-                f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
-            }
-        }
-    };
-}
-linear_params!(Linear);
-linear_params!(LinearGrads);
+crate::params::weight_bias_params!(Linear);
+crate::params::weight_bias_params!(LinearGrads);

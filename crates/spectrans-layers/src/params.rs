@@ -77,3 +77,21 @@ pub(crate) fn join(prefix: &str, local: &str) -> String {
     s.push_str(local);
     s
 }
+
+/// `Parameters` for a struct with `weight` and `bias` arrays (Linear, LayerNorm and their
+/// gradient twins), named as PyTorch names them.
+macro_rules! weight_bias_params {
+    ($t:ty) => {
+        impl Parameters for $t {
+            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
+                f(&join(prefix, "weight"), self.weight.view().into_dyn());
+                f(&join(prefix, "bias"), self.bias.view().into_dyn());
+            }
+            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+                f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
+                f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
+            }
+        }
+    };
+}
+pub(crate) use weight_bias_params;
