@@ -98,7 +98,7 @@ fn check_block(
         dot(&y, &ry)
     };
     let tol = Tol {
-        eps: 3e-3,
+        eps: 1e-3,
         rtol: 2e-2,
         atol: 4e-3,
     };
