@@ -1,6 +1,6 @@
 //! The pre-norm GFNet block: `h = x + drop(GF(LN1(x)))`, `out = h + drop(FFN(LN2(h)))`.
 
-use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
+use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 use rand::Rng;
 use spectrans_fft::FftNorm;
 
@@ -67,6 +67,52 @@ impl BlockOptions {
     }
 }
 
+/// Which tokens of its output a block computes.
+///
+/// The global filter mixes every token, so a block always reads all of them; but the
+/// feed-forward half works token by token, so a block whose output feeds only a cls-pooled
+/// head (the last block of a classifier) needs it at token 0 alone: the same numbers for that
+/// token, a factor N less FFN work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputTokens {
+    /// Every token: the output is (B, N, D).
+    #[default]
+    All,
+    /// Token 0 only: the output is (B, 1, D), equal to `[:, 0:1, :]` of the full output.
+    First,
+}
+
+impl OutputTokens {
+    /// How many tokens of a length-`n` sequence the output keeps.
+    pub fn count(self, n: usize) -> usize {
+        match self {
+            OutputTokens::All => n,
+            OutputTokens::First => n.min(1),
+        }
+    }
+
+    /// The kept tokens of `h` (B, N, D): `h` itself or a copy of its first token.
+    fn select(self, h: Array3<f32>) -> Array3<f32> {
+        match self {
+            OutputTokens::All => h,
+            OutputTokens::First => h.slice(s![.., 0..1, ..]).to_owned(),
+        }
+    }
+
+    /// The gradient w.r.t. the full (B, N, D) tensor from the gradient w.r.t. the kept tokens.
+    fn expand(self, g: Array3<f32>, n: usize) -> Array3<f32> {
+        match self {
+            OutputTokens::All => g,
+            OutputTokens::First => {
+                let (b, _, d) = g.dim();
+                let mut full = Array3::<f32>::zeros((b, n, d));
+                full.slice_mut(s![.., 0..1, ..]).assign(&g);
+                full
+            }
+        }
+    }
+}
+
 /// spectrans' `PreNormBlock` with a `GlobalFilterMixing` layer.
 #[derive(Debug, Clone)]
 pub struct GfnetBlock {
@@ -112,6 +158,8 @@ pub struct GfnetBlockCache {
     pub ffn_mask: DropoutMask,
     /// Input shape.
     pub shape: (usize, usize, usize),
+    /// The tokens the output kept.
+    pub tokens: OutputTokens,
 }
 
 impl GfnetBlock {
@@ -151,8 +199,18 @@ impl GfnetBlock {
 
     /// Eval forward on (batch, n, dim); residual adds happen in place.
     pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
+        self.forward_tokens(x, OutputTokens::All)
+    }
+
+    /// Eval forward that computes the output at `tokens` only: (batch, `tokens.count(n)`, dim).
+    pub fn forward_tokens(
+        &self,
+        x: ArrayView3<'_, f32>,
+        tokens: OutputTokens,
+    ) -> Result<Array3<f32>, LayerError> {
         let mut h = self.mixing_layer.forward(self.norm1.forward(x)?.view())?;
         par_add_assign("GfnetBlock residual", &mut h, &x)?;
+        let mut h = tokens.select(h);
         let c = self.norm2.forward(h.view())?;
         // out = h + FFN(c), accumulated into h (no fresh buffer, no extra add pass).
         self.ffn.forward_add_into(c.view(), &mut h)?;
@@ -165,12 +223,23 @@ impl GfnetBlock {
         x: ArrayView3<'_, f32>,
         ctx: &mut TrainContext,
     ) -> Result<(Array3<f32>, GfnetBlockCache), LayerError> {
+        self.forward_train_tokens(x, ctx, OutputTokens::All)
+    }
+
+    /// Training forward that computes the output at `tokens` only (see [`OutputTokens`]).
+    pub fn forward_train_tokens(
+        &self,
+        x: ArrayView3<'_, f32>,
+        ctx: &mut TrainContext,
+        tokens: OutputTokens,
+    ) -> Result<(Array3<f32>, GfnetBlockCache), LayerError> {
         let (a, norm1) = self.norm1.forward_train(x, ctx)?;
         let (mut h, mixing) = self.mixing_layer.forward_train(a.view(), ctx)?;
         let mixing_mask = self
             .dropout
             .apply(contiguous_mut("block mixing output", &mut h)?, ctx);
         par_add_assign("GfnetBlock residual", &mut h, &x)?;
+        let h = tokens.select(h);
         let (c, norm2) = self.norm2.forward_train(h.view(), ctx)?;
         let (mut out, ffn) = self.ffn.forward_train_owned(c, ctx)?;
         let ffn_mask = self
@@ -187,6 +256,7 @@ impl GfnetBlock {
                 ffn,
                 ffn_mask,
                 shape: x.dim(),
+                tokens,
             },
         ))
     }
@@ -198,11 +268,12 @@ impl GfnetBlock {
         grad_out: ArrayView3<'_, f32>,
         grads: &mut GfnetBlockGrads,
     ) -> Result<Array3<f32>, LayerError> {
-        if grad_out.dim() != cache.shape {
-            let (b, n, d) = cache.shape;
+        let (b, n, d) = cache.shape;
+        let kept = cache.tokens.count(n);
+        if grad_out.dim() != (b, kept, d) {
             return Err(shape_error(
                 "GfnetBlock output gradient",
-                format!("({b}, {n}, {d})"),
+                format!("({b}, {kept}, {d})"),
                 grad_out.shape(),
             ));
         }
@@ -221,6 +292,7 @@ impl GfnetBlock {
             .backward(&cache.norm2, dc.view(), &mut grads.norm2)?;
         drop(dc);
         par_add_assign("GfnetBlock output gradient", &mut dh, &grad_out)?;
+        let dh = cache.tokens.expand(dh, n);
         // h = x + drop(gf(norm1(x)))
         let da = if cache.mixing_mask.is_identity() {
             self.mixing_layer

@@ -41,7 +41,7 @@ mod positional;
 mod tensor;
 
 pub use activation::{sigmoid, Activation, FilterActivation, LEAKY_RELU_SLOPE};
-pub use block::{BlockOptions, GfnetBlock, GfnetBlockCache, GfnetBlockGrads};
+pub use block::{BlockOptions, GfnetBlock, GfnetBlockCache, GfnetBlockGrads, OutputTokens};
 pub use dropout::{Dropout, DropoutMask, TrainContext};
 pub use embedding::{xavier_uniform, Embedding, EmbeddingCache, EmbeddingGrads, TokenId};
 pub use error::LayerError;

@@ -77,6 +77,7 @@ fn check_block(
     s: usize,
     act: FilterActivation,
     p: f32,
+    tokens: OutputTokens,
 ) -> Result<(), TestCaseError> {
     let mut options = BlockOptions::new(4, s).with_dropout(p);
     options.ffn_hidden_dim = 6;
@@ -85,15 +86,15 @@ fn check_block(
     options.norm_eps = 1e-5;
     let mut block = GfnetBlock::new(options, &mut rng(seed)).unwrap();
     let x = random3((2, n, 4), 1.0, &mut rng(seed ^ 6));
-    let ry = random3((2, n, 4), 1.0, &mut rng(seed ^ 7));
+    let ry = random3((2, tokens.count(n), 4), 1.0, &mut rng(seed ^ 7));
     let (_, cache) = block
-        .forward_train(x.view(), &mut TrainContext::new(seed, true))
+        .forward_train_tokens(x.view(), &mut TrainContext::new(seed, true), tokens)
         .unwrap();
     let mut grads = GfnetBlockGrads::zeros_like(&block);
     let dx = block.backward(&cache, ry.view(), &mut grads).unwrap();
     let run = |l: &GfnetBlock, xp: &Array3<f32>| {
         let (y, _) = l
-            .forward_train(xp.view(), &mut TrainContext::new(seed, true))
+            .forward_train_tokens(xp.view(), &mut TrainContext::new(seed, true), tokens)
             .unwrap();
         dot(&y, &ry)
     };
@@ -111,17 +112,22 @@ proptest! {
 
     #[test]
     fn block_grads_same_length(seed in any::<u64>(), act_i in 0usize..3, p in prop_oneof![Just(0.0f32), 0.1f32..0.5]) {
-        check_block(seed, 6, 6, FilterActivation::ALL[act_i], p)?;
+        check_block(seed, 6, 6, FilterActivation::ALL[act_i], p, OutputTokens::All)?;
     }
 
     #[test]
     fn block_grads_shorter(seed in any::<u64>(), act_i in 0usize..3, n in 1usize..6) {
-        check_block(seed, n, 7, FilterActivation::ALL[act_i], 0.2)?;
+        check_block(seed, n, 7, FilterActivation::ALL[act_i], 0.2, OutputTokens::All)?;
     }
 
     #[test]
     fn block_grads_longer_odd(seed in any::<u64>(), act_i in 0usize..3, half in 3usize..5) {
-        check_block(seed, 2 * half + 1, 4, FilterActivation::ALL[act_i], 0.2)?;
+        check_block(seed, 2 * half + 1, 4, FilterActivation::ALL[act_i], 0.2, OutputTokens::All)?;
+    }
+
+    #[test]
+    fn block_grads_first_token(seed in any::<u64>(), act_i in 0usize..3, n in 1usize..9, p in prop_oneof![Just(0.0f32), 0.1f32..0.5]) {
+        check_block(seed, n, 6, FilterActivation::ALL[act_i], p, OutputTokens::First)?;
     }
 }
 
@@ -136,6 +142,71 @@ fn block_eval_equals_train_without_dropout() {
     for (a, b) in y.iter().zip(yt.iter()) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
+}
+
+/// The first-token path is the full block's token 0, and its gradients are the full block's
+/// gradients for an output gradient that is zero outside token 0.
+#[test]
+fn block_first_token_matches_full_block() {
+    let mut options = BlockOptions::new(8, 10);
+    options.filter_init_std = 0.5;
+    let block = GfnetBlock::new(options, &mut rng(11)).unwrap();
+    let x = random3((3, 10, 8), 1.0, &mut rng(12));
+    let full = block.forward(x.view()).unwrap();
+    let first = block.forward_tokens(x.view(), OutputTokens::First).unwrap();
+    assert_eq!(first.dim(), (3, 1, 8));
+    for (a, b) in first
+        .iter()
+        .zip(full.slice(ndarray::s![.., 0..1, ..]).iter())
+    {
+        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    let g_first = random3((3, 1, 8), 1.0, &mut rng(13));
+    let mut g_full = Array3::<f32>::zeros((3, 10, 8));
+    g_full.slice_mut(ndarray::s![.., 0..1, ..]).assign(&g_first);
+    let ctx = || TrainContext::new(0, false);
+    let (_, c_full) = block.forward_train(x.view(), &mut ctx()).unwrap();
+    let (_, c_first) = block
+        .forward_train_tokens(x.view(), &mut ctx(), OutputTokens::First)
+        .unwrap();
+    let mut grads_full = GfnetBlockGrads::zeros_like(&block);
+    let mut grads_first = GfnetBlockGrads::zeros_like(&block);
+    let dx_full = block
+        .backward(&c_full, g_full.view(), &mut grads_full)
+        .unwrap();
+    let dx_first = block
+        .backward(&c_first, g_first.view(), &mut grads_first)
+        .unwrap();
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-5 * scale, "{what}: {x} vs {y}");
+        }
+    };
+    close(
+        dx_first.as_slice().unwrap(),
+        dx_full.as_slice().unwrap(),
+        "dx",
+    );
+    let mut full_grads = Vec::new();
+    grads_full.visit("", &mut |name, g| {
+        full_grads.push((name.to_string(), g.to_owned()))
+    });
+    let mut i = 0;
+    grads_first.visit("", &mut |name, g| {
+        assert_eq!(name, full_grads[i].0);
+        close(
+            g.as_slice().unwrap(),
+            full_grads[i].1.as_slice().unwrap(),
+            name,
+        );
+        i += 1;
+    });
+    assert_eq!(i, full_grads.len());
+    let wrong = Array3::<f32>::zeros((3, 10, 8));
+    assert!(block
+        .backward(&c_first, wrong.view(), &mut grads_first)
+        .is_err());
 }
 
 #[test]

@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
 use spectrans_layers::{
     Dropout, DropoutMask, Embedding, EmbeddingCache, EmbeddingGrads, GfnetBlock, GfnetBlockCache,
-    GfnetBlockGrads, LayerNorm, LayerNormCache, LayerNormGrads, Parameters, PositionalEncoding,
-    PositionalEncodingCache, PositionalEncodingGrads, TrainContext,
+    GfnetBlockGrads, LayerNorm, LayerNormCache, LayerNormGrads, OutputTokens, Parameters,
+    PositionalEncoding, PositionalEncodingCache, PositionalEncodingGrads, TrainContext,
 };
 
 use crate::convert;
@@ -186,6 +186,18 @@ impl Gfnet {
         }
     }
 
+    /// The tokens block `index` must compute: all of them, except in the last block when the
+    /// head reads token 0 alone (cls pooling), where the FFN half runs on that token only.
+    fn block_tokens(&self, index: usize) -> OutputTokens {
+        let last = index + 1 == self.blocks.len();
+        match &self.output_head {
+            Some(h) if last && h.kind != HeadKind::Sequence && h.pooling == Pooling::Cls => {
+                OutputTokens::First
+            }
+            _ => OutputTokens::All,
+        }
+    }
+
     fn embed(&self, input: ModelInput<'_>) -> Result<Array3<f32>, ModelError> {
         let d = self.config.hidden_dim();
         match input {
@@ -231,8 +243,8 @@ impl Gfnet {
         if let Some(pe) = &self.positional_encoding {
             x = pe.forward(x.view())?;
         }
-        for block in &self.blocks {
-            x = block.forward(x.view())?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward_tokens(x.view(), self.block_tokens(i))?;
         }
         let x = self.final_norm.forward(x.view())?;
         match &self.output_head {
@@ -278,17 +290,17 @@ impl Gfnet {
         };
         let blocks = if self.config.gradient_checkpointing() {
             let mut saved = Vec::with_capacity(self.blocks.len());
-            for block in &self.blocks {
+            for (i, block) in self.blocks.iter().enumerate() {
                 let start = ctx.clone();
-                let (y, _) = block.forward_train(x.view(), ctx)?;
+                let (y, _) = block.forward_train_tokens(x.view(), ctx, self.block_tokens(i))?;
                 saved.push((x, start));
                 x = y;
             }
             BlockCaches::Recompute(saved)
         } else {
             let mut caches = Vec::with_capacity(self.blocks.len());
-            for block in &self.blocks {
-                let (y, c) = block.forward_train(x.view(), ctx)?;
+            for (i, block) in self.blocks.iter().enumerate() {
+                let (y, c) = block.forward_train_tokens(x.view(), ctx, self.block_tokens(i))?;
                 caches.push(c);
                 x = y;
             }
@@ -355,15 +367,17 @@ impl Gfnet {
                 }
             }
             BlockCaches::Recompute(saved) => {
-                for ((block, (input, start)), bg) in self
+                for (i, ((block, (input, start)), bg)) in self
                     .blocks
                     .iter()
                     .zip(saved)
                     .zip(grads.blocks.iter_mut())
+                    .enumerate()
                     .rev()
                 {
                     let mut ctx = start;
-                    let (_, c) = block.forward_train(input.view(), &mut ctx)?;
+                    let tokens = self.block_tokens(i);
+                    let (_, c) = block.forward_train_tokens(input.view(), &mut ctx, tokens)?;
                     drop(input);
                     g = block.backward(&c, g.view(), bg)?;
                 }
