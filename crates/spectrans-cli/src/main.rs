@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod alloc;
 mod cmd;
 mod io;
 
@@ -42,6 +43,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alloc::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
