@@ -99,6 +99,20 @@ impl Activation {
         }
     }
 
+    /// With `z = row[j] + bias[j]`: `row[j] = f(z)` and `grad[j] = f'(z)`, one sweep (the
+    /// training forward keeps `f'` for backward).
+    pub fn apply_bias_row_with_derivative(self, row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
+        if self == Activation::Gelu {
+            crate::fast_math::gelu_bias_row_with_derivative(row, grad, bias);
+            return;
+        }
+        for ((v, g), &b) in row.iter_mut().zip(grad.iter_mut()).zip(bias) {
+            let z = *v + b;
+            *v = self.apply(z);
+            *g = self.derivative(z);
+        }
+    }
+
     /// `f'(x)` (at the kinks, the value PyTorch uses: relu'(0) = 0, leaky'(0) = 0.01, elu'(0) = 1).
     #[inline]
     pub fn derivative(self, x: f32) -> f32 {

@@ -35,6 +35,13 @@ pub fn exp_f32(x: f32) -> f32 {
 /// `t = 1 / (1 + p |x|)`.
 #[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
+    erf_and_gauss(x).0
+}
+
+/// `(erf(x), e^{-x²})`: the Gaussian factor of [`erf_f32`] comes out too, so GELU's
+/// derivative (whose density term is the same `e^{-z²/2}`) costs no second `exp`.
+#[inline(always)]
+fn erf_and_gauss(x: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
     const A1: f32 = 0.254_829_6;
     const A2: f32 = -0.284_496_74;
@@ -44,8 +51,9 @@ pub fn erf_f32(x: f32) -> f32 {
     let ax = x.abs();
     let t = 1.0 / (1.0 + P * ax);
     let poly = t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * A5))));
-    let y = 1.0 - poly * exp_f32(-ax * ax);
-    y.copysign(x)
+    let gauss = exp_f32(-ax * ax);
+    let y = 1.0 - poly * gauss;
+    (y.copysign(x), gauss)
 }
 
 /// `x · ½ (1 + erf(x / √2))`.
@@ -81,99 +89,39 @@ pub fn gelu_bias_row(row: &mut [f32], bias: &[f32]) {
     gelu_bias_row_portable(row, bias);
 }
 
-/// `gelu'(z) = ½ (1 + erf(z / √2)) + z · e^{-z²/2} / √(2π)`.
+/// `(gelu(z), gelu'(z))` with one `exp`: `Φ = ½ (1 + erf(z / √2))`, `gelu = z Φ`,
+/// `gelu' = Φ + z e^{-z²/2} / √(2π)`. The value is bit-identical to [`gelu`].
 #[inline(always)]
-fn gelu_derivative(z: f32) -> f32 {
+fn gelu_with_derivative(z: f32) -> (f32, f32) {
     const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-    0.5 * (1.0 + erf_f32(z * std::f32::consts::FRAC_1_SQRT_2))
-        + z * FRAC_1_SQRT_2PI * exp_f32(-0.5 * z * z)
+    let (erf, gauss) = erf_and_gauss(z * std::f32::consts::FRAC_1_SQRT_2);
+    let cdf = 1.0 + erf;
+    (z * 0.5 * cdf, 0.5 * cdf + z * FRAC_1_SQRT_2PI * gauss)
 }
 
 #[inline(always)]
-fn gelu_bias_keep_portable(row: &mut [f32], pre: &mut [f32], bias: &[f32]) {
-    for ((v, z), &b) in row.iter_mut().zip(pre.iter_mut()).zip(bias) {
-        *z = *v + b;
-        *v = gelu(*z);
-    }
-}
-
-#[inline(always)]
-fn gelu_into_portable(dst: &mut [f32], z: &[f32]) {
-    for (d, &z) in dst.iter_mut().zip(z) {
-        *d = gelu(z);
-    }
-}
-
-#[inline(always)]
-fn mul_gelu_derivative_portable(grad: &mut [f32], z: &[f32]) {
-    for (g, &z) in grad.iter_mut().zip(z) {
-        *g *= gelu_derivative(z);
+fn gelu_bias_grad_portable(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
+    for ((v, g), &b) in row.iter_mut().zip(grad.iter_mut()).zip(bias) {
+        (*v, *g) = gelu_with_derivative(*v + b);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gelu_bias_keep_avx2(row: &mut [f32], pre: &mut [f32], bias: &[f32]) {
-    gelu_bias_keep_portable(row, pre, bias);
+fn gelu_bias_grad_avx2(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
+    gelu_bias_grad_portable(row, grad, bias);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gelu_into_avx2(dst: &mut [f32], z: &[f32]) {
-    gelu_into_portable(dst, z);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn mul_gelu_derivative_avx2(grad: &mut [f32], z: &[f32]) {
-    mul_gelu_derivative_portable(grad, z);
-}
-
-/// Whether the AVX2 + FMA loops may run on this CPU.
-#[inline]
-fn has_avx2_fma() -> bool {
+/// Training twin of [`gelu_bias_row`]: with `z = row[j] + bias[j]`, `row[j] = gelu(z)` and
+/// `grad[j] = gelu'(z)` (kept for backward, so backward evaluates no `erf`).
+pub fn gelu_bias_row_with_derivative(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Training twin of [`gelu_bias_row`]: `pre[j] = row[j] + bias[j]` (kept for backward),
-/// `row[j] = gelu(pre[j])`.
-pub fn gelu_bias_row_keep(row: &mut [f32], pre: &mut [f32], bias: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: AVX2 and FMA are available (checked just above).
-        unsafe { gelu_bias_keep_avx2(row, pre, bias) };
+        unsafe { gelu_bias_grad_avx2(row, grad, bias) };
         return;
     }
-    gelu_bias_keep_portable(row, pre, bias);
-}
-
-/// `dst[j] = gelu(z[j])` (backward recomputes the activation instead of storing it).
-pub fn gelu_into(dst: &mut [f32], z: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: AVX2 and FMA are available (checked just above).
-        unsafe { gelu_into_avx2(dst, z) };
-        return;
-    }
-    gelu_into_portable(dst, z);
-}
-
-/// `grad[j] *= gelu'(z[j])`.
-pub fn mul_gelu_derivative(grad: &mut [f32], z: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: AVX2 and FMA are available (checked just above).
-        unsafe { mul_gelu_derivative_avx2(grad, z) };
-        return;
-    }
-    mul_gelu_derivative_portable(grad, z);
+    gelu_bias_grad_portable(row, grad, bias);
 }
 
 #[cfg(test)]
@@ -202,24 +150,23 @@ mod tests {
     }
 
     #[test]
-    fn training_loops_match_the_scalar_formulas() {
+    fn training_loop_matches_the_scalar_formulas() {
         let z: Vec<f32> = (-500..500).map(|i| i as f32 * 0.017).collect();
         let bias: Vec<f32> = z.iter().map(|x| -0.3 * x).collect();
-        let (mut row, mut pre) = (z.clone(), vec![0.0; z.len()]);
-        gelu_bias_row_keep(&mut row, &mut pre, &bias);
-        let mut again = vec![0.0; z.len()];
-        gelu_into(&mut again, &pre);
-        assert_eq!(row, again);
-        let mut g = vec![1.0f32; z.len()];
-        mul_gelu_derivative(&mut g, &z);
-        for ((&x, &a), &d) in z.iter().zip(&again).zip(&g) {
-            let x64 = x as f64;
-            let cdf = 0.5 * (1.0 + libm::erf(x64 / std::f64::consts::SQRT_2));
-            let pdf = (-0.5 * x64 * x64).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            let pre_x = x64 - 0.3 * x64;
-            let pre_cdf = 0.5 * (1.0 + libm::erf(pre_x / std::f64::consts::SQRT_2));
-            assert!((a as f64 - pre_x * pre_cdf).abs() < 1e-6, "gelu({pre_x})");
-            assert!((d as f64 - (cdf + x64 * pdf)).abs() < 1e-6, "gelu'({x})");
+        let (mut row, mut grad) = (z.clone(), vec![0.0; z.len()]);
+        gelu_bias_row_with_derivative(&mut row, &mut grad, &bias);
+        let mut eval = z.clone();
+        gelu_bias_row(&mut eval, &bias);
+        assert_eq!(
+            row, eval,
+            "training GELU must equal the eval GELU bit for bit"
+        );
+        for ((&x, &a), &d) in z.iter().zip(&row).zip(&grad) {
+            let pre = (x - 0.3 * x) as f64;
+            let cdf = 0.5 * (1.0 + libm::erf(pre / std::f64::consts::SQRT_2));
+            let pdf = (-0.5 * pre * pre).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!((a as f64 - pre * cdf).abs() < 1e-6, "gelu({pre})");
+            assert!((d as f64 - (cdf + pre * pdf)).abs() < 1e-6, "gelu'({pre})");
         }
     }
 

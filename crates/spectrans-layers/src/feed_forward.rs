@@ -9,7 +9,6 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{shape_error, LayerError};
-use crate::fast_math;
 use crate::linear::{Linear, LinearGrads};
 use crate::params::{join, Parameters};
 use crate::tensor::{
@@ -50,8 +49,11 @@ pub struct FeedForwardGrads {
 pub struct FeedForwardCache {
     /// The input rows, (batch * seq, dim).
     pub input: Array2<f32>,
-    /// `z = fc1(x)` before the activation, (batch * seq, hidden).
-    pub pre_activation: Array2<f32>,
+    /// fc2's input `dropout(act(z))` with `z = fc1(x)`, (batch * seq, hidden).
+    pub hidden: Array2<f32>,
+    /// `act'(z)`, (batch * seq, hidden): computed in the forward sweep that evaluates
+    /// `act(z)` (for GELU from the same `exp`), so backward evaluates no activation.
+    pub act_derivative: Array2<f32>,
     /// The dropout mask applied to `act(z)`.
     pub mask: DropoutMask,
     /// (batch, seq) of the input.
@@ -86,54 +88,6 @@ impl FeedForward {
     /// Inner width F.
     pub fn hidden(&self) -> usize {
         self.fc1.out_features()
-    }
-
-    /// `z = x W1ᵀ` then, in one pass, `z = act(z + b1)` (pre-activation kept only when asked).
-    fn hidden_pass(
-        &self,
-        rows: ArrayView2<'_, f32>,
-        mut h: ArrayViewMut2<'_, f32>,
-        keep_pre: bool,
-    ) -> Result<Option<Array2<f32>>, LayerError> {
-        let f = self.hidden();
-        self.fc1.forward_no_bias_into(rows.view(), h.view_mut())?;
-        if f == 0 {
-            return Ok(keep_pre.then(|| h.to_owned()));
-        }
-        let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
-        let act = self.activation;
-        let hs = contiguous_mut("FeedForward hidden", &mut h)?;
-        let pre = if keep_pre {
-            // z = h + b1 kept for backward; h = act(z).
-            let mut z = vec![0.0f32; hs.len()];
-            z.par_chunks_mut(f)
-                .with_min_len(min_rows(f))
-                .zip(hs.par_chunks_mut(f))
-                .for_each(|(zr, hr)| {
-                    if act == Activation::Gelu {
-                        fast_math::gelu_bias_row_keep(hr, zr, b1);
-                        return;
-                    }
-                    for ((z, v), &b) in zr.iter_mut().zip(hr.iter_mut()).zip(b1) {
-                        *z = *v + b;
-                        *v = act.apply(*z);
-                    }
-                });
-            let rows_n = z.len() / f;
-            Some(Array2::from_shape_vec((rows_n, f), z).map_err(|_| {
-                shape_error(
-                    "FeedForward pre-activation",
-                    format!("(rows, {f})"),
-                    &[rows_n, f],
-                )
-            })?)
-        } else {
-            hs.par_chunks_mut(f)
-                .with_min_len(min_rows(f))
-                .for_each(|row| act.apply_bias_row(row, b1));
-            None
-        };
-        Ok(pre)
     }
 
     /// Runs `job` with this thread's scratch buffer, or a fresh one when a call on this thread
@@ -247,32 +201,31 @@ impl FeedForward {
         let input = x.into_shape_with_order((b * n, d)).map_err(|_| {
             shape_error("FeedForward input", format!("({b}, {n}, {d})"), &[b, n, d])
         })?;
-        // act(z) is a temporary: it lives in the reused scratch (backward recomputes it).
         let f = self.hidden();
         let rows_n = b * n;
-        let (y, pre, mask) = self.with_scratch(|buf| {
-            let len = rows_n * f;
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
-            let hs = buf.get_mut(..len).unwrap_or_default();
-            let mut h = ArrayViewMut2::from_shape((rows_n, f), hs).map_err(|_| {
-                shape_error("FeedForward scratch", format!("({rows_n}, {f})"), &[len])
-            })?;
-            let pre = self.hidden_pass(input.view(), h.view_mut(), true)?;
-            let mask = self
-                .dropout
-                .apply(contiguous_mut("FeedForward hidden", &mut h)?, ctx);
-            let y = self.fc2.forward(h.view())?;
-            Ok::<_, LayerError>((y, pre, mask))
-        })?;
-        let pre_activation = pre.unwrap_or_else(|| Array2::zeros((rows_n, f)));
-        let y = to_3d(y, b, n)?;
+        let mut hidden = Array2::<f32>::zeros((rows_n, f));
+        let mut act_derivative = Array2::<f32>::zeros((rows_n, f));
+        self.fc1
+            .forward_no_bias_into(input.view(), hidden.view_mut())?;
+        if f > 0 {
+            let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
+            let act = self.activation;
+            contiguous_mut("FeedForward hidden", &mut hidden)?
+                .par_chunks_mut(f)
+                .with_min_len(min_rows(f))
+                .zip(contiguous_mut("FeedForward act'", &mut act_derivative)?.par_chunks_mut(f))
+                .for_each(|(h, g)| act.apply_bias_row_with_derivative(h, g, b1));
+        }
+        let mask = self
+            .dropout
+            .apply(contiguous_mut("FeedForward hidden", &mut hidden)?, ctx);
+        let y = to_3d(self.fc2.forward(hidden.view())?, b, n)?;
         Ok((
             y,
             FeedForwardCache {
                 input,
-                pre_activation,
+                hidden,
+                act_derivative,
                 mask,
                 batch_seq: (b, n),
             },
@@ -305,68 +258,38 @@ impl FeedForward {
             ));
         }
         let f = self.hidden();
-        let act = self.activation;
-        // a = dropout(act(z)), recomputed instead of stored.
-        let rows_n = cache.pre_activation.nrows();
-        let len = rows_n * f;
-        if cache.pre_activation.ncols() != f {
-            return Err(shape_error(
-                "FeedForward cache pre-activation",
-                format!("(rows, {f})"),
-                cache.pre_activation.shape(),
-            ));
+        let rows_n = b * n;
+        for (what, a) in [
+            ("FeedForward cache hidden", &cache.hidden),
+            ("FeedForward cache act'", &cache.act_derivative),
+        ] {
+            if a.dim() != (rows_n, f) {
+                return Err(shape_error(what, format!("({rows_n}, {f})"), a.shape()));
+            }
         }
-        // a and dz live in the reused scratch (two (rows, F) halves): no page faults per step.
-        if buf.len() < 2 * len {
-            buf.resize(2 * len, 0.0);
-        }
-        let (a_buf, dz_buf) = buf.split_at_mut(len);
-        let dz_buf = dz_buf.get_mut(..len).unwrap_or_default();
-        let scratch_err =
-            |_| shape_error("FeedForward scratch", format!("({rows_n}, {f})"), &[len]);
-        let mut a = ArrayViewMut2::from_shape((rows_n, f), a_buf).map_err(scratch_err)?;
-        let mut dz = ArrayViewMut2::from_shape((rows_n, f), dz_buf).map_err(scratch_err)?;
-        {
-            let z = contiguous("FeedForward pre-activation", &cache.pre_activation)?;
-            let a_rows = contiguous_mut("FeedForward hidden", &mut a)?;
-            let chunk = f.max(1) * 64;
-            a_rows
-                .par_chunks_mut(chunk)
-                .zip(z.par_chunks(chunk))
-                .for_each(|(a, z)| {
-                    if act == Activation::Gelu {
-                        fast_math::gelu_into(a, z);
-                    } else {
-                        for (a, &z) in a.iter_mut().zip(z) {
-                            *a = act.apply(z);
-                        }
-                    }
-                });
-        }
-        cache
-            .mask
-            .forward_in_place(contiguous_mut("FeedForward hidden", &mut a)?, "FeedForward")?;
         let dy = rows_of(&grad_out)?;
         self.fc2
-            .backward_params(a.view(), dy.view(), &mut grads.fc2)?;
+            .backward_params(cache.hidden.view(), dy.view(), &mut grads.fc2)?;
+        // dz lives in the reused scratch: no page faults per step.
+        let len = rows_n * f;
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        let dz_buf = buf.get_mut(..len).unwrap_or_default();
+        let mut dz = ArrayViewMut2::from_shape((rows_n, f), dz_buf)
+            .map_err(|_| shape_error("FeedForward scratch", format!("({rows_n}, {f})"), &[len]))?;
         self.fc2.backward_input_into(dy.view(), dz.view_mut())?;
-        cache.mask.backward_in_place(
-            contiguous_mut("FeedForward hidden grad", &mut dz)?,
-            "FeedForward",
-        )?;
+        let dz_rows = contiguous_mut("FeedForward hidden grad", &mut dz)?;
+        cache.mask.backward_in_place(dz_rows, "FeedForward")?;
         if f > 0 {
-            let z = contiguous("FeedForward pre-activation", &cache.pre_activation)?;
+            let d = contiguous("FeedForward act'", &cache.act_derivative)?;
             let chunk = f * 64;
-            contiguous_mut("FeedForward hidden grad", &mut dz)?
+            dz_rows
                 .par_chunks_mut(chunk)
-                .zip(z.par_chunks(chunk))
-                .for_each(|(g, z)| {
-                    if act == Activation::Gelu {
-                        fast_math::mul_gelu_derivative(g, z);
-                    } else {
-                        for (g, &z) in g.iter_mut().zip(z) {
-                            *g *= act.derivative(z);
-                        }
+                .zip(d.par_chunks(chunk))
+                .for_each(|(g, d)| {
+                    for (g, &d) in g.iter_mut().zip(d) {
+                        *g *= d;
                     }
                 });
         }
