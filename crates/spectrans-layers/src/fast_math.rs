@@ -1,23 +1,59 @@
-//! Branch-free f32 `exp` and `erf` that the compiler vectorizes (used by GELU's hot loop).
+//! Branch-free f32 `exp`, `erf` and GELU that the compiler vectorizes (GELU's hot loops).
+//!
+//! Every formula is written once, generic over how `a·b + c` is evaluated ([`MulAdd`]):
+//! fused (one rounding, one instruction) inside the loops compiled for CPUs with FMA, and
+//! unfused in the portable fallback, where a software `fma` would be slow. The loops are
+//! compiled three times on x86_64 (AVX-512, AVX2 + FMA, baseline) and picked at run time.
+
+/// How a polynomial step `a·b + c` is evaluated.
+pub(crate) trait MulAdd {
+    /// `a·b + c`.
+    fn madd(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// `a.mul_add(b, c)`: one `vfmadd` where the CPU has FMA.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) struct Fused;
+
+/// `a * b + c`, two roundings (Rust never contracts it on its own).
+pub(crate) struct Unfused;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Unfused {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
 
 /// `e^x` to about 2 ulp for x in [-87, 88] (clamped outside): `x = n ln2 + r`,
 /// `e^x = 2^n · p(r)` with a degree-6 polynomial `p` on |r| <= ln2 / 2.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
+    exp_with::<Unfused>(x)
+}
+
+#[inline(always)]
+fn exp_with<M: MulAdd>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let shifted = x * LOG2E + ROUND;
+    let shifted = M::madd(x, LOG2E, ROUND);
     let n = shifted - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (0.166_666_67
-                    + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
+    let r = M::madd(-n, LN2_LO, M::madd(-n, LN2_HI, x));
+    let mut p = 0.001_388_889;
+    for c in [0.008_333_334, 0.041_666_668, 0.166_666_67, 0.5, 1.0, 1.0] {
+        p = M::madd(p, r, c);
+    }
     // `shifted` lies in [2^23, 2^24), where the ulp is 1: its low bits hold n. Integer ops
     // only (no float -> int conversion), so the loop vectorizes.
     let scale = f32::from_bits(
@@ -35,93 +71,137 @@ pub fn exp_f32(x: f32) -> f32 {
 /// `t = 1 / (1 + p |x|)`.
 #[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
-    erf_and_gauss(x).0
+    erf_and_gauss::<Unfused>(x).0
 }
 
 /// `(erf(x), e^{-x²})`: the Gaussian factor of [`erf_f32`] comes out too, so GELU's
 /// derivative (whose density term is the same `e^{-z²/2}`) costs no second `exp`.
 #[inline(always)]
-fn erf_and_gauss(x: f32) -> (f32, f32) {
+fn erf_and_gauss<M: MulAdd>(x: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
-    const A1: f32 = 0.254_829_6;
-    const A2: f32 = -0.284_496_74;
-    const A3: f32 = 1.421_413_7;
-    const A4: f32 = -1.453_152_1;
-    const A5: f32 = 1.061_405_4;
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_7,
+        -1.453_152_1,
+        1.061_405_4,
+    ];
     let ax = x.abs();
-    let t = 1.0 / (1.0 + P * ax);
-    let poly = t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * A5))));
-    let gauss = exp_f32(-ax * ax);
-    let y = 1.0 - poly * gauss;
+    let t = 1.0 / M::madd(P, ax, 1.0);
+    let mut poly = A[4];
+    for &a in A[..4].iter().rev() {
+        poly = M::madd(poly, t, a);
+    }
+    let poly = poly * t;
+    let gauss = exp_with::<M>(-ax * ax);
+    let y = M::madd(-poly, gauss, 1.0);
     (y.copysign(x), gauss)
 }
 
-/// `x · ½ (1 + erf(x / √2))`.
+/// `(gelu(z), gelu'(z))` with one `exp`: `Φ = ½ (1 + erf(z / √2))`, `gelu = z Φ`,
+/// `gelu' = Φ + z e^{-z²/2} / √(2π)`.
 #[inline(always)]
-fn gelu(x: f32) -> f32 {
-    x * 0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+fn gelu_with_derivative<M: MulAdd>(z: f32) -> (f32, f32) {
+    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+    let (erf, gauss) = erf_and_gauss::<M>(z * std::f32::consts::FRAC_1_SQRT_2);
+    let cdf = 0.5 + 0.5 * erf;
+    (z * cdf, M::madd(z * FRAC_1_SQRT_2PI, gauss, cdf))
+}
+
+/// `gelu(z) = z Φ(z)`, the first half of [`gelu_with_derivative`] (the same bits).
+#[inline(always)]
+fn gelu<M: MulAdd>(z: f32) -> f32 {
+    let (erf, _) = erf_and_gauss::<M>(z * std::f32::consts::FRAC_1_SQRT_2);
+    z * (0.5 + 0.5 * erf)
 }
 
 #[inline(always)]
-fn gelu_bias_row_portable(row: &mut [f32], bias: &[f32]) {
+fn gelu_bias_loop<M: MulAdd>(row: &mut [f32], bias: &[f32]) {
     for (v, &b) in row.iter_mut().zip(bias) {
-        *v = gelu(*v + b);
+        *v = gelu::<M>(*v + b);
     }
 }
 
-/// The same loop compiled for AVX2 + FMA (8 lanes instead of SSE2's 4). Rust never fuses
-/// `a * b + c` on its own, so the results are bit-identical to the portable loop.
+#[inline(always)]
+fn gelu_bias_grad_loop<M: MulAdd>(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
+    for ((v, g), &b) in row.iter_mut().zip(grad.iter_mut()).zip(bias) {
+        (*v, *g) = gelu_with_derivative::<M>(*v + b);
+    }
+}
+
+/// The widest instruction set the CPU offers for these loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2Fma,
+    Portable,
+}
+
+#[inline]
+fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Isa::Avx2Fma;
+        }
+    }
+    Isa::Portable
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn gelu_bias_avx512(row: &mut [f32], bias: &[f32]) {
+    gelu_bias_loop::<Fused>(row, bias);
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gelu_bias_row_avx2(row: &mut [f32], bias: &[f32]) {
-    gelu_bias_row_portable(row, bias);
+fn gelu_bias_avx2(row: &mut [f32], bias: &[f32]) {
+    gelu_bias_loop::<Fused>(row, bias);
 }
 
-/// `row[j] = gelu(row[j] + bias[j])`, on the widest vector unit the CPU has.
-pub fn gelu_bias_row(row: &mut [f32], bias: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above), the only requirement of
-        // calling a `#[target_feature(enable = "avx2,fma")]` function.
-        unsafe { gelu_bias_row_avx2(row, bias) };
-        return;
-    }
-    gelu_bias_row_portable(row, bias);
-}
-
-/// `(gelu(z), gelu'(z))` with one `exp`: `Φ = ½ (1 + erf(z / √2))`, `gelu = z Φ`,
-/// `gelu' = Φ + z e^{-z²/2} / √(2π)`. The value is bit-identical to [`gelu`].
-#[inline(always)]
-fn gelu_with_derivative(z: f32) -> (f32, f32) {
-    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-    let (erf, gauss) = erf_and_gauss(z * std::f32::consts::FRAC_1_SQRT_2);
-    let cdf = 1.0 + erf;
-    (z * 0.5 * cdf, 0.5 * cdf + z * FRAC_1_SQRT_2PI * gauss)
-}
-
-#[inline(always)]
-fn gelu_bias_grad_portable(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
-    for ((v, g), &b) in row.iter_mut().zip(grad.iter_mut()).zip(bias) {
-        (*v, *g) = gelu_with_derivative(*v + b);
-    }
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn gelu_bias_grad_avx512(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
+    gelu_bias_grad_loop::<Fused>(row, grad, bias);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn gelu_bias_grad_avx2(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
-    gelu_bias_grad_portable(row, grad, bias);
+    gelu_bias_grad_loop::<Fused>(row, grad, bias);
 }
 
-/// Training twin of [`gelu_bias_row`]: with `z = row[j] + bias[j]`, `row[j] = gelu(z)` and
-/// `grad[j] = gelu'(z)` (kept for backward, so backward evaluates no `erf`).
-pub fn gelu_bias_row_with_derivative(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: AVX2 and FMA are available (checked just above).
-        unsafe { gelu_bias_grad_avx2(row, grad, bias) };
-        return;
+/// `row[j] = gelu(row[j] + bias[j])`, on the widest vector unit the CPU has.
+pub fn gelu_bias_row(row: &mut [f32], bias: &[f32]) {
+    match isa() {
+        // SAFETY (both arms): the CPU has the features the function is compiled for
+        // (`isa` detected them at run time), the only requirement of calling it.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { gelu_bias_avx512(row, bias) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { gelu_bias_avx2(row, bias) },
+        _ => gelu_bias_loop::<Unfused>(row, bias),
     }
-    gelu_bias_grad_portable(row, grad, bias);
+}
+
+/// Training twin of [`gelu_bias_row`]: with `z = row[j] + bias[j]`, `row[j] = gelu(z)` (the
+/// same bits as [`gelu_bias_row`]) and `grad[j] = gelu'(z)`, kept for backward so that
+/// backward evaluates no `erf`.
+pub fn gelu_bias_row_with_derivative(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
+    match isa() {
+        // SAFETY (both arms): as in `gelu_bias_row`.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { gelu_bias_grad_avx512(row, grad, bias) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { gelu_bias_grad_avx2(row, grad, bias) },
+        _ => gelu_bias_grad_loop::<Unfused>(row, grad, bias),
+    }
 }
 
 #[cfg(test)]
@@ -145,8 +225,11 @@ mod tests {
         let bias: Vec<f32> = xs.iter().map(|x| x * 0.1).collect();
         let (mut a, mut b) = (xs.clone(), xs.clone());
         gelu_bias_row(&mut a, &bias);
-        gelu_bias_row_portable(&mut b, &bias);
-        assert_eq!(a, b);
+        gelu_bias_loop::<Unfused>(&mut b, &bias);
+        // Fused and unfused polynomials differ by rounding only.
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 2e-7 * (1.0 + y.abs()), "{x} vs {y}");
+        }
     }
 
     #[test]
