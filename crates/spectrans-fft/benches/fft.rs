@@ -9,8 +9,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::{Array2, Array3};
 use spectrans_fft::{Complex32, FftNorm, FilterWorkspace, SeqRealFft};
 
-/// (B, n, D) shapes: GFNet-base at seq 512, and a small model at seq 128.
-const SHAPES: [(usize, usize, usize); 2] = [(8, 512, 768), (32, 128, 256)];
+/// (B, n, D) shapes: GFNet-base at seq 512, the small benchmark model (issue 6), and a small
+/// model at seq 128.
+const SHAPES: [(usize, usize, usize); 3] = [(8, 512, 768), (8, 512, 256), (32, 128, 256)];
 
 /// Deterministic values in [-1, 1) (no RNG dependency needed for timing).
 fn signal(shape: (usize, usize, usize)) -> Array3<f32> {

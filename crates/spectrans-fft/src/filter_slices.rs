@@ -150,7 +150,7 @@ impl SeqRealFft {
     ) -> Result<(), FftError> {
         let Tile { cols, col0, width } = tile;
         let (n, h) = (self.len(), self.spectrum_len());
-        strided::gather(x, cols, col0, n, width, &mut scratch.real);
+        strided::gather_f32(x, cols, col0, n, width, &mut scratch.real);
         self.rfft_columns(scratch, width)?;
         on_spectrum(&scratch.spectrum[..h * width]);
         let filter = &filter_columns[col0 * h..(col0 + width) * h];
@@ -158,7 +158,7 @@ impl SeqRealFft {
             *bin *= g;
         }
         self.irfft_columns(scratch, width)?;
-        strided::scatter(&scratch.real, n, width, y, cols, col0, |v| v);
+        strided::scatter_f32(&scratch.real, n, width, y, cols, col0);
         Ok(())
     }
 }

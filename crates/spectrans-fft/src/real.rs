@@ -212,7 +212,7 @@ impl SeqRealFft {
         let tile_cols = slice_tile(n);
         for col0 in (0..cols).step_by(tile_cols) {
             let width = tile_cols.min(cols - col0);
-            strided::gather(x, cols, col0, n, width, &mut scratch.real);
+            strided::gather_f32(x, cols, col0, n, width, &mut scratch.real);
             self.rfft_columns(scratch, width)?;
             strided::scatter(&scratch.spectrum, h, width, y, cols, col0, |v| v * scale);
         }
