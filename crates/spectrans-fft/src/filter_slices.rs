@@ -177,11 +177,19 @@ fn filter_columns<'b>(
         buffer.resize(h * cols, Complex32::new(0.0, 0.0));
     }
     let columns = &mut buffer[..h * cols];
-    strided::gather(filter_half, cols, 0, h, cols, columns);
     let inv_n = (1.0 / n as f64) as f32;
-    for g in columns.iter_mut() {
-        *g = if conjugate { g.conj() } else { *g } * inv_n;
-    }
+    // O(n D) like one batch entry: blocks of columns in parallel.
+    const BLOCK_COLUMNS: usize = 16;
+    columns
+        .par_chunks_mut(BLOCK_COLUMNS * h)
+        .enumerate()
+        .for_each(|(block, dst)| {
+            let width = dst.len() / h;
+            strided::gather(filter_half, cols, block * BLOCK_COLUMNS, h, width, dst);
+            for g in dst.iter_mut() {
+                *g = if conjugate { g.conj() } else { *g } * inv_n;
+            }
+        });
     columns
 }
 

@@ -1,9 +1,13 @@
 //! Folding a full-spectrum filter into half-spectrum form.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 use num_complex::Complex32;
+use rayon::prelude::*;
 
 use crate::FftError;
+
+/// Elements of work below which a fold stays on one thread.
+const PARALLEL_MIN_ELEMS: usize = 1 << 14;
 
 /// Fold a full-spectrum filter `H` `(n, D)` into half-spectrum form `(n/2+1, D)`:
 /// `Hf[k] = (H[k] + conj(H[(n - k) mod n])) / 2`, `k = 0..=n/2`.
@@ -30,12 +34,16 @@ pub fn fold_filter(full: ArrayView2<'_, Complex32>) -> Result<Array2<Complex32>,
     }
     let h = n / 2 + 1;
     let mut half = Array2::zeros((h, cols));
-    for (k, mut row) in half.outer_iter_mut().enumerate() {
-        let mirror = (n - k) % n;
-        let (upper, lower) = (full.row(k), full.row(mirror));
-        for ((out, &a), &b) in row.iter_mut().zip(upper.iter()).zip(lower.iter()) {
-            *out = (a + b.conj()) * 0.5;
-        }
-    }
+    half.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .with_min_len(PARALLEL_MIN_ELEMS.div_ceil(cols.max(1)))
+        .for_each(|(k, mut row)| {
+            let mirror = (n - k) % n;
+            let (upper, lower) = (full.row(k), full.row(mirror));
+            for ((out, &a), &b) in row.iter_mut().zip(upper.iter()).zip(lower.iter()) {
+                *out = (a + b.conj()) * 0.5;
+            }
+        });
     Ok(half)
 }

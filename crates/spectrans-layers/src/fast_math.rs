@@ -5,6 +5,8 @@
 //! unfused in the portable fallback, where a software `fma` would be slow. The loops are
 //! compiled three times on x86_64 (AVX-512, AVX2 + FMA, baseline) and picked at run time.
 
+use num_complex::Complex32;
+
 /// How a polynomial step `a·b + c` is evaluated.
 pub(crate) trait MulAdd {
     /// `a·b + c`.
@@ -129,6 +131,19 @@ fn gelu_bias_grad_loop<M: MulAdd>(row: &mut [f32], grad: &mut [f32], bias: &[f32
     }
 }
 
+/// `σ(x) = 1 / (1 + e^{-x})` with [`exp_with`].
+#[inline(always)]
+fn sigmoid_with<M: MulAdd>(x: f32) -> f32 {
+    1.0 / (1.0 + exp_with::<M>(-x))
+}
+
+#[inline(always)]
+fn sigmoid_complex_loop<M: MulAdd>(re: &[f32], im: &[f32], out: &mut [Complex32]) {
+    for ((o, &r), &i) in out.iter_mut().zip(re).zip(im) {
+        *o = Complex32::new(sigmoid_with::<M>(r), sigmoid_with::<M>(i));
+    }
+}
+
 /// The widest instruction set the CPU offers for these loops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Isa {
@@ -175,6 +190,31 @@ fn gelu_bias_grad_avx512(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
 #[target_feature(enable = "avx2,fma")]
 fn gelu_bias_grad_avx2(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
     gelu_bias_grad_loop::<Fused>(row, grad, bias);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn sigmoid_complex_avx512(re: &[f32], im: &[f32], out: &mut [Complex32]) {
+    sigmoid_complex_loop::<Fused>(re, im, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn sigmoid_complex_avx2(re: &[f32], im: &[f32], out: &mut [Complex32]) {
+    sigmoid_complex_loop::<Fused>(re, im, out);
+}
+
+/// `out[j] = σ(re[j]) + i σ(im[j])` (the global filter's default activation), on the widest
+/// vector unit the CPU has.
+pub fn sigmoid_complex_row(re: &[f32], im: &[f32], out: &mut [Complex32]) {
+    match isa() {
+        // SAFETY (both arms): as in `gelu_bias_row`.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { sigmoid_complex_avx512(re, im, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { sigmoid_complex_avx2(re, im, out) },
+        _ => sigmoid_complex_loop::<Unfused>(re, im, out),
+    }
 }
 
 /// `row[j] = gelu(row[j] + bias[j])`, on the widest vector unit the CPU has.
@@ -250,6 +290,19 @@ mod tests {
             let pdf = (-0.5 * pre * pre).exp() / (2.0 * std::f64::consts::PI).sqrt();
             assert!((a as f64 - pre * cdf).abs() < 1e-6, "gelu({pre})");
             assert!((d as f64 - (cdf + pre * pdf)).abs() < 1e-6, "gelu'({pre})");
+        }
+    }
+
+    #[test]
+    fn sigmoid_row_matches_f64() {
+        let re: Vec<f32> = (-900..900).map(|i| i as f32 * 0.11).collect();
+        let im: Vec<f32> = re.iter().map(|x| -0.7 * x).collect();
+        let mut out = vec![Complex32::new(0.0, 0.0); re.len()];
+        sigmoid_complex_row(&re, &im, &mut out);
+        let s = |x: f32| 1.0 / (1.0 + (-(x as f64)).exp());
+        for ((o, &r), &i) in out.iter().zip(&re).zip(&im) {
+            assert!((o.re as f64 - s(r)).abs() < 2e-7, "sigmoid({r})");
+            assert!((o.im as f64 - s(i)).abs() < 2e-7, "sigmoid({i})");
         }
     }
 

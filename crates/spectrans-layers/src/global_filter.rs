@@ -7,6 +7,7 @@ use std::sync::{Mutex, TryLockError};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Zip};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 use spectrans_fft::{fold_filter, real_plan, Complex32, FftNorm, FilterWorkspace};
 
 use crate::activation::FilterActivation;
@@ -14,7 +15,7 @@ use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{shape_error, LayerError};
 use crate::interpolate::LinearResample;
 use crate::params::{join, Parameters};
-use crate::tensor::{check_hidden, contiguous_mut};
+use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows};
 
 /// The GFNet global filter layer (spectrans `GlobalFilterMixing`).
 ///
@@ -184,12 +185,21 @@ impl GlobalFilter {
                 Cow::Owned(r.apply(self.filter_imag.view())?),
             )
         };
-        let act = self.activation;
         let mut full = Array2::<Complex32>::zeros(real_pre.raw_dim());
-        Zip::from(&mut full)
-            .and(real_pre.as_ref())
-            .and(imag_pre.as_ref())
-            .for_each(|h, &re, &im| *h = Complex32::new(act.apply(re), act.apply(im)));
+        let cols = full.ncols().max(1);
+        let re = real_pre.as_standard_layout();
+        let im = imag_pre.as_standard_layout();
+        // O(n D) per call, the size of one batch entry: row by row in parallel (so that it
+        // is no serial part of a small-batch forward), each row a plain loop that vectorizes.
+        let full_slice = full.as_slice_mut().ok_or_else(|| {
+            shape_error("GlobalFilter filter", "a standard-layout array".into(), &[])
+        })?;
+        full_slice
+            .par_chunks_mut(cols)
+            .zip(contiguous("filter_real", &re)?.par_chunks(cols))
+            .zip(contiguous("filter_imag", &im)?.par_chunks(cols))
+            .with_min_len(min_rows(cols))
+            .for_each(|((h, re), im)| self.activation.apply_complex_row(re, im, h));
         let half = fold_filter(full.view())?;
         Ok(FilterAtLength {
             real_pre,
