@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Mutex, TryLockError};
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Zip};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -334,30 +334,31 @@ impl GlobalFilter {
         let act = self.activation;
         let mut d_real = Array2::<f32>::zeros((n, d));
         let mut d_imag = Array2::<f32>::zeros((n, d));
-        for (k, ((mut gr, mut gi), (wr, wi))) in d_real
-            .rows_mut()
-            .into_iter()
-            .zip(d_imag.rows_mut())
-            .zip(cache.real_pre.rows().into_iter().zip(cache.imag_pre.rows()))
+        let (wr_all, wi_all) = (
+            cache.real_pre.as_standard_layout(),
+            cache.imag_pre.as_standard_layout(),
+        );
+        let cross = cross.as_standard_layout();
+        let cross = contiguous("GlobalFilter cross spectrum", &cross)?;
+        let cols = d.max(1);
+        // Row k of the (n, d) filter takes bin k of the half spectrum, or the conjugate of
+        // bin n - k above n/2. O(n D) like one batch entry: rows in parallel.
+        contiguous_mut("GlobalFilter d_real", &mut d_real)?
+            .par_chunks_mut(cols)
+            .zip(contiguous_mut("GlobalFilter d_imag", &mut d_imag)?.par_chunks_mut(cols))
+            .zip(contiguous("filter_real", &wr_all)?.par_chunks(cols))
+            .zip(contiguous("filter_imag", &wi_all)?.par_chunks(cols))
             .enumerate()
-        {
-            let (src, conj) = if k <= n / 2 {
-                (k, false)
-            } else {
-                (n - k, true)
-            };
-            let c_row = cross.row(src);
-            Zip::from(&mut gr)
-                .and(&mut gi)
-                .and(&c_row)
-                .and(&wr)
-                .and(&wi)
-                .for_each(|gr, gi, c, &wr, &wi| {
-                    let im = if conj { -c.im } else { c.im };
+            .with_min_len(min_rows(cols))
+            .for_each(|(k, (((gr, gi), wr), wi))| {
+                let (src, sign) = if k <= n / 2 { (k, 1.0) } else { (n - k, -1.0) };
+                let c_row = &cross[src * d..(src + 1) * d];
+                for ((((gr, gi), c), &wr), &wi) in gr.iter_mut().zip(gi).zip(c_row).zip(wr).zip(wi)
+                {
                     *gr = c.re * act.derivative(wr);
-                    *gi = im * act.derivative(wi);
-                });
-        }
+                    *gi = sign * c.im * act.derivative(wi);
+                }
+            });
         if n == self.sequence_length() {
             grads.filter_real += &d_real;
             grads.filter_imag += &d_imag;

@@ -57,12 +57,12 @@ pub(crate) fn sum8(xs: &[f32]) -> f32 {
 
 /// The contiguous data of a standard-layout array (always `Some` for arrays built by this crate;
 /// the error path keeps library code panic-free).
-pub(crate) fn contiguous<'a, S, D>(
+pub(crate) fn contiguous<'a, A, S, D>(
     what: &str,
     a: &'a ndarray::ArrayBase<S, D>,
-) -> Result<&'a [f32], LayerError>
+) -> Result<&'a [A], LayerError>
 where
-    S: ndarray::Data<Elem = f32>,
+    S: ndarray::Data<Elem = A>,
     D: ndarray::Dimension,
 {
     a.as_slice().ok_or_else(|| {
