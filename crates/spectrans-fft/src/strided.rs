@@ -9,6 +9,17 @@
 /// Side of the square sub-blocks.
 const BLOCK: usize = 8;
 
+/// Calls `block(r0, c)` with the top-left corner of every full 8 x 8 block of a `rows` x
+/// `width` region, column blocks outside and rows inside: the column-major side is then
+/// walked front to back, each cache line of it filled (or read) while it is still in L1.
+fn for_each_full_block(rows: usize, width: usize, mut block: impl FnMut(usize, usize)) {
+    for c in (0..width / BLOCK * BLOCK).step_by(BLOCK) {
+        for r0 in (0..rows / BLOCK * BLOCK).step_by(BLOCK) {
+            block(r0, c);
+        }
+    }
+}
+
 /// `dst[j * rows + r] = src[r * stride + col0 + j]` for `r < rows`, `j < width`.
 pub(crate) fn gather<T: Copy + Default>(
     src: &[T],
@@ -18,24 +29,19 @@ pub(crate) fn gather<T: Copy + Default>(
     width: usize,
     dst: &mut [T],
 ) {
-    let (full_rows, full_cols) = (rows / BLOCK * BLOCK, width / BLOCK * BLOCK);
-    // Column blocks outside, rows inside: the BLOCK destination columns are then written
-    // front to back, each cache line filled while it is still in L1.
-    for c in (0..full_cols).step_by(BLOCK) {
-        for r0 in (0..full_rows).step_by(BLOCK) {
-            let mut block = [[T::default(); BLOCK]; BLOCK];
-            for (i, row) in block.iter_mut().enumerate() {
-                let start = (r0 + i) * stride + col0 + c;
-                row.copy_from_slice(&src[start..start + BLOCK]);
-            }
-            for j in 0..BLOCK {
-                let start = (c + j) * rows + r0;
-                for (out, row) in dst[start..start + BLOCK].iter_mut().zip(block.iter()) {
-                    *out = row[j];
-                }
+    for_each_full_block(rows, width, |r0, c| {
+        let mut block = [[T::default(); BLOCK]; BLOCK];
+        for (i, row) in block.iter_mut().enumerate() {
+            let start = (r0 + i) * stride + col0 + c;
+            row.copy_from_slice(&src[start..start + BLOCK]);
+        }
+        for j in 0..BLOCK {
+            let start = (c + j) * rows + r0;
+            for (out, row) in dst[start..start + BLOCK].iter_mut().zip(block.iter()) {
+                *out = row[j];
             }
         }
-    }
+    });
     gather_edges(src, stride, col0, rows, width, dst);
 }
 
@@ -73,23 +79,19 @@ pub(crate) fn scatter<T: Copy + Default, U: Copy>(
     col0: usize,
     map: impl Fn(T) -> U,
 ) {
-    let (full_rows, full_cols) = (rows / BLOCK * BLOCK, width / BLOCK * BLOCK);
-    // Column blocks outside, as in `gather`: the source columns are read front to back.
-    for c in (0..full_cols).step_by(BLOCK) {
-        for r0 in (0..full_rows).step_by(BLOCK) {
-            let mut block = [[T::default(); BLOCK]; BLOCK];
-            for (j, column) in block.iter_mut().enumerate() {
-                let start = (c + j) * rows + r0;
-                column.copy_from_slice(&src[start..start + BLOCK]);
-            }
-            for i in 0..BLOCK {
-                let start = (r0 + i) * stride + col0 + c;
-                for (out, column) in dst[start..start + BLOCK].iter_mut().zip(block.iter()) {
-                    *out = map(column[i]);
-                }
+    for_each_full_block(rows, width, |r0, c| {
+        let mut block = [[T::default(); BLOCK]; BLOCK];
+        for (j, column) in block.iter_mut().enumerate() {
+            let start = (c + j) * rows + r0;
+            column.copy_from_slice(&src[start..start + BLOCK]);
+        }
+        for i in 0..BLOCK {
+            let start = (r0 + i) * stride + col0 + c;
+            for (out, column) in dst[start..start + BLOCK].iter_mut().zip(block.iter()) {
+                *out = map(column[i]);
             }
         }
-    }
+    });
     scatter_edges(src, rows, width, dst, stride, col0, map);
 }
 
@@ -151,23 +153,20 @@ pub(crate) fn gather_f32(
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx") && in_bounds(src.len(), dst.len(), stride, col0, rows, width)
     {
-        let (full_rows, full_cols) = (rows / BLOCK * BLOCK, width / BLOCK * BLOCK);
-        for c in (0..full_cols).step_by(BLOCK) {
-            for r0 in (0..full_rows).step_by(BLOCK) {
-                // SAFETY: AVX is available (checked above). Source row r0 + i, columns
-                // col0 + c .. col0 + c + 8, and destination column c + j, entries
-                // r0 .. r0 + 8, lie inside the slices: `in_bounds` checked the largest
-                // index of each, and r0 + 8 <= rows, c + 8 <= width.
-                unsafe {
-                    avx::transpose8(
-                        src.as_ptr().add(r0 * stride + col0 + c),
-                        stride,
-                        dst.as_mut_ptr().add(c * rows + r0),
-                        rows,
-                    );
-                }
+        for_each_full_block(rows, width, |r0, c| {
+            // SAFETY: AVX is available (checked above). Source row r0 + i, columns
+            // col0 + c .. col0 + c + 8, and destination column c + j, entries r0 .. r0 + 8,
+            // lie inside the slices: `in_bounds` checked the largest index of each, and
+            // r0 + 8 <= rows, c + 8 <= width.
+            unsafe {
+                avx::transpose8(
+                    src.as_ptr().add(r0 * stride + col0 + c),
+                    stride,
+                    dst.as_mut_ptr().add(c * rows + r0),
+                    rows,
+                );
             }
-        }
+        });
         gather_edges(src, stride, col0, rows, width, dst);
         return;
     }
@@ -186,21 +185,18 @@ pub(crate) fn scatter_f32(
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx") && in_bounds(dst.len(), src.len(), stride, col0, rows, width)
     {
-        let (full_rows, full_cols) = (rows / BLOCK * BLOCK, width / BLOCK * BLOCK);
-        for c in (0..full_cols).step_by(BLOCK) {
-            for r0 in (0..full_rows).step_by(BLOCK) {
-                // SAFETY: AVX is available (checked above); the indices are those of
-                // `gather_f32` with the two sides swapped, inside the slices by `in_bounds`.
-                unsafe {
-                    avx::transpose8(
-                        src.as_ptr().add(c * rows + r0),
-                        rows,
-                        dst.as_mut_ptr().add(r0 * stride + col0 + c),
-                        stride,
-                    );
-                }
+        for_each_full_block(rows, width, |r0, c| {
+            // SAFETY: AVX is available (checked above); the indices are those of
+            // `gather_f32` with the two sides swapped, inside the slices by `in_bounds`.
+            unsafe {
+                avx::transpose8(
+                    src.as_ptr().add(c * rows + r0),
+                    rows,
+                    dst.as_mut_ptr().add(r0 * stride + col0 + c),
+                    stride,
+                );
             }
-        }
+        });
         scatter_edges(src, rows, width, dst, stride, col0, |v| v);
         return;
     }
