@@ -168,80 +168,54 @@ fn isa() -> Isa {
     Isa::Portable
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn gelu_bias_avx512(row: &mut [f32], bias: &[f32]) {
-    gelu_bias_loop::<Fused>(row, bias);
+/// Defines `pub fn $name($args)` that runs `$generic::<M>($args)` compiled for the widest
+/// instruction set the CPU has: AVX-512 or AVX2 with fused multiply-adds (`M = Fused`), else
+/// the baseline build with `M = Unfused`.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) => $generic:ident) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn avx512($($arg: $ty),*) {
+                $generic::<Fused>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) {
+                $generic::<Fused>($($arg),*)
+            }
+            match isa() {
+                // SAFETY (both arms): the CPU has the features the function is compiled for
+                // (`isa` detected them at run time), the only requirement of calling it.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2Fma => unsafe { avx2($($arg),*) },
+                _ => $generic::<Unfused>($($arg),*),
+            }
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gelu_bias_avx2(row: &mut [f32], bias: &[f32]) {
-    gelu_bias_loop::<Fused>(row, bias);
+multiversion! {
+    /// `row[j] = gelu(row[j] + bias[j])`, on the widest vector unit the CPU has.
+    pub fn gelu_bias_row(row: &mut [f32], bias: &[f32]) => gelu_bias_loop
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn gelu_bias_grad_avx512(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
-    gelu_bias_grad_loop::<Fused>(row, grad, bias);
+multiversion! {
+    /// Training twin of [`gelu_bias_row`]: with `z = row[j] + bias[j]`, `row[j] = gelu(z)` (the
+    /// same bits as [`gelu_bias_row`]) and `grad[j] = gelu'(z)`, kept for backward so that
+    /// backward evaluates no `erf`.
+    pub fn gelu_bias_row_with_derivative(row: &mut [f32], grad: &mut [f32], bias: &[f32])
+        => gelu_bias_grad_loop
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gelu_bias_grad_avx2(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
-    gelu_bias_grad_loop::<Fused>(row, grad, bias);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn sigmoid_complex_avx512(re: &[f32], im: &[f32], out: &mut [Complex32]) {
-    sigmoid_complex_loop::<Fused>(re, im, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn sigmoid_complex_avx2(re: &[f32], im: &[f32], out: &mut [Complex32]) {
-    sigmoid_complex_loop::<Fused>(re, im, out);
-}
-
-/// `out[j] = σ(re[j]) + i σ(im[j])` (the global filter's default activation), on the widest
-/// vector unit the CPU has.
-pub fn sigmoid_complex_row(re: &[f32], im: &[f32], out: &mut [Complex32]) {
-    match isa() {
-        // SAFETY (both arms): as in `gelu_bias_row`.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { sigmoid_complex_avx512(re, im, out) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { sigmoid_complex_avx2(re, im, out) },
-        _ => sigmoid_complex_loop::<Unfused>(re, im, out),
-    }
-}
-
-/// `row[j] = gelu(row[j] + bias[j])`, on the widest vector unit the CPU has.
-pub fn gelu_bias_row(row: &mut [f32], bias: &[f32]) {
-    match isa() {
-        // SAFETY (both arms): the CPU has the features the function is compiled for
-        // (`isa` detected them at run time), the only requirement of calling it.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { gelu_bias_avx512(row, bias) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { gelu_bias_avx2(row, bias) },
-        _ => gelu_bias_loop::<Unfused>(row, bias),
-    }
-}
-
-/// Training twin of [`gelu_bias_row`]: with `z = row[j] + bias[j]`, `row[j] = gelu(z)` (the
-/// same bits as [`gelu_bias_row`]) and `grad[j] = gelu'(z)`, kept for backward so that
-/// backward evaluates no `erf`.
-pub fn gelu_bias_row_with_derivative(row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
-    match isa() {
-        // SAFETY (both arms): as in `gelu_bias_row`.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { gelu_bias_grad_avx512(row, grad, bias) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { gelu_bias_grad_avx2(row, grad, bias) },
-        _ => gelu_bias_grad_loop::<Unfused>(row, grad, bias),
-    }
+multiversion! {
+    /// `out[j] = σ(re[j]) + i σ(im[j])` (the global filter's default activation), on the
+    /// widest vector unit the CPU has.
+    pub fn sigmoid_complex_row(re: &[f32], im: &[f32], out: &mut [Complex32])
+        => sigmoid_complex_loop
 }
 
 #[cfg(test)]
