@@ -126,8 +126,8 @@ impl Effort {
             (true, t) if t > 2000.0 => (1, 1, 1),
             (true, _) => (3, 1, 1),
             (false, t) if t > 2000.0 => (3, 1, 2),
-            (false, t) if t > 600.0 => (5, 1, 2),
-            (false, _) => (10, 2, 3),
+            (false, t) if t > 600.0 => (5, 1, 3),
+            (false, _) => (10, 2, 5),
         }
     }
 }
@@ -292,7 +292,7 @@ mod tests {
         assert!((300.0..400.0).contains(&small), "{small}");
         assert!(seed > 2000.0, "{seed}");
         assert_eq!(full.repetitions(seed), (3, 1, 2));
-        assert_eq!(full.repetitions(small), (10, 2, 3));
+        assert_eq!(full.repetitions(small), (10, 2, 5));
     }
 
     #[test]
