@@ -36,6 +36,8 @@ const PLOT_FILE: &str = "tokens-per-s-vs-seq-len.svg";
 /// Runs the model benchmark with the arguments after `bench`.
 pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     let opts = options::parse(args)?;
+    // Before anything is written: the report's own files must not mark the tree dirty.
+    let machine = machine::Machine::detect(root);
     let started = Instant::now();
     let load_start = machine::load_average();
     let plan = Plan::new(&opts.threads, Effort { quick: opts.quick })?;
@@ -69,7 +71,6 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         root.join(&opts.out)
     };
     let plot_link = draw_plot(&plan, &results, &out);
-    let machine = machine::Machine::detect(root);
     let torch_version = results
         .iter()
         .flat_map(|r| r.samples(Impl::Torch))
