@@ -122,6 +122,7 @@ fn scatter_edges<T: Copy, U: Copy>(
 /// Whether every index [`gather`] / [`scatter`] touches lies inside the two slices:
 /// the row-major side needs `(rows - 1) * stride + col0 + width` elements, the columns
 /// `width * rows`. The AVX paths check this once and then use raw pointers.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn in_bounds(
     row_major_len: usize,
     columns_len: usize,
