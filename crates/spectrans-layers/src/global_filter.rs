@@ -191,10 +191,7 @@ impl GlobalFilter {
         let im = imag_pre.as_standard_layout();
         // O(n D) per call, the size of one batch entry: row by row in parallel (so that it
         // is no serial part of a small-batch forward), each row a plain loop that vectorizes.
-        let full_slice = full.as_slice_mut().ok_or_else(|| {
-            shape_error("GlobalFilter filter", "a standard-layout array".into(), &[])
-        })?;
-        full_slice
+        contiguous_mut("GlobalFilter filter", &mut full)?
             .par_chunks_mut(cols)
             .zip(contiguous("filter_real", &re)?.par_chunks(cols))
             .zip(contiguous("filter_imag", &im)?.par_chunks(cols))

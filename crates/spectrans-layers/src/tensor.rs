@@ -75,12 +75,12 @@ where
 }
 
 /// Mutable twin of [`contiguous`].
-pub(crate) fn contiguous_mut<'a, S, D>(
+pub(crate) fn contiguous_mut<'a, A, S, D>(
     what: &str,
     a: &'a mut ndarray::ArrayBase<S, D>,
-) -> Result<&'a mut [f32], LayerError>
+) -> Result<&'a mut [A], LayerError>
 where
-    S: ndarray::DataMut<Elem = f32>,
+    S: ndarray::DataMut<Elem = A>,
     D: ndarray::Dimension,
 {
     let shape = a.shape().to_vec();
