@@ -68,6 +68,14 @@ fn wrong_gradient_shapes_are_shape_errors() {
         bad.view(),
         &mut LayerNormGrads::zeros_like(&ln)
     )));
+    // A FeedForward cache from a layer of another inner width.
+    let ffn8 = FeedForward::new(4, 8, Activation::Gelu, 0.0, &mut r).unwrap();
+    let ffn6 = FeedForward::new(4, 6, Activation::Gelu, 0.0, &mut r).unwrap();
+    let (_, c8) = ffn8.forward_train(x.view(), &mut ctx).unwrap();
+    let err = ffn6
+        .backward(&c8, x.view(), &mut FeedForwardGrads::zeros_like(&ffn6))
+        .unwrap_err();
+    assert!(err.to_string().contains("FeedForward cache"), "{err}");
     // Gradient buffers of the wrong layer.
     let small = LayerNorm::new(3, 1e-5);
     assert!(is_shape(ln.backward(
