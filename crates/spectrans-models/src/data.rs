@@ -297,37 +297,37 @@ mod tests {
         assert_eq!(b.len(), 359);
     }
 
-    fn write(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("spectrans-data-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
         p
     }
 
     #[test]
     fn user_files_parse_and_errors_name_the_line() {
-        let ok = Dataset::load(write("ok.csv", "1,3,4,5\n0,1,1,2\n")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Dataset::load(write(&dir, "ok.csv", "1,3,4,5\n0,1,1,2\n")).unwrap();
         assert_eq!(ok.seq_len, 3);
         assert_eq!(ok.examples[0].label, 1);
         let ok = Dataset::load(write(
+            &dir,
             "ok.jsonl",
             "{\"tokens\": [1, 2], \"label\": 0}\n{\"tokens\": [3, 4], \"label\": 1}\n",
         ))
         .unwrap();
         assert_eq!(ok.len(), 2);
-        let err = Dataset::load(write("ragged.csv", "1,3,4,5\n0,1,1\n")).unwrap_err();
+        let err = Dataset::load(write(&dir, "ragged.csv", "1,3,4,5\n0,1,1\n")).unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
-        let err = Dataset::load(write("bad.csv", "1,3,x\n")).unwrap_err();
+        let err = Dataset::load(write(&dir, "bad.csv", "1,3,x\n")).unwrap_err();
         assert!(err.to_string().contains("`x`"), "{err}");
-        let err = Dataset::load(write("neg.csv", "1,-3,4\n")).unwrap_err();
+        let err = Dataset::load(write(&dir, "neg.csv", "1,-3,4\n")).unwrap_err();
         assert!(err.to_string().contains("negative"), "{err}");
         assert!(matches!(
-            Dataset::load(write("x.txt", "1,2\n")),
+            Dataset::load(write(&dir, "x.txt", "1,2\n")),
             Err(DataError::Format { .. })
         ));
         assert!(matches!(
-            Dataset::load(write("empty.csv", "\n")),
+            Dataset::load(write(&dir, "empty.csv", "\n")),
             Err(DataError::Empty { .. })
         ));
     }

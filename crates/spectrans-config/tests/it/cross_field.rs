@@ -209,12 +209,6 @@ fn syntax_errors_name_line_and_column() {
     );
 }
 
-fn temp_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("spectrans-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 #[test]
 fn save_then_load_gives_the_same_config() {
     let c = Config::builder()
@@ -225,7 +219,8 @@ fn save_then_load_gives_the_same_config() {
         .norm_eps(1e-6)
         .build()
         .unwrap();
-    let path = temp_path("saved.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("saved.toml");
     c.save(&path).unwrap();
     assert_eq!(Config::load(&path).unwrap(), c);
     let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
@@ -238,11 +233,14 @@ fn save_then_load_gives_the_same_config() {
 
 #[test]
 fn io_errors_name_the_path() {
-    let path = temp_path("does-not-exist.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("does-not-exist.toml");
     let err = Config::load(&path).unwrap_err();
     assert!(matches!(err, ConfigError::Io { .. }));
     assert!(err.to_string().contains("does-not-exist.toml"), "{err}");
     let c = Config::builder().build().unwrap();
-    let err = c.save(temp_path("no-such-dir").join("x.toml")).unwrap_err();
+    let err = c
+        .save(dir.path().join("no-such-dir").join("x.toml"))
+        .unwrap_err();
     assert!(err.to_string().contains("no-such-dir"), "{err}");
 }

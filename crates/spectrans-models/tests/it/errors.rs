@@ -2,7 +2,7 @@
 //! extra, misshapen or non-finite tensors, corrupt files, bad token ids, bad shapes and masks.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use spectrans_config::Config;
@@ -16,20 +16,19 @@ fn config(extra: &str) -> Config {
     .unwrap()
 }
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spectrans-model-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn saved(model: &Gfnet, name: &str) -> (PathBuf, BTreeMap<String, OwnedTensor>) {
-    let path = dir().join(name);
+fn saved(dir: &Path, model: &Gfnet, name: &str) -> (PathBuf, BTreeMap<String, OwnedTensor>) {
+    let path = dir.join(name);
     model.save_weights(&path).unwrap();
     (path, model.state_dict())
 }
 
-fn weights_error(config: &Config, tensors: &BTreeMap<String, OwnedTensor>, name: &str) -> String {
-    let path = dir().join(name);
+fn weights_error(
+    dir: &Path,
+    config: &Config,
+    tensors: &BTreeMap<String, OwnedTensor>,
+    name: &str,
+) -> String {
+    let path = dir.join(name);
     write_tensors(&path, tensors).unwrap();
     match Gfnet::from_weights(config, &path) {
         Err(ModelError::Weights { problems, .. }) => problems,
@@ -39,9 +38,10 @@ fn weights_error(config: &Config, tensors: &BTreeMap<String, OwnedTensor>, name:
 
 #[test]
 fn saved_weights_load_back_identically() {
+    let dir = tempfile::tempdir().unwrap();
     let c = config("");
     let model = Gfnet::new(&c, 3).unwrap();
-    let (path, _) = saved(&model, "roundtrip.safetensors");
+    let (path, _) = saved(dir.path(), &model, "roundtrip.safetensors");
     let loaded = Gfnet::from_weights(&c, &path).unwrap();
     let ids = Array2::from_shape_fn((2, 6), |(b, n)| ((b + 3 * n) % 20) as i64);
     let a = model
@@ -55,6 +55,7 @@ fn saved_weights_load_back_identically() {
 
 #[test]
 fn missing_extra_and_misshapen_tensors_are_all_named() {
+    let dir = tempfile::tempdir().unwrap();
     let c = config("");
     let model = Gfnet::new(&c, 0).unwrap();
     let mut t = model.state_dict();
@@ -67,7 +68,7 @@ fn missing_extra_and_misshapen_tensors_are_all_named() {
         "final_norm.weight".into(),
         OwnedTensor::F32(ArrayD::zeros(IxDyn(&[9]))),
     );
-    let problems = weights_error(&c, &t, "bad.safetensors");
+    let problems = weights_error(dir.path(), &c, &t, "bad.safetensors");
     assert!(
         problems.contains("missing tensor `blocks.1.norm2.bias`"),
         "{problems}"
@@ -84,13 +85,14 @@ fn missing_extra_and_misshapen_tensors_are_all_named() {
 
 #[test]
 fn non_finite_weights_and_wrong_buffers_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
     let c = config("");
     let model = Gfnet::new(&c, 0).unwrap();
     let mut t = model.state_dict();
     let mut w = ArrayD::<f32>::zeros(IxDyn(&[3]));
     w[1] = f32::NAN;
     t.insert("output_head.classifier.bias".into(), OwnedTensor::F32(w));
-    let problems = weights_error(&c, &t, "nan.safetensors");
+    let problems = weights_error(dir.path(), &c, &t, "nan.safetensors");
     assert!(problems.contains("non-finite"), "{problems}");
 
     let mut t = model.state_dict();
@@ -98,12 +100,13 @@ fn non_finite_weights_and_wrong_buffers_are_rejected() {
         "positional_encoding.pe".into(),
         OwnedTensor::F32(ArrayD::ones(IxDyn(&[1, 6, 8]))),
     );
-    let problems = weights_error(&c, &t, "pe.safetensors");
+    let problems = weights_error(dir.path(), &c, &t, "pe.safetensors");
     assert!(problems.contains("positional_encoding.pe"), "{problems}");
 }
 
 #[test]
 fn weights_in_an_integer_dtype_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
     let c = config("");
     let model = Gfnet::new(&c, 0).unwrap();
     let mut t = model.state_dict();
@@ -111,23 +114,24 @@ fn weights_in_an_integer_dtype_are_rejected() {
         "final_norm.bias".into(),
         OwnedTensor::I64(ArrayD::zeros(IxDyn(&[8]))),
     );
-    let problems = weights_error(&c, &t, "dtype.safetensors");
+    let problems = weights_error(dir.path(), &c, &t, "dtype.safetensors");
     assert!(problems.contains("final_norm.bias"), "{problems}");
 }
 
 #[test]
 fn corrupt_and_truncated_files_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
     let c = config("");
     let model = Gfnet::new(&c, 0).unwrap();
-    let (path, _) = saved(&model, "whole.safetensors");
+    let (path, _) = saved(dir.path(), &model, "whole.safetensors");
     let bytes = std::fs::read(&path).unwrap();
-    let cut = dir().join("cut.safetensors");
+    let cut = dir.path().join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(
         Gfnet::from_weights(&c, &cut),
         Err(ModelError::File(TensorFileError::Corrupt { .. }))
     ));
-    let garbage = dir().join("garbage.safetensors");
+    let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, [0xffu8; 64]).unwrap();
     assert!(matches!(
         Gfnet::from_weights(&c, &garbage),

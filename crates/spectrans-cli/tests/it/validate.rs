@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::Scratch;
+
 fn validate(config: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spectrans"))
         .args(["validate", "--config"])
@@ -27,10 +29,8 @@ fn examples() -> Vec<PathBuf> {
     files
 }
 
-fn write_temp(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spectrans-validate-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    let path = dir.join(name);
+fn write_temp(dir: &Scratch, name: &str, contents: &str) -> PathBuf {
+    let path = dir.file(name);
     std::fs::write(&path, contents).expect("write temp config");
     path
 }
@@ -81,7 +81,9 @@ fn summary_of_the_gfnet_port_gives_its_parameters_and_shapes() {
 
 #[test]
 fn invalid_config_lists_every_problem_and_exits_non_zero() {
+    let dir = Scratch::new();
     let f = write_temp(
+        &dir,
         "bad.toml",
         "[model]\nhiden_dim = 8\nnum_layers = 0\nsequence_length = 4\ndropout = 1.5\n\
          [layers.mixing]\nfft_norm = \"orth\"\n",
@@ -108,7 +110,12 @@ fn invalid_config_lists_every_problem_and_exits_non_zero() {
 
 #[test]
 fn syntax_error_names_line_and_column() {
-    let f = write_temp("syntax.toml", "[model]\nhidden_dim = 8\nnum_layers = = 2\n");
+    let dir = Scratch::new();
+    let f = write_temp(
+        &dir,
+        "syntax.toml",
+        "[model]\nhidden_dim = 8\nnum_layers = = 2\n",
+    );
     let out = validate(&f);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);

@@ -1,9 +1,7 @@
 //! Forward passes against independent references: naive f64 loops (Linear, LayerNorm, GELU,
 //! FeedForward, resampling) and values printed once by PyTorch 2 / spectrans 0.1.0.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ndarray::{Array1, Array2, Array3};
 use proptest::prelude::*;
 use spectrans_layers::*;

@@ -1,9 +1,7 @@
 //! Finite-difference gradient checks for Linear, LayerNorm, the activations, FeedForward,
 //! Embedding, the positional encodings and Dropout.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ndarray::{Array2, Array3};
 use proptest::prelude::*;
 use rand::Rng;

@@ -1,8 +1,6 @@
 //! `filter`, `filter_adjoint` and `fold_filter` against naive f64 references.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
 use num_complex::{Complex32, Complex64};
 use proptest::prelude::*;

@@ -1,8 +1,6 @@
 //! `SeqRealFft::forward` / `inverse` against naive f64 DFTs and the classic DFT identities.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ndarray::{s, Array3, Axis};
 use num_complex::{Complex32, Complex64};
 use proptest::prelude::*;

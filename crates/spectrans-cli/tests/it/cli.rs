@@ -8,18 +8,14 @@ use std::process::{Command, Output};
 use ndarray::{ArrayD, IxDyn};
 use spectrans_models::tensor_file::{write_tensors, OwnedTensor, TensorFile};
 
+use crate::common::Scratch;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_spectrans"))
 }
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spectrans-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -61,8 +57,9 @@ fn max_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
 
 #[test]
 fn forward_reproduces_a_pytorch_fixture() {
+    let dir = Scratch::new();
     let case = fixtures().join("forward/regression_attention_mask");
-    let out = tmp("forward_out.safetensors");
+    let out = dir.file("forward_out.safetensors");
     ok(bin()
         .args(["forward", "--config"])
         .arg(case.join("config.toml"))
@@ -84,8 +81,9 @@ fn forward_reproduces_a_pytorch_fixture() {
 
 #[test]
 fn grad_writes_the_loss_and_every_parameter_gradient() {
+    let dir = Scratch::new();
     let case = fixtures().join("grad/ce_classification");
-    let out = tmp("grad_out.safetensors");
+    let out = dir.file("grad_out.safetensors");
     ok(bin()
         .args(["grad", "--config"])
         .arg(case.join("config.toml"))
@@ -124,8 +122,8 @@ fn grad_writes_the_loss_and_every_parameter_gradient() {
     }
 }
 
-fn tiny_config() -> PathBuf {
-    let p = tmp("tiny.toml");
+fn tiny_config(dir: &Scratch) -> PathBuf {
+    let p = dir.file("tiny.toml");
     std::fs::write(
         &p,
         "[model]\nvocab_size = 20\nhidden_dim = 16\nnum_layers = 1\nsequence_length = 8\nnum_classes = 3\n",
@@ -134,8 +132,8 @@ fn tiny_config() -> PathBuf {
     p
 }
 
-fn ids_file(name: &str, value: i64) -> PathBuf {
-    let p = tmp(name);
+fn ids_file(dir: &Scratch, name: &str, value: i64) -> PathBuf {
+    let p = dir.file(name);
     let mut t = BTreeMap::new();
     t.insert(
         "input_ids".to_string(),
@@ -147,22 +145,23 @@ fn ids_file(name: &str, value: i64) -> PathBuf {
 
 #[test]
 fn init_then_forward_then_inspect() {
-    let cfg = tiny_config();
-    let w = tmp("init.safetensors");
+    let dir = Scratch::new();
+    let cfg = tiny_config(&dir);
+    let w = dir.file("init.safetensors");
     let msg = ok(bin()
         .args(["init", "--config"])
         .arg(&cfg)
         .args(["--seed", "5", "--output"])
         .arg(&w));
     assert!(msg.contains("parameters"), "{msg}");
-    let out = tmp("init_out.safetensors");
+    let out = dir.file("init_out.safetensors");
     ok(bin()
         .args(["forward", "--config"])
         .arg(&cfg)
         .arg("--weights")
         .arg(&w)
         .arg("--input")
-        .arg(ids_file("ids.safetensors", 3))
+        .arg(ids_file(&dir, "ids.safetensors", 3))
         .arg("--output")
         .arg(&out));
     let o = TensorFile::open(&out).unwrap().read_f32("output").unwrap();
@@ -175,21 +174,17 @@ fn init_then_forward_then_inspect() {
 
 #[test]
 fn bench_prints_one_json_object() {
-    let text = ok(bin().args(["bench", "--config"]).arg(tiny_config()).args([
-        "--batch",
-        "2",
-        "--iters",
-        "2",
-        "--threads",
-        "1",
-        "--json",
-    ]));
+    let dir = Scratch::new();
+    let text = ok(bin()
+        .args(["bench", "--config"])
+        .arg(tiny_config(&dir))
+        .args(["--batch", "2", "--iters", "2", "--threads", "1", "--json"]));
     let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     assert!(v["forward_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(v["threads"], 1);
     let text = ok(bin()
         .args(["bench", "--config"])
-        .arg(tiny_config())
+        .arg(tiny_config(&dir))
         .args(["--batch", "2", "--iters", "1", "--train", "--json"]));
     let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     assert!(v["train_step_ms"].as_f64().unwrap() > 0.0);
@@ -197,7 +192,8 @@ fn bench_prints_one_json_object() {
 
 #[test]
 fn train_writes_checkpoint_and_metrics_and_resumes() {
-    let data = tmp("data.csv");
+    let dir = Scratch::new();
+    let data = dir.file("data.csv");
     let lines: Vec<String> = (0..40)
         .map(|i| {
             let toks: Vec<String> = (0..8).map(|t| ((i * 3 + t) % 20).to_string()).collect();
@@ -205,23 +201,23 @@ fn train_writes_checkpoint_and_metrics_and_resumes() {
         })
         .collect();
     std::fs::write(&data, lines.join("\n")).unwrap();
-    let w = tmp("trained.safetensors");
+    let w = dir.file("trained.safetensors");
     let out = ok(bin()
         .args(["train", "--config"])
-        .arg(tiny_config())
+        .arg(tiny_config(&dir))
         .arg("--data")
         .arg(&data)
         .args(["--epochs", "2", "--output"])
         .arg(&w));
     assert!(out.contains("epoch   2/2"), "{out}");
-    let metrics = std::fs::read_to_string(tmp("trained.safetensors.metrics.jsonl")).unwrap();
+    let metrics = std::fs::read_to_string(dir.file("trained.safetensors.metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2);
     let first: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
     assert!(first["eval_accuracy"].is_number());
-    assert!(tmp("trained.safetensors.optim.safetensors").exists());
+    assert!(dir.file("trained.safetensors.optim.safetensors").exists());
     let out = ok(bin()
         .args(["train", "--config"])
-        .arg(tiny_config())
+        .arg(tiny_config(&dir))
         .arg("--data")
         .arg(&data)
         .args(["--epochs", "3", "--output"])
@@ -233,20 +229,21 @@ fn train_writes_checkpoint_and_metrics_and_resumes() {
         out.contains("epoch   3/3") && !out.contains("epoch   1/3"),
         "{out}"
     );
-    let metrics = std::fs::read_to_string(tmp("trained.safetensors.metrics.jsonl")).unwrap();
+    let metrics = std::fs::read_to_string(dir.file("trained.safetensors.metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 3);
 }
 
 #[test]
 fn errors_are_messages_not_panics() {
-    let cfg = tiny_config();
-    let w = tmp("err_weights.safetensors");
+    let dir = Scratch::new();
+    let cfg = tiny_config(&dir);
+    let w = dir.file("err_weights.safetensors");
     ok(bin()
         .args(["init", "--config"])
         .arg(&cfg)
         .arg("--output")
         .arg(&w));
-    let out = tmp("err_out.safetensors");
+    let out = dir.file("err_out.safetensors");
     let forward = |input: &Path| {
         let mut c = bin();
         c.args(["forward", "--config"])
@@ -259,15 +256,15 @@ fn errors_are_messages_not_panics() {
             .arg(&out);
         c
     };
-    let e = fails(&mut forward(&ids_file("oob.safetensors", 20)));
+    let e = fails(&mut forward(&ids_file(&dir, "oob.safetensors", 20)));
     assert!(e.contains("token id 20"), "{e}");
-    let e = fails(&mut forward(&tmp("absent.safetensors")));
+    let e = fails(&mut forward(&dir.file("absent.safetensors")));
     assert!(e.contains("absent.safetensors"), "{e}");
-    let junk = tmp("junk.safetensors");
+    let junk = dir.file("junk.safetensors");
     std::fs::write(&junk, b"not a tensor file").unwrap();
     let e = fails(&mut forward(&junk));
     assert!(e.contains("not a valid safetensors"), "{e}");
-    let odd = tmp("odd.safetensors");
+    let odd = dir.file("odd.safetensors");
     let mut t = BTreeMap::new();
     t.insert(
         "input_id".to_string(),
@@ -278,14 +275,14 @@ fn errors_are_messages_not_panics() {
     assert!(e.contains("unexpected tensor `input_id`"), "{e}");
     assert!(!out.exists(), "no output is written on failure");
 
-    let bad_cfg = tmp("bad.toml");
+    let bad_cfg = dir.file("bad.toml");
     std::fs::write(&bad_cfg, "[model]\nhidden_dim = -3\n").unwrap();
     let e = fails(
         bin()
             .args(["init", "--config"])
             .arg(&bad_cfg)
             .arg("--output")
-            .arg(tmp("never.safetensors")),
+            .arg(dir.file("never.safetensors")),
     );
     assert!(e.contains("model.hidden_dim"), "{e}");
     let e = fails(
@@ -295,7 +292,7 @@ fn errors_are_messages_not_panics() {
             .arg("--weights")
             .arg(&w)
             .arg("--input")
-            .arg(ids_file("no_targets.safetensors", 1))
+            .arg(ids_file(&dir, "no_targets.safetensors", 1))
             .arg("--output")
             .arg(&out),
     );

@@ -1,9 +1,7 @@
 //! GlobalFilter and GfnetBlock: forward against a naive f64 DFT, and finite-difference
 //! gradient checks with and without resampling (N < S, N > S, odd N), each filter activation.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ndarray::{Array2, Array3};
 use proptest::prelude::*;
 use spectrans_layers::*;

@@ -1,8 +1,6 @@
 //! `SeqComplexFft` against the naive f64 DFT.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ndarray::Array3;
 use num_complex::Complex32;
 use proptest::prelude::*;

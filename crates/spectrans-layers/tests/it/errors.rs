@@ -1,8 +1,6 @@
 //! Caller mistakes give the right LayerError variant, never a panic.
 
-mod common;
-
-use common::rng;
+use crate::common::rng;
 use ndarray::{array, Array1, Array2, Array3};
 use spectrans_layers::*;
 

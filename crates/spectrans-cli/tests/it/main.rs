@@ -1,0 +1,5 @@
+//! spectrans-cli's integration tests, one module per area, in one test binary (one link, not one per file).
+
+mod cli;
+mod common;
+mod validate;

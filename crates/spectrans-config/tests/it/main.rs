@@ -1,0 +1,6 @@
+//! spectrans-config's integration tests, one module per area, in one test binary (one link, not one per file).
+
+mod cross_field;
+mod field_rules;
+mod parameters;
+mod round_trip;

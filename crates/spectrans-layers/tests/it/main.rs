@@ -1,0 +1,7 @@
+//! spectrans-layers's integration tests, one module per area, in one test binary (one link, not one per file).
+
+mod common;
+mod errors;
+mod forward_refs;
+mod grad_global_filter;
+mod grad_layers;

@@ -1,0 +1,5 @@
+//! spectrans-models's integration tests, one module per area, in one test binary (one link, not one per file).
+
+mod errors;
+mod parity;
+mod training;
