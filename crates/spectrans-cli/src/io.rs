@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use ndarray::{Array2, Array3, ArrayD, Ix2, Ix3};
 use spectrans_config::Config;
+use spectrans_models::memory::{check_fits, parse_size, set_max_memory, Workload};
 use spectrans_models::tensor_file::TensorFile;
 use spectrans_models::ModelInput;
 
@@ -25,6 +26,15 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// (B, N) of the inputs given ((0, 0) when there are none).
+    pub fn batch_and_len(&self) -> (usize, usize) {
+        match (&self.embeds, &self.ids) {
+            (Some(e), _) => (e.dim().0, e.dim().1),
+            (None, Some(ids)) => ids.dim(),
+            (None, None) => (0, 0),
+        }
+    }
+
     /// The model input: `inputs_embeds` when given (as spectrans prefers), else `input_ids`.
     pub fn model_input(&self) -> anyhow::Result<ModelInput<'_>> {
         match (&self.embeds, &self.ids) {
@@ -101,6 +111,30 @@ pub fn read_inputs(path: &Path) -> anyhow::Result<Inputs> {
         mask,
         file,
     })
+}
+
+/// `--max-memory`, for the subcommands that build a model or run a batch.
+#[derive(Debug, clap::Args)]
+pub struct MemoryArgs {
+    /// Memory the command may use (bytes, or with a unit: 512M, 8G). Default:
+    /// $SPECTRANS_MAX_MEMORY, else MemAvailable of /proc/meminfo. A model or batch estimated
+    /// to need more stops with an error before anything is allocated.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+}
+
+impl MemoryArgs {
+    /// Makes `--max-memory` (when given) the budget of this process.
+    pub fn apply(&self) {
+        if self.max_memory.is_some() {
+            set_max_memory(self.max_memory);
+        }
+    }
+}
+
+/// Refuses `workload` when its estimate exceeds the memory budget.
+pub fn check_memory(config: &Config, workload: Workload, what: &str) -> anyhow::Result<()> {
+    Ok(check_fits(config, workload, what)?)
 }
 
 /// Loads and validates a config, printing every violation.

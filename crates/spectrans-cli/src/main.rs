@@ -42,7 +42,21 @@ enum Command {
     Inspect(cmd::inspect::Args),
 }
 
+/// Restores the default action of SIGPIPE (Rust ignores it, so `println!` to a closed pipe
+/// panics): output to a reader that has gone, as in `spectrans inspect ... | head -1`, ends the
+/// process quietly with the conventional status 141, as it does for `cat`. Outputs are files
+/// written to a temporary name and renamed, so nothing is left half-written.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     alloc::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

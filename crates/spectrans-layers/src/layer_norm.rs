@@ -7,7 +7,9 @@ use crate::error::{shape_error, LayerError};
 use crate::params::{join, Parameters};
 use rayon::prelude::*;
 
-use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, sum8, to_3d};
+use crate::tensor::{
+    add_in_order, check_hidden, contiguous, contiguous_mut, min_rows, rows_of, sum8, to_3d,
+};
 
 /// Layer normalization over the hidden axis (PyTorch `nn.LayerNorm(dim, eps)`).
 #[derive(Debug, Clone)]
@@ -197,7 +199,7 @@ impl LayerNorm {
         let inv_d = 1.0 / d as f32;
         let rows_per_task = min_rows(d).max(16);
         let span = rows_per_task * d;
-        // One parallel sweep: dx per row, and per-task partial sums of dw, db reduced at the end.
+        // One parallel sweep: dx per row, and per-task partial sums of dw, db added in task order.
         let partial = contiguous_mut("LayerNorm input gradient", &mut dx)?
             .par_chunks_mut(span)
             .zip(dys.par_chunks(span))
@@ -235,15 +237,16 @@ impl LayerNorm {
                 }
                 (dw, db)
             })
-            .reduce_with(|(mut aw, mut ab), (bw, bb)| {
-                aw.iter_mut().zip(&bw).for_each(|(a, b)| *a += b);
-                ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
-                (aw, ab)
-            });
-        if let Some((dw, db)) = partial {
-            grads.weight.iter_mut().zip(&dw).for_each(|(a, b)| *a += b);
-            grads.bias.iter_mut().zip(&db).for_each(|(a, b)| *a += b);
-        }
+            .collect::<Vec<_>>();
+        let (dw, db): (Vec<Vec<f32>>, Vec<Vec<f32>>) = partial.into_iter().unzip();
+        add_in_order(
+            contiguous_mut("LayerNorm weight gradient", &mut grads.weight)?,
+            &dw,
+        );
+        add_in_order(
+            contiguous_mut("LayerNorm bias gradient", &mut grads.bias)?,
+            &db,
+        );
         to_3d(dx, b, n)
     }
 }

@@ -131,6 +131,8 @@ pub(crate) fn par_add_bias_rows(dst: &mut [f32], bias: &[f32]) {
 }
 
 /// `Σ_rows m` of a contiguous (rows, n) slice added into `acc` (len n), split over the pool.
+/// Blocks of rows are fixed by `n` alone and their sums are added in block order, so the bits
+/// do not depend on the thread count or on work stealing.
 pub(crate) fn par_add_column_sums(acc: &mut [f32], m: &[f32]) {
     use rayon::prelude::*;
     let n = acc.len();
@@ -138,7 +140,7 @@ pub(crate) fn par_add_column_sums(acc: &mut [f32], m: &[f32]) {
         return;
     }
     let rows_per_task = min_rows(n).max(16);
-    let total = m
+    let partials: Vec<Vec<f32>> = m
         .par_chunks(n * rows_per_task)
         .map(|block| {
             let mut s = vec![0.0f32; n];
@@ -147,11 +149,19 @@ pub(crate) fn par_add_column_sums(acc: &mut [f32], m: &[f32]) {
             }
             s
         })
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        });
-    if let Some(t) = total {
-        acc.iter_mut().zip(&t).for_each(|(a, t)| *a += t);
+        .collect();
+    add_in_order(acc, &partials);
+}
+
+/// `acc += Σ_t partials[t]`, summed in task order: the fixed-order end of a parallel reduction
+/// (rayon's `reduce` groups partial results as work stealing happens to split them).
+pub(crate) fn add_in_order(acc: &mut [f32], partials: &[Vec<f32>]) {
+    let Some((first, rest)) = partials.split_first() else {
+        return;
+    };
+    let mut total = first.clone();
+    for p in rest {
+        total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
     }
+    acc.iter_mut().zip(&total).for_each(|(a, t)| *a += t);
 }

@@ -3,6 +3,7 @@
 use spectrans_layers::LayerError;
 
 use crate::loss::LossError;
+use crate::memory::MemoryError;
 use crate::tensor_file::TensorFileError;
 
 /// Everything a model can refuse. Each variant names the thing and what was expected.
@@ -61,6 +62,22 @@ pub enum ModelError {
     /// A loss refused.
     #[error("loss: {0}")]
     Loss(#[from] LossError),
+    /// Training produced a NaN or infinite loss or gradient; nothing was updated by the step.
+    #[error("training diverged at step {step} (epoch {epoch}): the {what} is NaN or infinite; the weights were not updated and the last checkpoint is kept")]
+    Diverged {
+        /// The loss or the gradient norm.
+        what: &'static str,
+        /// The 1-based optimisation step of the run.
+        step: u64,
+        /// The 1-based epoch.
+        epoch: usize,
+    },
+    /// A training checkpoint cannot be written or does not fit this run.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The model or the batch would not fit in memory.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
     /// A reshape failed (a bug if it ever shows: shapes are checked before).
     #[error("internal reshape: {0}")]
     Reshape(#[from] ndarray::ShapeError),

@@ -111,7 +111,10 @@ fn pooling_for(kind: HeadKind) -> Pooling {
 
 impl Gfnet {
     /// Builds a model from a validated config, initialised as spectrans does, seeded.
+    /// A model whose parameters would not fit in memory ([`crate::memory`]) is refused with
+    /// [`ModelError::Memory`] before anything is allocated.
     pub fn new(config: &Config, seed: u64) -> Result<Self, ModelError> {
+        crate::memory::check_fits(config, crate::memory::Workload::Parameters, "the model")?;
         let rng = &mut ChaCha8Rng::seed_from_u64(seed);
         let d = config.hidden_dim();
         let s = config.sequence_length();

@@ -22,6 +22,7 @@ mod error;
 mod gfnet;
 pub mod heads;
 pub mod loss;
+pub mod memory;
 pub mod optim;
 pub mod tensor_file;
 pub mod train;
@@ -32,5 +33,5 @@ pub use gfnet::{Gfnet, GfnetCache, GfnetGrads, ModelInput};
 pub use heads::{HeadKind, OutputHead, Pooling};
 pub use train::{
     argmax, batch_tensors, compute_gradients, evaluate, loss_and_grad, EpochMetrics, LossKind,
-    Targets, TrainOptions, Trainer,
+    StepProgress, Targets, TrainOptions, Trainer,
 };

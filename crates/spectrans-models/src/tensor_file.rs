@@ -85,6 +85,9 @@ impl TensorFile {
         // SAFETY: the map is read-only and private to this process; a file truncated by another
         // process while mapped is outside what this library guards against (as for any mmap user).
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        if let Some(reason) = offsets_beyond_file(&map) {
+            return Err(TensorFileError::Corrupt { path, reason });
+        }
         let (header_len, metadata) =
             SafeTensors::read_metadata(&map).map_err(|e| TensorFileError::Corrupt {
                 path: path.clone(),
@@ -113,6 +116,15 @@ impl TensorFile {
     /// Whether the file holds a tensor of this name.
     pub fn contains(&self, name: &str) -> bool {
         self.metadata.info(name).is_some()
+    }
+
+    /// A value of the file's `__metadata__` header, if it has one under `key`.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(String::as_str)
     }
 
     /// The dtype and shape of a tensor.
@@ -228,6 +240,31 @@ impl TensorFile {
     }
 }
 
+/// The first tensor whose `data_offsets` point past the end of the file, described; None when
+/// all lie inside it or when the header does not parse (`read_metadata` then says why).
+///
+/// safetensors 0.4 adds the last offset to the header size unchecked, which panics in builds
+/// with overflow checks when a header claims an offset near `usize::MAX`; such a file is
+/// corrupt in any case, so it is rejected here first.
+fn offsets_beyond_file(bytes: &[u8]) -> Option<String> {
+    let prefix: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    let header_len = usize::try_from(u64::from_le_bytes(prefix)).ok()?;
+    let header = bytes.get(8..header_len.checked_add(8)?)?;
+    let metadata: Metadata = serde_json::from_slice(header).ok()?;
+    let data_len = bytes.len() - 8 - header_len;
+    let mut tensors: Vec<(String, &TensorInfo)> = metadata.tensors().into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    tensors
+        .into_iter()
+        .find(|(_, info)| info.data_offsets.0.max(info.data_offsets.1) > data_len)
+        .map(|(name, info)| {
+            format!(
+                "tensor `{name}` has data_offsets [{}, {}], beyond the {data_len} data bytes",
+                info.data_offsets.0, info.data_offsets.1
+            )
+        })
+}
+
 fn le_chunks<const N: usize>(bytes: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
     bytes.chunks_exact(N).map(|c| {
         let mut a = [0u8; N];
@@ -267,6 +304,15 @@ pub fn write_tensors(
     path: impl AsRef<Path>,
     tensors: &BTreeMap<String, OwnedTensor>,
 ) -> Result<(), TensorFileError> {
+    write_tensors_with_metadata(path, tensors, &BTreeMap::new())
+}
+
+/// [`write_tensors`] with string `__metadata__` (none is written when `metadata` is empty).
+pub fn write_tensors_with_metadata(
+    path: impl AsRef<Path>,
+    tensors: &BTreeMap<String, OwnedTensor>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), TensorFileError> {
     let path = path.as_ref();
     let serialise_err = |reason: String| TensorFileError::Serialise {
         path: path.to_path_buf(),
@@ -297,8 +343,14 @@ pub fn write_tensors(
                 .map_err(|e| serialise_err(format!("{name}: {e:?}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let metadata = (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<std::collections::HashMap<_, _>>()
+    });
     let bytes =
-        safetensors::serialize(views, &None).map_err(|e| serialise_err(format!("{e:?}")))?;
+        safetensors::serialize(views, &metadata).map_err(|e| serialise_err(format!("{e:?}")))?;
     write_atomically(path, &bytes)
 }
 
@@ -401,6 +453,27 @@ mod tests {
             TensorFile::open(dir.join("absent.safetensors")),
             Err(TensorFileError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn offsets_beyond_the_file_are_corrupt_not_an_overflow() {
+        // Found by the loader fuzz tests: safetensors 0.4 computes `end + 8 + header_len`
+        // unchecked, which panicked (debug builds) for an end offset near usize::MAX.
+        let header =
+            br#"{"a":{"dtype":"U8","shape":[18446744073709551612],"data_offsets":[0,18446744073709551612]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(&[0; 4]);
+        let path = tmp_dir().join("far.safetensors");
+        std::fs::write(&path, bytes).unwrap();
+        let err = TensorFile::open(&path).unwrap_err();
+        assert!(matches!(err, TensorFileError::Corrupt { .. }), "{err:?}");
+        let shown = err.to_string();
+        assert!(shown.contains("far.safetensors"), "{shown}");
+        assert!(
+            shown.contains("tensor `a` has data_offsets [0, 18446744073709551612]"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! with optimiser state so a run can resume where it stopped.
 
 use std::collections::{BTreeMap, HashMap};
+
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Axis, IxDyn};
@@ -12,7 +13,7 @@ use crate::error::ModelError;
 use crate::gfnet::{Gfnet, GfnetGrads, ModelInput};
 use crate::loss::{cross_entropy, mse};
 use crate::optim::{clip_coefficient, global_norm, AdamW, LrSchedule, Optimizer};
-use crate::tensor_file::{write_tensors, OwnedTensor, TensorFile};
+use crate::tensor_file::{write_tensors_with_metadata, OwnedTensor, TensorFile};
 
 /// Which loss a step minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,26 +138,89 @@ pub struct Trainer {
     pub schedule: LrSchedule,
     /// Epochs completed.
     pub epoch: usize,
+    /// Steps done in the epoch in progress (0 between epochs).
+    pub epoch_step: usize,
+    /// Σ loss over the steps done in the epoch in progress.
+    epoch_loss: f64,
+    /// The metrics of every completed epoch, oldest first.
+    pub history: Vec<EpochMetrics>,
     options: TrainOptions,
 }
 
-/// What one epoch measured.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// Where an epoch stands after a step, for [`Trainer::run_epoch_with`]'s callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepProgress {
+    /// Steps done in this epoch (1-based).
+    pub done: usize,
+    /// Steps in the epoch.
+    pub steps: usize,
+    /// Optimisation steps done since the run began (the optimiser's step count).
+    pub global_step: u64,
+    /// This step's loss.
+    pub loss: f32,
+}
+
+/// What one epoch measured. JSON writes NaN (an empty evaluation set) as `null`, which reads
+/// back as NaN.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
     /// Mean training loss over the epoch's steps.
+    #[serde(deserialize_with = "f32_or_nan")]
     pub train_loss: f32,
     /// Loss on the held-out set.
+    #[serde(deserialize_with = "f32_or_nan")]
     pub eval_loss: f32,
     /// Accuracy on the held-out set.
+    #[serde(deserialize_with = "f32_or_nan")]
     pub eval_accuracy: f32,
-    /// Training examples per second.
+    /// Training examples per second (of the steps this process ran, after a resume).
+    #[serde(deserialize_with = "f32_or_nan")]
     pub examples_per_second: f32,
-    /// Wall time of the epoch's training steps.
+    /// Wall time of the epoch's training steps (in this process, after a resume).
+    #[serde(deserialize_with = "f32_or_nan")]
     pub seconds: f32,
     /// Learning rate at the epoch's end.
+    #[serde(deserialize_with = "f32_or_nan")]
     pub lr: f32,
+}
+
+impl EpochMetrics {
+    /// These metrics with the wall-clock figures (`seconds`, `examples_per_second`) set to NaN.
+    pub fn without_timings(&self) -> Self {
+        Self {
+            examples_per_second: f32::NAN,
+            seconds: f32::NAN,
+            ..self.clone()
+        }
+    }
+}
+
+fn f32_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
+}
+
+/// The dropout seed of global step `step`: each step's masks depend on the run's seed and the
+/// step alone, so a run resumed mid-epoch draws the masks the uninterrupted run drew.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    // SplitMix64's finaliser: neighbouring steps get unrelated seeds.
+    let mut z = seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The order in which epoch `epoch` visits the examples (seeded by the run's seed and `epoch`).
+fn epoch_order(train: &Dataset, seed: u64, epoch: usize) -> Vec<&Example> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut order: Vec<&Example> = train.examples.iter().collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    ));
+    order
 }
 
 /// Batches a slice of examples as (ids (B, N), labels (B,)).
@@ -183,6 +247,9 @@ impl Trainer {
             optimizer: AdamW::new(options.weight_decay),
             schedule,
             epoch: 0,
+            epoch_step: 0,
+            epoch_loss: 0.0,
+            history: Vec::new(),
             options,
         }
     }
@@ -192,7 +259,8 @@ impl Trainer {
         &self.options
     }
 
-    /// One optimisation step on a batch; returns the loss.
+    /// One optimisation step on a batch; returns the loss. A loss or a gradient that is NaN
+    /// or infinite stops with [`ModelError::Diverged`] before anything is updated.
     pub fn step(
         &mut self,
         ids: ndarray::ArrayView2<'_, i64>,
@@ -200,29 +268,48 @@ impl Trainer {
         ctx: &mut TrainContext,
     ) -> Result<f32, ModelError> {
         let labels = labels.into_dyn();
-        let (loss, grads) = compute_gradients(
+        let result = compute_gradients(
             &self.model,
             ModelInput::TokenIds(ids),
             None,
             Targets::Classes(labels),
             LossKind::CrossEntropy,
             ctx,
-        )?;
-        self.apply(&grads);
+        );
+        let (loss, grads) = match result {
+            Err(ModelError::NonFinite { what: "loss", .. }) => {
+                return Err(self.diverged("loss"));
+            }
+            other => other?,
+        };
+        self.apply(&grads)?;
         Ok(loss)
     }
 
-    /// Clips and applies gradients with the scheduled learning rate.
-    pub fn apply(&mut self, grads: &GfnetGrads) {
+    fn diverged(&self, what: &'static str) -> ModelError {
+        ModelError::Diverged {
+            what,
+            step: self.optimizer.steps() + 1,
+            epoch: self.epoch + 1,
+        }
+    }
+
+    /// Clips and applies gradients with the scheduled learning rate. The global norm is summed
+    /// in parameter-name order, so the clipping factor has the same bits on every run.
+    pub fn apply(&mut self, grads: &GfnetGrads) -> Result<(), ModelError> {
         let model = &self.model;
-        let mut by_name: HashMap<String, ArrayD<f32>> = HashMap::new();
+        let mut by_name: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
         grads.visit("", &mut |name, g| {
             if model.is_trainable(name) {
                 by_name.insert(name.to_string(), g.to_owned());
             }
         });
+        let norm = global_norm(by_name.values().map(|v| v.view()));
+        if !norm.is_finite() {
+            return Err(self.diverged("gradient norm"));
+        }
         let coef = match self.options.clip_norm {
-            Some(max) => clip_coefficient(global_norm(by_name.values().map(|v| v.view())), max),
+            Some(max) => clip_coefficient(norm, max),
             None => 1.0,
         };
         if coef != 1.0 {
@@ -238,6 +325,7 @@ impl Trainer {
                 optimizer.update(name, p, g.view());
             }
         });
+        Ok(())
     }
 
     /// Trains one epoch over `train` (shuffled with the run's seed and the epoch number), then
@@ -248,105 +336,222 @@ impl Trainer {
         eval: &Dataset,
         on_step: &mut dyn FnMut(usize, usize, f32),
     ) -> Result<EpochMetrics, ModelError> {
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        let seed = self.options.seed;
-        let epoch = self.epoch as u64;
-        let mut order: Vec<&Example> = train.examples.iter().collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
-            seed ^ (epoch + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        ));
-        let mut ctx = TrainContext::new(seed.wrapping_add(epoch << 32), true);
-        let steps = order.len().div_ceil(self.options.batch_size.max(1));
-        let start = std::time::Instant::now();
-        let mut total = 0.0f64;
-        for (i, chunk) in order.chunks(self.options.batch_size.max(1)).enumerate() {
-            let (ids, labels) = batch_tensors(chunk, train.seq_len);
-            let loss = self.step(ids.view(), labels.view(), &mut ctx)?;
-            total += loss as f64;
-            on_step(i + 1, steps, loss);
-        }
-        let seconds = start.elapsed().as_secs_f32();
-        self.epoch += 1;
-        let (eval_loss, eval_accuracy) = evaluate(&self.model, eval, 256)?;
-        Ok(EpochMetrics {
-            epoch: self.epoch,
-            train_loss: (total / steps.max(1) as f64) as f32,
-            eval_loss,
-            eval_accuracy,
-            examples_per_second: order.len() as f32 / seconds.max(1e-9),
-            seconds,
-            lr: self.schedule.lr_at(self.optimizer.steps()),
+        self.run_epoch_with(train, eval, &mut |_, p| {
+            on_step(p.done, p.steps, p.loss);
+            Ok(())
         })
     }
 
-    /// Saves the model (PyTorch-loadable weights at `path`) and, beside it, the optimiser state
-    /// (`<path>.optim.safetensors`: AdamW moments by parameter name, the step and the epoch).
+    /// [`Trainer::run_epoch`], continuing an epoch a checkpoint left half done, with a callback
+    /// that sees the trainer after every step (to save a checkpoint) and may stop the run.
+    ///
+    /// Step `s` of the run draws its dropout masks from `(seed, s)` and epoch `e` shuffles with
+    /// `(seed, e)`, so a resumed run takes the same steps, bit for bit, as one never stopped.
+    pub fn run_epoch_with(
+        &mut self,
+        train: &Dataset,
+        eval: &Dataset,
+        on_step: &mut dyn FnMut(&Trainer, StepProgress) -> Result<(), ModelError>,
+    ) -> Result<EpochMetrics, ModelError> {
+        let seed = self.options.seed;
+        let batch = self.options.batch_size.max(1);
+        let order = epoch_order(train, seed, self.epoch);
+        let steps = order.len().div_ceil(batch);
+        if self.epoch_step > steps {
+            return Err(ModelError::Checkpoint(format!(
+                "the checkpoint is {} steps into an epoch of {steps} steps: resume with the data and --batch-size it was trained with",
+                self.epoch_step
+            )));
+        }
+        let start = std::time::Instant::now();
+        let first = self.epoch_step;
+        for (i, chunk) in order.chunks(batch).enumerate().skip(first) {
+            let (ids, labels) = batch_tensors(chunk, train.seq_len);
+            let mut ctx = TrainContext::new(step_seed(seed, self.optimizer.steps()), true);
+            let loss = self.step(ids.view(), labels.view(), &mut ctx)?;
+            self.epoch_loss += loss as f64;
+            self.epoch_step = i + 1;
+            let progress = StepProgress {
+                done: i + 1,
+                steps,
+                global_step: self.optimizer.steps(),
+                loss,
+            };
+            on_step(self, progress)?;
+        }
+        let seconds = start.elapsed().as_secs_f32();
+        let train_loss = (self.epoch_loss / steps.max(1) as f64) as f32;
+        self.epoch += 1;
+        self.epoch_step = 0;
+        self.epoch_loss = 0.0;
+        let (eval_loss, eval_accuracy) = evaluate(&self.model, eval, 256)?;
+        let examples = order.len().min((steps - first) * batch);
+        let metrics = EpochMetrics {
+            epoch: self.epoch,
+            train_loss,
+            eval_loss,
+            eval_accuracy,
+            examples_per_second: examples as f32 / seconds.max(1e-9),
+            seconds,
+            lr: self.schedule.lr_at(self.optimizer.steps()),
+        };
+        self.history.push(metrics.clone());
+        Ok(metrics)
+    }
+
+    /// Saves a checkpoint: first the training state, `<path>.optim.safetensors` (a copy of
+    /// every parameter as `model.<name>`, AdamW's moments as `exp_avg.<name>` and
+    /// `exp_avg_sq.<name>`, and in its metadata the step, the epoch, the place in the epoch and
+    /// the metrics so far), then the PyTorch-loadable weights at `path`. Each file is written
+    /// to a temporary file and renamed, so a crash at any moment leaves whole files, and the
+    /// state alone is what [`Trainer::resume`] reads: it always holds one step's weights and
+    /// moments together.
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), ModelError> {
-        self.model.save_weights(path)?;
         let mut state: BTreeMap<String, OwnedTensor> = BTreeMap::new();
+        self.model.visit("", &mut |name, p| {
+            state.insert(format!("model.{name}"), OwnedTensor::F32(p.to_owned()));
+        });
         for (name, (m, v)) in self.optimizer.all_moments() {
             state.insert(format!("exp_avg.{name}"), OwnedTensor::F32(m.clone()));
             state.insert(format!("exp_avg_sq.{name}"), OwnedTensor::F32(v.clone()));
         }
-        state.insert(
-            "step".into(),
-            OwnedTensor::I64(ArrayD::from_elem(
-                IxDyn(&[1]),
-                self.optimizer.steps() as i64,
-            )),
-        );
-        state.insert(
-            "epoch".into(),
-            OwnedTensor::I64(ArrayD::from_elem(IxDyn(&[1]), self.epoch as i64)),
-        );
-        write_tensors(optimizer_path(path), &state)?;
+        let counters = StateCounters {
+            format: STATE_FORMAT.to_string(),
+            step: self.optimizer.steps(),
+            epoch: self.epoch,
+            epoch_step: self.epoch_step,
+            epoch_loss_bits: self.epoch_loss.to_bits(),
+            seed: self.options.seed,
+            batch_size: self.options.batch_size,
+            // Wall-clock figures differ from run to run; the state file must not.
+            history: self
+                .history
+                .iter()
+                .map(EpochMetrics::without_timings)
+                .collect(),
+        };
+        // One metadata entry: safetensors writes its metadata map in hash order, and the file
+        // must have the same bytes on every run.
+        let json = serde_json::to_string(&counters)
+            .map_err(|e| ModelError::Checkpoint(format!("cannot encode the state: {e}")))?;
+        let metadata = BTreeMap::from([(STATE_KEY.to_string(), json)]);
+        write_tensors_with_metadata(optimizer_path(path), &state, &metadata)?;
+        self.model.save_weights(path)?;
         Ok(())
     }
 
-    /// Restores model weights and optimiser state saved by [`Trainer::save_checkpoint`].
+    /// Restores the training state saved by [`Trainer::save_checkpoint`] for weights at `path`
+    /// (it reads `<path>.optim.safetensors` alone). The restored [`Trainer::history`] has no
+    /// timings (see [`EpochMetrics::without_timings`]). Nothing changes unless all of it is whole
+    /// and fits this model; a checkpoint from another seed or batch size is refused.
     pub fn resume(&mut self, path: &Path) -> Result<(), ModelError> {
-        self.model.load_weights(path)?;
         let file = TensorFile::open(optimizer_path(path))?;
-        let read_scalar = |name: &str| -> Result<i64, ModelError> {
-            file.read_i64(name)?
-                .iter()
-                .next()
-                .copied()
-                .ok_or_else(|| ModelError::Weights {
-                    path: file.path().display().to_string(),
-                    problems: format!("`{name}` is empty"),
-                })
+        let where_ = file.path().display().to_string();
+        let bad = |problems: String| ModelError::Weights {
+            path: where_.clone(),
+            problems,
         };
-        let step = read_scalar("step")?.max(0) as u64;
-        let epoch = read_scalar("epoch")?.max(0) as usize;
+        let text = file.metadata(STATE_KEY).ok_or_else(|| {
+            bad(format!(
+                "metadata `{STATE_KEY}` is missing: not a training state written by this version"
+            ))
+        })?;
+        let counters: StateCounters = serde_json::from_str(text)
+            .map_err(|e| bad(format!("metadata `{STATE_KEY}` is not valid ({e})")))?;
+        if counters.format != STATE_FORMAT {
+            return Err(bad(format!(
+                "format {:?}, expected {STATE_FORMAT:?}",
+                counters.format
+            )));
+        }
+        for (key, theirs, ours) in [
+            ("seed", counters.seed, self.options.seed),
+            (
+                "batch size",
+                counters.batch_size as u64,
+                self.options.batch_size as u64,
+            ),
+        ] {
+            if theirs != ours {
+                return Err(ModelError::Checkpoint(format!(
+                    "{where_} was trained with {key} {theirs}; this run asks for {ours}: resume with the same {key}"
+                )));
+            }
+        }
+        let step = counters.step;
+        let mut params = HashMap::new();
         let mut moments = HashMap::new();
         let mut problems = Vec::new();
         self.model.visit("", &mut |name, p| {
-            let m = file.read_f32(&format!("exp_avg.{name}"));
-            let v = file.read_f32(&format!("exp_avg_sq.{name}"));
-            match (m, v) {
-                (Ok(m), Ok(v)) if m.shape() == p.shape() && v.shape() == p.shape() => {
+            let read = |key: String| match file.read_f32(&key) {
+                Ok(t) if t.shape() != p.shape() => Err(format!(
+                    "`{key}` has shape {:?}, expected {:?}",
+                    t.shape(),
+                    p.shape()
+                )),
+                Ok(t) if t.iter().any(|v| !v.is_finite()) => {
+                    Err(format!("`{key}` holds a non-finite value"))
+                }
+                Ok(t) => Ok(t),
+                Err(e) => Err(e.to_string()),
+            };
+            match read(format!("model.{name}")) {
+                Ok(t) => {
+                    params.insert(name.to_string(), t);
+                }
+                Err(e) => problems.push(e),
+            }
+            if step == 0 || !self.is_trained(name) {
+                return;
+            }
+            match (
+                read(format!("exp_avg.{name}")),
+                read(format!("exp_avg_sq.{name}")),
+            ) {
+                (Ok(m), Ok(v)) => {
                     moments.insert(name.to_string(), (m, v));
                 }
-                (Ok(_), Ok(_)) => problems.push(format!("moments of `{name}` are misshapen")),
-                (Err(e), _) | (_, Err(e)) => {
-                    if step > 0 {
-                        problems.push(e.to_string())
-                    }
-                }
+                (Err(e), _) | (_, Err(e)) => problems.push(e),
             }
         });
         if !problems.is_empty() {
-            return Err(ModelError::Weights {
-                path: file.path().display().to_string(),
-                problems: problems.join("; "),
-            });
+            return Err(bad(problems.join("; ")));
         }
+        self.model.visit_mut("", &mut |name, mut p| {
+            if let Some(v) = params.get(name) {
+                p.assign(v);
+            }
+        });
         self.optimizer.restore(step, moments);
-        self.epoch = epoch;
+        self.epoch = counters.epoch;
+        self.epoch_step = counters.epoch_step;
+        self.epoch_loss = f64::from_bits(counters.epoch_loss_bits);
+        self.history = counters.history;
         Ok(())
     }
+
+    /// Whether the optimiser keeps moments for `name`.
+    fn is_trained(&self, name: &str) -> bool {
+        self.model.is_trainable(name)
+    }
+}
+
+/// The metadata key of a training state file, and its `format`.
+const STATE_KEY: &str = "spectrans_training_state";
+const STATE_FORMAT: &str = "spectrans-rs training state v1";
+
+/// Where a run stands, kept in a training state file's metadata as JSON.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StateCounters {
+    format: String,
+    step: u64,
+    epoch: usize,
+    epoch_step: usize,
+    /// `f64::to_bits` of Σ loss over the epoch in progress: exact through JSON.
+    epoch_loss_bits: u64,
+    seed: u64,
+    batch_size: usize,
+    history: Vec<EpochMetrics>,
 }
 
 /// Where [`Trainer::save_checkpoint`] puts the optimiser state for weights at `path`.

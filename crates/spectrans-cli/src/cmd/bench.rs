@@ -10,9 +10,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spectrans_config::Config;
 use spectrans_layers::TrainContext;
+use spectrans_models::memory::Workload;
 use spectrans_models::{compute_gradients, Gfnet, LossKind, ModelInput, Targets, Trainer};
 
-use crate::io::load_config;
+use crate::io::{check_memory, load_config, MemoryArgs};
 
 /// Arguments of `spectrans bench`.
 #[derive(Debug, clap::Args)]
@@ -38,6 +39,8 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 /// Peak resident memory of this process in MiB (Linux: VmHWM), if known.
@@ -98,6 +101,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let n = args.seq_len.unwrap_or(config.sequence_length());
     anyhow::ensure!(n > 0, "--seq-len must be at least 1");
+    args.memory.apply();
+    let (batch, seq_len) = (args.batch, n);
+    let (workload, what) = if args.train {
+        (Workload::Training { batch, seq_len }, "a training step")
+    } else {
+        (Workload::Inference { batch, seq_len }, "a forward pass")
+    };
+    check_memory(
+        &config,
+        workload,
+        &format!("{what} of {batch} x {seq_len} tokens"),
+    )?;
     let model = Gfnet::new(&config, 0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let (ids, embeds) = random_input(&config, args.batch, n, &mut rng);
@@ -127,7 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let (_, grads) =
                 compute_gradients(&trainer.model, input, None, targets, kind, &mut ctx)?;
-            trainer.apply(&grads);
+            trainer.apply(&grads)?;
             if i >= 2 {
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }

@@ -10,7 +10,7 @@ use spectrans_config::Config;
 use spectrans_models::data::{digits, Example};
 use spectrans_models::{argmax, batch_tensors, Gfnet, ModelInput, TrainOptions, Trainer};
 
-use crate::cmd::train::{check_data, train_loop};
+use crate::cmd::train::{check_data, train_loop, Outputs};
 
 /// The example config, embedded so the demo needs no files.
 pub const DIGITS_CONFIG: &str = include_str!("../../../../examples/configs/digits.toml");
@@ -70,8 +70,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &train,
         &test,
         args.epochs,
-        args.output.as_deref(),
-        None,
+        Outputs {
+            checkpoint: args.output.as_deref(),
+            ..Outputs::default()
+        },
     )?;
     let elapsed = start.elapsed().as_secs_f64();
     if let Some(m) = &last {

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::{write_tensors, OwnedTensor};
 use spectrans_models::Gfnet;
 
-use crate::io::{load_config, read_inputs};
+use crate::io::{check_memory, load_config, read_inputs, MemoryArgs};
 
 /// Arguments of `spectrans forward`.
 #[derive(Debug, clap::Args)]
@@ -24,13 +25,22 @@ pub struct Args {
     /// Where to write `output` (F32).
     #[arg(long)]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 /// Runs the model in eval mode and writes its output.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.memory.apply();
     let config = load_config(&args.config)?;
-    let model = Gfnet::from_weights(&config, &args.weights)?;
     let inputs = read_inputs(&args.input)?;
+    let (batch, seq_len) = inputs.batch_and_len();
+    check_memory(
+        &config,
+        Workload::Inference { batch, seq_len },
+        &format!("a forward pass of {batch} x {seq_len} tokens"),
+    )?;
+    let model = Gfnet::from_weights(&config, &args.weights)?;
     let output = model.forward(
         inputs.model_input()?,
         inputs.mask.as_ref().map(|m| m.view()),

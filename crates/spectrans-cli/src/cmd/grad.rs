@@ -8,10 +8,11 @@ use anyhow::bail;
 use ndarray::{ArrayD, IxDyn};
 use spectrans_config::OutputType;
 use spectrans_layers::{Parameters, TrainContext};
+use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::{write_tensors, OwnedTensor};
 use spectrans_models::{compute_gradients, Gfnet, LossKind, Targets};
 
-use crate::io::{load_config, read_inputs};
+use crate::io::{check_memory, load_config, read_inputs, MemoryArgs};
 
 /// The loss to differentiate.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -43,13 +44,22 @@ pub struct Args {
     /// Where to write `loss` and `grad.<name>` for every parameter.
     #[arg(long)]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 /// Computes one training-mode step's loss and gradients and writes them.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.memory.apply();
     let config = load_config(&args.config)?;
-    let model = Gfnet::from_weights(&config, &args.weights)?;
     let inputs = read_inputs(&args.input)?;
+    let (batch, seq_len) = inputs.batch_and_len();
+    check_memory(
+        &config,
+        Workload::Gradients { batch, seq_len },
+        &format!("a training step of {batch} x {seq_len} tokens"),
+    )?;
+    let model = Gfnet::from_weights(&config, &args.weights)?;
     let pooled_or_tokens_with_classes = matches!(
         config.output_type(),
         OutputType::Classification | OutputType::Sequence | OutputType::Lm

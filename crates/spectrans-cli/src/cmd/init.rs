@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use spectrans_layers::parameter_count;
 use spectrans_models::Gfnet;
 
-use crate::io::load_config;
+use crate::io::{load_config, MemoryArgs};
 
 /// Arguments of `spectrans init`.
 #[derive(Debug, clap::Args)]
@@ -20,10 +20,13 @@ pub struct Args {
     /// Where to write the weights (safetensors).
     #[arg(long)]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 /// Initialises a model as spectrans does and saves its state_dict.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.memory.apply();
     let config = load_config(&args.config)?;
     let model = Gfnet::new(&config, args.seed)?;
     model.save_weights(&args.output)?;

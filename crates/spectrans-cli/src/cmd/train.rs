@@ -3,14 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use spectrans_config::{Config, OutputType, PositionalEncodingType};
 use spectrans_models::data::{digits, Dataset};
+use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::write_atomically;
 use spectrans_models::{EpochMetrics, Gfnet, TrainOptions, Trainer};
 
-use crate::io::load_config;
+use crate::io::{check_memory, load_config, MemoryArgs};
 
 /// Arguments of `spectrans train`.
 #[derive(Debug, clap::Args)]
@@ -49,6 +50,12 @@ pub struct Args {
     /// The metrics log (JSON lines, one per epoch). Default: `<output>.metrics.jsonl`.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
+    /// Also write a checkpoint every this many optimisation steps (for long epochs); one is
+    /// always written after each epoch.
+    #[arg(long, value_name = "STEPS")]
+    pub checkpoint_every: Option<usize>,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 /// Checks that the data fit the model.
@@ -92,22 +99,27 @@ fn default_metrics_path(output: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Trains `trainer` until `epochs` epochs are done, with a progress bar, a checkpoint and a
-/// metrics line after every epoch. Returns the last epoch's metrics.
+/// Where [`train_loop`] writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outputs<'a> {
+    /// The checkpoint (weights at this path, the training state beside it).
+    pub checkpoint: Option<&'a Path>,
+    /// The metrics log (JSON lines, one per completed epoch).
+    pub metrics: Option<&'a Path>,
+    /// Also checkpoint every this many steps inside an epoch.
+    pub every: Option<usize>,
+}
+
+/// Trains `trainer` until `epochs` epochs are done, with a progress bar, and after every epoch
+/// (and every `outputs.every` steps) a checkpoint and the metrics log. Returns the last
+/// epoch's metrics.
 pub fn train_loop(
     trainer: &mut Trainer,
     train: &Dataset,
     test: &Dataset,
     epochs: usize,
-    output: Option<&Path>,
-    metrics_path: Option<&Path>,
+    outputs: Outputs<'_>,
 ) -> anyhow::Result<Option<EpochMetrics>> {
-    let mut log = match metrics_path {
-        Some(p) if trainer.epoch > 0 && p.exists() => {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
-        }
-        _ => String::new(),
-    };
     let mut last = None;
     let batch = trainer.options().batch_size.max(1);
     while trainer.epoch < epochs {
@@ -120,14 +132,22 @@ pub fn train_loop(
         );
         bar.set_prefix(format!("{}/{}", trainer.epoch + 1, epochs));
         let start = std::time::Instant::now();
-        let mut seen = 0usize;
-        let metrics = trainer.run_epoch(train, test, &mut |done, _, loss| {
-            seen = (done * batch).min(train.len());
+        let first = trainer.epoch_step;
+        let metrics = trainer.run_epoch_with(train, test, &mut |trainer, p| {
+            let seen = ((p.done - first) * batch).min(train.len());
             let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_position(done as u64);
-            bar.set_message(format!("loss {loss:.4}, {rate:.0} examples/s"));
-        })?;
+            bar.set_position(p.done as u64);
+            bar.set_message(format!("loss {:.4}, {rate:.0} examples/s", p.loss));
+            match (outputs.checkpoint, outputs.every) {
+                // The epoch's last step is saved below, with the epoch's metrics.
+                (Some(out), Some(k)) if p.global_step % k as u64 == 0 && p.done < p.steps => {
+                    trainer.save_checkpoint(out)
+                }
+                _ => Ok(()),
+            }
+        });
         bar.finish_and_clear();
+        let metrics = metrics?;
         println!(
             "epoch {:>3}/{epochs}: train loss {:.4}, eval loss {:.4}, eval accuracy {:.2}%, {:.0} examples/s, {:.1}s",
             metrics.epoch,
@@ -137,21 +157,50 @@ pub fn train_loop(
             metrics.examples_per_second,
             metrics.seconds
         );
-        if let Some(out) = output {
+        if let Some(out) = outputs.checkpoint {
             trainer.save_checkpoint(out)?;
         }
-        if let Some(p) = metrics_path {
-            log.push_str(&serde_json::to_string(&metrics)?);
-            log.push('\n');
-            write_atomically(p, log.as_bytes())?;
+        if let Some(p) = outputs.metrics {
+            write_metrics(p, &trainer.history)?;
         }
         last = Some(metrics);
     }
     Ok(last)
 }
 
+/// Copies the timings of the epochs a resumed checkpoint holds from the metrics log the
+/// interrupted run wrote (the training state keeps none); epochs the log lacks keep `null`.
+fn restore_timings(history: &mut [EpochMetrics], log: &Path) {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return;
+    };
+    let logged: Vec<EpochMetrics> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for m in history.iter_mut() {
+        if let Some(l) = logged.iter().find(|l| l.epoch == m.epoch) {
+            m.seconds = l.seconds;
+            m.examples_per_second = l.examples_per_second;
+        }
+    }
+}
+
+/// Writes the metrics log: one JSON line per completed epoch, from the trainer's history (so
+/// after a resume it holds exactly the epochs the checkpoint has).
+fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
+    let mut log = String::new();
+    for m in history {
+        log.push_str(&serde_json::to_string(m)?);
+        log.push('\n');
+    }
+    write_atomically(path, log.as_bytes())?;
+    Ok(())
+}
+
 /// Loads data, builds or resumes the model, and trains.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.memory.apply();
     let config = load_config(&args.config)?;
     let data = match &args.data {
         Some(p) => Dataset::load(p)?,
@@ -164,6 +213,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "--test-fraction must be in [0, 1), got {}",
         args.test_fraction
     );
+    anyhow::ensure!(
+        args.checkpoint_every != Some(0),
+        "--checkpoint-every must be at least 1"
+    );
+    let seq_len = data.seq_len;
+    check_memory(
+        &config,
+        Workload::Training {
+            batch: args.batch_size,
+            seq_len,
+        },
+        &format!(
+            "training with batches of {} x {seq_len} tokens",
+            args.batch_size
+        ),
+    )?;
     let (train, test) = data.split(args.test_fraction, args.seed);
     let model = Gfnet::new(&config, args.seed)?;
     let options = TrainOptions {
@@ -176,9 +241,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let steps = train.len().div_ceil(args.batch_size);
     let mut trainer = Trainer::new(model, options, steps);
+    let metrics = args
+        .metrics
+        .clone()
+        .unwrap_or_else(|| default_metrics_path(&args.output));
     if let Some(ckpt) = &args.resume {
         trainer.resume(ckpt)?;
-        println!("resumed from {} at epoch {}", ckpt.display(), trainer.epoch);
+        restore_timings(&mut trainer.history, &metrics);
+        if trainer.epoch_step > 0 {
+            println!(
+                "resumed from {} at epoch {}, step {} of it",
+                ckpt.display(),
+                trainer.epoch + 1,
+                trainer.epoch_step
+            );
+        } else {
+            println!("resumed from {} at epoch {}", ckpt.display(), trainer.epoch);
+        }
     }
     println!(
         "training on {} examples, evaluating on {} ({} tokens each), {} epochs",
@@ -187,17 +266,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         data.seq_len,
         args.epochs
     );
-    let metrics = args
-        .metrics
-        .clone()
-        .unwrap_or_else(|| default_metrics_path(&args.output));
     train_loop(
         &mut trainer,
         &train,
         &test,
         args.epochs,
-        Some(&args.output),
-        Some(&metrics),
+        Outputs {
+            checkpoint: Some(&args.output),
+            metrics: Some(&metrics),
+            every: args.checkpoint_every,
+        },
     )?;
     println!(
         "checkpoint: {}; metrics: {}",

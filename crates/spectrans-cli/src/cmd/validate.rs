@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use spectrans_config::{Config, ConfigError};
+use spectrans_models::memory::{estimate, format_bytes, Workload};
 
 /// Arguments of `spectrans validate`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +21,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let path = args.config.display();
     match Config::load(&args.config) {
         Ok(config) => {
-            println!("{path}: valid: {}", config.summary());
+            let bytes = estimate(&config, Workload::Parameters).total();
+            println!(
+                "{path}: valid: {}; {} of f32 parameters",
+                config.summary(),
+                format_bytes(bytes)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(ConfigError::Invalid(violations)) => {

@@ -298,3 +298,210 @@ fn errors_are_messages_not_panics() {
     );
     assert!(e.contains("`targets` is missing"), "{e}");
 }
+
+fn digits_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs/digits.toml")
+}
+
+/// `spectrans train` on the embedded digits with the given extra arguments, writing `out`.
+fn train_digits(out: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(["train", "--config"])
+        .arg(digits_config())
+        .args(["--epochs", "2", "--test-fraction", "0.5", "--output"])
+        .arg(out)
+        .args(extra);
+    c
+}
+
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
+}
+
+fn state(weights: &Path) -> PathBuf {
+    spectrans_models::train::optimizer_path(weights)
+}
+
+#[test]
+fn two_trainings_with_one_seed_write_the_same_bytes() {
+    let dir = Scratch::new();
+    let (a, b) = (dir.file("a.safetensors"), dir.file("b.safetensors"));
+    ok(&mut train_digits(&a, &["--seed", "3"]));
+    ok(&mut train_digits(&b, &["--seed", "3"]));
+    assert!(same_bytes(&a, &b), "weights differ");
+    assert!(same_bytes(&state(&a), &state(&b)), "training states differ");
+}
+
+#[test]
+fn a_run_killed_and_resumed_ends_with_the_same_bytes_as_one_never_stopped() {
+    let dir = Scratch::new();
+    let straight = dir.file("straight.safetensors");
+    ok(&mut train_digits(&straight, &["--checkpoint-every", "7"]));
+    // Kill -9 at three different moments: after the first checkpoint, a little later, and
+    // late in the run (if the run finished first, resuming is a no-op and must still match).
+    for (i, extra_ms) in [0u64, 700, 1800].into_iter().enumerate() {
+        let out = dir.file(&format!("killed{i}.safetensors"));
+        let mut child = train_digits(&out, &["--checkpoint-every", "7"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !state(&out).exists() && start.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(extra_ms));
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        // Whatever the moment, the files are whole: the state (written first, all that
+        // --resume reads) and, once its first write is done, the weights.
+        spectrans_models::tensor_file::TensorFile::open(state(&out)).unwrap();
+        if out.exists() {
+            spectrans_models::tensor_file::TensorFile::open(&out).unwrap();
+        }
+        let text = ok(train_digits(&out, &["--checkpoint-every", "7", "--resume"]).arg(&out));
+        assert!(text.contains("resumed"), "{text}");
+        assert!(same_bytes(&out, &straight), "weights differ after kill {i}");
+        assert!(
+            same_bytes(&state(&out), &state(&straight)),
+            "training state differs after kill {i}"
+        );
+        let metrics =
+            std::fs::read_to_string(dir.file(&format!("killed{i}.safetensors.metrics.jsonl")))
+                .unwrap();
+        assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = Scratch::new();
+    let cfg = tiny_config(&dir);
+    let w = dir.file("w.safetensors");
+    ok(bin()
+        .args(["init", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(&w));
+    let commands: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["inspect".into(), "--weights".into(), w.clone().into()],
+        vec!["validate".into(), "--config".into(), cfg.clone().into()],
+        vec!["--help".into()],
+        vec![
+            "bench".into(),
+            "--config".into(),
+            cfg.clone().into(),
+            "--batch".into(),
+            "1".into(),
+            "--iters".into(),
+            "1".into(),
+        ],
+    ];
+    for args in commands {
+        // A pipe whose reading end is closed before the command starts: every write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = bin()
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        use std::os::unix::process::ExitStatusExt;
+        let quiet = out.status.success() || out.status.signal() == Some(13);
+        assert!(quiet, "{args:?}: {:?} {stderr}", out.status);
+    }
+}
+
+#[test]
+fn a_model_too_big_for_memory_is_an_error_within_a_second() {
+    let dir = Scratch::new();
+    let huge = dir.file("huge.toml");
+    std::fs::write(
+        &huge,
+        "[model]\nhidden_dim = 1000000\nnum_layers = 1000\nsequence_length = 1000000\nvocab_size = 10\nnum_classes = 2\n",
+    )
+    .unwrap();
+    let ids = ids_file(&dir, "ids.safetensors", 1);
+    let data = dir.file("data.csv");
+    std::fs::write(&data, "0,1,2\n1,2,3\n").unwrap();
+    let w = dir.file("w.safetensors");
+    let runs: Vec<(&str, Command)> = vec![
+        ("init", {
+            let mut c = bin();
+            c.args(["init", "--config"])
+                .arg(&huge)
+                .arg("--output")
+                .arg(&w);
+            c
+        }),
+        ("forward", {
+            let mut c = bin();
+            c.args(["forward", "--config"])
+                .arg(&huge)
+                .arg("--weights")
+                .arg(&w)
+                .arg("--input")
+                .arg(&ids)
+                .arg("--output")
+                .arg(dir.file("out.safetensors"));
+            c
+        }),
+        ("bench", {
+            let mut c = bin();
+            c.args(["bench", "--config"])
+                .arg(&huge)
+                .args(["--batch", "8"]);
+            c
+        }),
+        ("train", {
+            let mut c = bin();
+            c.args(["train", "--config"])
+                .arg(&huge)
+                .arg("--data")
+                .arg(&data)
+                .arg("--output")
+                .arg(&w);
+            c
+        }),
+    ];
+    for (name, mut cmd) in runs {
+        let start = std::time::Instant::now();
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("error:") && stderr.contains("needs") && stderr.contains("GiB"),
+            "{name}: {stderr}"
+        );
+        // A hang guard, not a speed target: the refusal comes before any allocation.
+        assert!(
+            start.elapsed().as_secs_f64() < 30.0,
+            "{name} took {:?}",
+            start.elapsed()
+        );
+    }
+    assert!(!w.exists(), "nothing written");
+    // --max-memory tightens the budget: a small model that needs more than 1 KiB is refused.
+    let e = fails(
+        bin()
+            .args(["init", "--config"])
+            .arg(tiny_config(&dir))
+            .args(["--max-memory", "1K", "--output"])
+            .arg(&w),
+    );
+    assert!(e.contains("--max-memory"), "{e}");
+    let e = fails(
+        bin()
+            .args(["init", "--config"])
+            .arg(tiny_config(&dir))
+            .args(["--output"])
+            .arg(&w)
+            .env("SPECTRANS_MAX_MEMORY", "lots"),
+    );
+    assert!(e.contains("SPECTRANS_MAX_MEMORY"), "{e}");
+    let text = ok(bin().args(["validate", "--config"]).arg(&huge));
+    assert!(text.contains("GiB of f32 parameters"), "{text}");
+}

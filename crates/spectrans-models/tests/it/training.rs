@@ -176,9 +176,8 @@ fn checkpoints_resume_exactly() {
         batch_size: 16,
         ..TrainOptions::default()
     };
-    let dir = std::env::temp_dir().join(format!("spectrans-ckpt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("model.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
 
     // Straight through four epochs.
     let mut straight = Trainer::new(Gfnet::new(&c, 2).unwrap(), options.clone(), 4);
@@ -230,4 +229,169 @@ fn frozen_filters_stay_put_while_the_rest_trains() {
         before.blocks[0].mixing_layer.filter_real
     );
     assert_ne!(t.model.final_norm.weight, before.final_norm.weight);
+}
+
+/// Every parameter's bits, by name.
+fn bits(model: &Gfnet) -> Vec<(String, Vec<u32>)> {
+    let mut out = Vec::new();
+    model.visit("", &mut |n, t| {
+        out.push((n.to_string(), t.iter().map(|v| v.to_bits()).collect()))
+    });
+    out
+}
+
+/// A model big enough that the parallel reductions (LayerNorm, bias and filter gradients,
+/// GEMM) split work over both threads of the pool.
+fn wide_config() -> Config {
+    Config::from_toml_str(
+        "[model]\nvocab_size = 11\nhidden_dim = 64\nnum_layers = 2\nsequence_length = 32\nnum_classes = 3\ndropout = 0.1\n",
+    )
+    .unwrap()
+}
+
+fn wide_data(n: usize) -> Dataset {
+    Dataset {
+        examples: (0..n)
+            .map(|i| {
+                let tokens: Vec<i64> = (0..32).map(|t| ((i * 7 + t * 3) % 11) as i64).collect();
+                Example {
+                    label: (i % 3) as i64,
+                    tokens,
+                }
+            })
+            .collect(),
+        seq_len: 32,
+    }
+}
+
+fn train_wide(threads: usize, epochs: usize) -> Trainer {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let data = wide_data(96);
+        let options = TrainOptions {
+            epochs,
+            batch_size: 32,
+            ..TrainOptions::default()
+        };
+        let mut t = Trainer::new(Gfnet::new(&wide_config(), 5).unwrap(), options, 3);
+        for _ in 0..epochs {
+            t.run_epoch(&data, &data, &mut |_, _, _| {}).unwrap();
+        }
+        t
+    })
+}
+
+#[test]
+fn same_seed_and_thread_count_give_the_same_bits() {
+    for threads in [1, 2, 3] {
+        let a = train_wide(threads, 2);
+        let b = train_wide(threads, 2);
+        assert!(bits(&a.model) == bits(&b.model), "{threads} threads");
+        assert_eq!(a.history[1].train_loss, b.history[1].train_loss);
+    }
+}
+
+#[test]
+fn a_checkpoint_in_the_middle_of_an_epoch_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mid.safetensors");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let data = wide_data(96);
+        let options = TrainOptions {
+            epochs: 2,
+            batch_size: 32,
+            ..TrainOptions::default()
+        };
+        let straight = train_wide(2, 2);
+        // Stop after step 2 of epoch 2 (global step 5), as a kill after that checkpoint would.
+        let mut first = Trainer::new(Gfnet::new(&wide_config(), 5).unwrap(), options.clone(), 3);
+        first.run_epoch(&data, &data, &mut |_, _, _| {}).unwrap();
+        let stop = first.run_epoch_with(&data, &data, &mut |t, p| {
+            if p.done == 2 {
+                t.save_checkpoint(&path)?;
+                return Err(spectrans_models::ModelError::Checkpoint("stop".into()));
+            }
+            Ok(())
+        });
+        assert!(stop.is_err());
+        let mut resumed = Trainer::new(Gfnet::new(&wide_config(), 77).unwrap(), options, 3);
+        resumed.resume(&path).unwrap();
+        assert_eq!((resumed.epoch, resumed.epoch_step), (1, 2));
+        let m = resumed.run_epoch(&data, &data, &mut |_, _, _| {}).unwrap();
+        assert!(bits(&resumed.model) == bits(&straight.model));
+        assert_eq!(m.train_loss, straight.history[1].train_loss);
+        assert_eq!(resumed.history.len(), 2);
+        assert_eq!(resumed.history[0].eval_loss, straight.history[0].eval_loss);
+    });
+}
+
+#[test]
+fn a_checkpoint_of_another_seed_or_batch_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let c = config("");
+    let t = Trainer::new(Gfnet::new(&c, 1).unwrap(), TrainOptions::default(), 2);
+    t.save_checkpoint(&path).unwrap();
+    let other = TrainOptions {
+        seed: 9,
+        ..TrainOptions::default()
+    };
+    let mut u = Trainer::new(Gfnet::new(&c, 1).unwrap(), other, 2);
+    let err = u.resume(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("seed 0") && err.contains("asks for 9"),
+        "{err}"
+    );
+    // A state file with a tensor missing names it, and changes nothing.
+    let state = spectrans_models::train::optimizer_path(&path);
+    let file = spectrans_models::tensor_file::TensorFile::open(&state).unwrap();
+    let mut tensors = std::collections::BTreeMap::new();
+    for name in file.names() {
+        if name != "model.final_norm.weight" {
+            tensors.insert(
+                name.clone(),
+                spectrans_models::tensor_file::OwnedTensor::F32(file.read_f32(&name).unwrap()),
+            );
+        }
+    }
+    drop(file);
+    spectrans_models::tensor_file::write_tensors(&state, &tensors).unwrap();
+    let mut v = Trainer::new(Gfnet::new(&c, 1).unwrap(), TrainOptions::default(), 2);
+    let err = v.resume(&path).unwrap_err().to_string();
+    assert!(err.contains("spectrans_training_state"), "{err}");
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_naming_the_step() {
+    let c = config("");
+    let data = toy_data(32);
+    let options = TrainOptions {
+        batch_size: 8,
+        lr: f32::INFINITY,
+        clip_norm: None,
+        ..TrainOptions::default()
+    };
+    let mut t = Trainer::new(Gfnet::new(&c, 1).unwrap(), options, 4);
+    let err = t.run_epoch(&data, &data, &mut |_, _, _| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            spectrans_models::ModelError::Diverged {
+                step: 2,
+                epoch: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("step 2"), "{err}");
+    use spectrans_models::optim::Optimizer;
+    assert_eq!(t.optimizer.steps(), 1, "the failing step updated nothing");
 }
