@@ -23,7 +23,7 @@ use std::path::Path;
 use std::time::Instant;
 
 pub use error::BenchError;
-use plan::{sweep_batch, Effort, Mode, ModelShape, Plan, SWEEP_SEQ_LENS};
+use plan::{Effort, Mode, ModelShape, Plan, SWEEP_SEQ_LENS, sweep_batch};
 use report::{ProfileSection, ReportInput};
 use runner::{CaseResult, Programs};
 use sample::Impl;

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use spectrans_config::schema::{Kind, Rule, Section, CROSS_FIELD_RULES};
 use spectrans_config::Config;
+use spectrans_config::schema::{CROSS_FIELD_RULES, Kind, Rule, Section};
 
 /// Where the generated reference lives, relative to the workspace root.
 pub const CONFIG_DOC: &str = "docs/config.md";

@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use ndarray::{Array2, Array3, ArrayD, Ix2, Ix3};
 use spectrans_config::Config;
-use spectrans_models::memory::{check_fits, parse_size, set_max_memory, Workload};
-use spectrans_models::tensor_file::TensorFile;
 use spectrans_models::ModelInput;
+use spectrans_models::memory::{Workload, check_fits, parse_size, set_max_memory};
+use spectrans_models::tensor_file::TensorFile;
 
 /// The tensors an input file may hold.
 const INPUT_NAMES: [&str; 4] = ["input_ids", "inputs_embeds", "attention_mask", "targets"];

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use toml::{Table, Value};
 
 use crate::error::{ConfigError, Violation};
-use crate::raw::{toml_float, RawConfig};
-use crate::schema::{Kind, Section, LAYERS_KEYS, TOP_LEVEL_KEYS};
+use crate::raw::{RawConfig, toml_float};
+use crate::schema::{Kind, LAYERS_KEYS, Section, TOP_LEVEL_KEYS};
 use crate::suggest::did_you_mean;
 
 /// What the walker found: the typed fields, the problems, and the paths of fields that were
@@ -247,19 +247,23 @@ mod tests {
         );
         assert_eq!(
             messages("[layers.mixing]\nfft_nrom = \"ortho\"\n"),
-            ["layers.mixing.fft_nrom: unknown field `fft_nrom` in [layers.mixing]; did you mean `fft_norm`?"]
+            [
+                "layers.mixing.fft_nrom: unknown field `fft_nrom` in [layers.mixing]; did you mean `fft_norm`?"
+            ]
         );
     }
 
     #[test]
     fn unknown_tables_are_reported_at_both_levels() {
         let m = messages("[modle]\n[layers.fnn]\n[training]\n");
-        assert!(m
-            .iter()
-            .any(|s| s.starts_with("modle: ") && s.contains("did you mean `model`?")));
-        assert!(m
-            .iter()
-            .any(|s| s.starts_with("layers.fnn: ") && s.contains("did you mean `ffn`?")));
+        assert!(
+            m.iter()
+                .any(|s| s.starts_with("modle: ") && s.contains("did you mean `model`?"))
+        );
+        assert!(
+            m.iter()
+                .any(|s| s.starts_with("layers.fnn: ") && s.contains("did you mean `ffn`?"))
+        );
         assert!(m.iter().any(|s| s.starts_with("training: unknown table")));
     }
 

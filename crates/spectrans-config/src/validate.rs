@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::config::Config;
 use crate::enums::{FilterActivation, ModelType, OutputType, PositionalEncodingType};
 use crate::error::{ConfigError, Violation};
-use crate::raw::{toml_float, RawConfig, RawFfn, RawMixing, RawModel};
+use crate::raw::{RawConfig, RawFfn, RawMixing, RawModel, toml_float};
 use crate::schema::{FieldSpec, Section};
 
 /// Default `[model]` values (spectrans' GFNetModelConfig / ModelConfig).
@@ -119,13 +119,13 @@ impl Checker<'_> {
         show: impl Fn(T) -> String,
     ) {
         let s = spec(section, key);
-        if let (Some(g), Some(m), Some(target)) = (given, model, s.repeats) {
-            if g != m {
-                self.push(
-                    s.path(),
-                    format!("got {}; must equal {target} = {}", show(g), show(m)),
-                );
-            }
+        if let (Some(g), Some(m), Some(target)) = (given, model, s.repeats)
+            && g != m
+        {
+            self.push(
+                s.path(),
+                format!("got {}; must equal {target} = {}", show(g), show(m)),
+            );
         }
     }
 }
@@ -297,17 +297,17 @@ fn check_model(c: &mut Checker<'_>, r: &RawModel) -> Model {
         pe_type,
         PositionalEncodingType::Rotary | PositionalEncodingType::Sinusoidal
     );
-    if let (true, true, Some(d)) = (use_pe, needs_even, hidden_dim) {
-        if d % 2 != 0 {
-            c.push(
-                "model.positional_encoding_type",
-                format!(
-                    "got \"{pe_type}\" with model.hidden_dim = {d}; {pe_type} positions need an even \
+    if let (true, true, Some(d)) = (use_pe, needs_even, hidden_dim)
+        && d % 2 != 0
+    {
+        c.push(
+            "model.positional_encoding_type",
+            format!(
+                "got \"{pe_type}\" with model.hidden_dim = {d}; {pe_type} positions need an even \
                      hidden_dim (their table pairs up hidden units): use an even hidden_dim, or \
                      \"learned\" or \"none\""
-                ),
-            );
-        }
+            ),
+        );
     }
     Model {
         model_type,

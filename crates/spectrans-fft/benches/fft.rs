@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ndarray::{Array2, Array3};
 use spectrans_fft::{Complex32, FftNorm, FilterWorkspace, SeqRealFft};
 

@@ -8,7 +8,7 @@ use num_complex::Complex32;
 use rayon::prelude::*;
 use rustfft::{Fft, FftPlanner};
 
-use crate::scratch::{with_thread_scratch, ScratchSize, TileScratch};
+use crate::scratch::{ScratchSize, TileScratch, with_thread_scratch};
 use crate::shape::expect_shape;
 use crate::split::Split;
 use crate::tile::{gather_columns, scatter_columns};

@@ -17,9 +17,7 @@ pub enum FftError {
         found: Vec<usize>,
     },
     /// A normalisation name that is not `backward`, `forward` or `ortho`.
-    #[error(
-        "unknown FFT normalisation {value:?}, expected \"backward\", \"forward\" or \"ortho\""
-    )]
+    #[error("unknown FFT normalisation {value:?}, expected \"backward\", \"forward\" or \"ortho\"")]
     InvalidNorm {
         /// The rejected name.
         value: String,

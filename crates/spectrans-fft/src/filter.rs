@@ -5,10 +5,10 @@ use num_complex::Complex32;
 use rayon::iter::Either;
 use rayon::prelude::*;
 
-use crate::filter_slices::{ortho_scale, AdjointSlices, FilterSlices};
-use crate::scratch::{zeroed_prefix, FilterWorkspace, TileScratch};
+use crate::filter_slices::{AdjointSlices, FilterSlices, ortho_scale};
+use crate::scratch::{FilterWorkspace, TileScratch, zeroed_prefix};
 use crate::shape::expect_shape;
-use crate::split::{entry_tasks_fill_threads, Split};
+use crate::split::{Split, entry_tasks_fill_threads};
 use crate::tile::{gather_columns, scatter_columns};
 use crate::{FftError, SeqRealFft};
 
@@ -227,8 +227,8 @@ impl SeqRealFft {
         } = workspace;
         let pool = &*pool;
         let threads = rayon::current_num_threads();
-        if entry_tasks_fill_threads(batch) {
-            if let (
+        if entry_tasks_fill_threads(batch)
+            && let (
                 Some(output_cotangent),
                 Some(spectrum),
                 Some(filter_half),
@@ -238,19 +238,19 @@ impl SeqRealFft {
                 spectrum.as_slice(),
                 filter_half.as_slice(),
                 input_cotangent.as_slice_mut(),
-            ) {
-                let slices = AdjointSlices {
-                    output_cotangent,
-                    spectrum,
-                    filter_half,
-                    input_cotangent,
-                    cols,
-                };
-                let batch_chunk = batch.div_ceil(threads.max(1));
-                let groups =
-                    self.filter_adjoint_slices(slices, batch_chunk, partial, filter_columns, pool)?;
-                return add_partials(partial, groups, cross_spectrum);
-            }
+            )
+        {
+            let slices = AdjointSlices {
+                output_cotangent,
+                spectrum,
+                filter_half,
+                input_cotangent,
+                cols,
+            };
+            let batch_chunk = batch.div_ceil(threads.max(1));
+            let groups =
+                self.filter_adjoint_slices(slices, batch_chunk, partial, filter_columns, pool)?;
+            return add_partials(partial, groups, cross_spectrum);
         }
         let split = Split::reducing(batch, n, cols, threads);
         let size = self.scratch_size(split.tile);

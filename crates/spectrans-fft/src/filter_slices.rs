@@ -5,7 +5,7 @@ use num_complex::Complex32;
 use rayon::iter::Either;
 use rayon::prelude::*;
 
-use crate::scratch::{zeroed_prefix, SlotPool, TileScratch};
+use crate::scratch::{SlotPool, TileScratch, zeroed_prefix};
 use crate::split::slice_tile;
 use crate::strided;
 use crate::{FftError, SeqRealFft};

@@ -8,9 +8,9 @@ use num_complex::Complex32;
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use crate::scratch::{with_thread_scratch, ScratchSize, TileScratch};
+use crate::scratch::{ScratchSize, TileScratch, with_thread_scratch};
 use crate::shape::expect_shape;
-use crate::split::{entry_tasks_fill_threads, slice_tile, Split};
+use crate::split::{Split, entry_tasks_fill_threads, slice_tile};
 use crate::strided;
 use crate::tile::{gather_columns, scatter_columns};
 use crate::{FftError, FftNorm};
@@ -101,17 +101,17 @@ impl SeqRealFft {
             return Ok(());
         }
         let scale = norm.forward_scale(self.n);
-        if entry_tasks_fill_threads(batch) {
-            if let (Some(x), Some(y)) = (input.as_slice(), output.as_slice_mut()) {
-                let size = self.scratch_size(slice_tile(self.len()).min(cols));
-                let h = self.spectrum_len();
-                return x
-                    .par_chunks(self.n * cols)
-                    .zip(y.par_chunks_mut(h * cols))
-                    .try_for_each(|(x, y)| {
-                        with_thread_scratch(size, |s| self.forward_entry(x, y, cols, scale, s))
-                    });
-            }
+        if entry_tasks_fill_threads(batch)
+            && let (Some(x), Some(y)) = (input.as_slice(), output.as_slice_mut())
+        {
+            let size = self.scratch_size(slice_tile(self.len()).min(cols));
+            let h = self.spectrum_len();
+            return x
+                .par_chunks(self.n * cols)
+                .zip(y.par_chunks_mut(h * cols))
+                .try_for_each(|(x, y)| {
+                    with_thread_scratch(size, |s| self.forward_entry(x, y, cols, scale, s))
+                });
         }
         let split = Split::per_entry(batch, self.n, cols);
         let size = self.scratch_size(split.tile);
@@ -153,17 +153,17 @@ impl SeqRealFft {
             return Ok(());
         }
         let scale = norm.inverse_scale(self.n);
-        if entry_tasks_fill_threads(batch) {
-            if let (Some(x), Some(y)) = (input.as_slice(), output.as_slice_mut()) {
-                let size = self.scratch_size(slice_tile(self.len()).min(cols));
-                let h = self.spectrum_len();
-                return x
-                    .par_chunks(h * cols)
-                    .zip(y.par_chunks_mut(self.n * cols))
-                    .try_for_each(|(x, y)| {
-                        with_thread_scratch(size, |s| self.inverse_entry(x, y, cols, scale, s))
-                    });
-            }
+        if entry_tasks_fill_threads(batch)
+            && let (Some(x), Some(y)) = (input.as_slice(), output.as_slice_mut())
+        {
+            let size = self.scratch_size(slice_tile(self.len()).min(cols));
+            let h = self.spectrum_len();
+            return x
+                .par_chunks(h * cols)
+                .zip(y.par_chunks_mut(self.n * cols))
+                .try_for_each(|(x, y)| {
+                    with_thread_scratch(size, |s| self.inverse_entry(x, y, cols, scale, s))
+                });
         }
         let split = Split::per_entry(batch, self.n, cols);
         let size = self.scratch_size(split.tile);
@@ -315,10 +315,10 @@ impl SeqRealFft {
             if let Some(first) = bins.first_mut() {
                 first.im = 0.0;
             }
-            if n % 2 == 0 {
-                if let Some(last) = bins.last_mut() {
-                    last.im = 0.0;
-                }
+            if n % 2 == 0
+                && let Some(last) = bins.last_mut()
+            {
+                last.im = 0.0;
             }
             self.inverse
                 .process_with_scratch(bins, signal, fft)

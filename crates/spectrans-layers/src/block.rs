@@ -1,16 +1,16 @@
 //! The pre-norm GFNet block: `h = x + drop(GF(LN1(x)))`, `out = h + drop(FFN(LN2(h)))`.
 
-use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD, s};
 use rand::Rng;
 use spectrans_fft::FftNorm;
 
 use crate::activation::{Activation, FilterActivation};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
-use crate::error::{shape_error, LayerError};
+use crate::error::{LayerError, shape_error};
 use crate::feed_forward::{FeedForward, FeedForwardCache, FeedForwardGrads};
 use crate::global_filter::{GlobalFilter, GlobalFilterCache, GlobalFilterGrads};
 use crate::layer_norm::{LayerNorm, LayerNormCache, LayerNormGrads};
-use crate::params::{join, Parameters};
+use crate::params::{Parameters, join};
 use crate::tensor::{contiguous_mut, par_add_assign};
 
 /// Everything that shapes a [`GfnetBlock`]. Start from [`BlockOptions::new`] and override fields.

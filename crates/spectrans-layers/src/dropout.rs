@@ -72,7 +72,7 @@ impl Dropout {
         let scales: Vec<f32> = data
             .iter_mut()
             .map(|v| {
-                let s = if ctx.rng.gen::<f32>() < self.p {
+                let s = if ctx.rng.r#gen::<f32>() < self.p {
                     0.0
                 } else {
                     keep_scale

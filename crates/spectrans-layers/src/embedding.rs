@@ -5,8 +5,8 @@ use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
 use crate::dropout::TrainContext;
-use crate::error::{shape_error, LayerError};
-use crate::params::{join, Parameters};
+use crate::error::{LayerError, shape_error};
+use crate::params::{Parameters, join};
 
 /// An integer type that can hold a token id.
 pub trait TokenId: Copy {
@@ -92,7 +92,7 @@ impl Embedding {
                         id,
                         position: pos,
                         vocab_size: v,
-                    })
+                    });
                 }
             }
         }

@@ -8,9 +8,9 @@ use rayon::prelude::*;
 
 use crate::activation::Activation;
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
-use crate::error::{shape_error, LayerError};
+use crate::error::{LayerError, shape_error};
 use crate::linear::{Linear, LinearGrads};
-use crate::params::{join, Parameters};
+use crate::params::{Parameters, join};
 use crate::tensor::{
     check_hidden, contiguous, contiguous_mut, min_rows, par_add_bias_rows, rows_of, to_3d,
 };

@@ -8,13 +8,13 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD,
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
-use spectrans_fft::{fold_filter, real_plan, Complex32, FftNorm, FilterWorkspace};
+use spectrans_fft::{Complex32, FftNorm, FilterWorkspace, fold_filter, real_plan};
 
 use crate::activation::FilterActivation;
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
-use crate::error::{shape_error, LayerError};
+use crate::error::{LayerError, shape_error};
 use crate::interpolate::LinearResample;
-use crate::params::{join, Parameters};
+use crate::params::{Parameters, join};
 use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows};
 
 /// The GFNet global filter layer (spectrans `GlobalFilterMixing`).

@@ -3,7 +3,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::error::{shape_error, LayerError};
+use crate::error::{LayerError, shape_error};
 
 /// One output row's two source rows and weights: `out[i] = w0 · src[i0] + w1 · src[i1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]

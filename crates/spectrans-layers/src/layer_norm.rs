@@ -3,8 +3,8 @@
 use ndarray::{Array1, Array2, Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
 use crate::dropout::TrainContext;
-use crate::error::{shape_error, LayerError};
-use crate::params::{join, Parameters};
+use crate::error::{LayerError, shape_error};
+use crate::params::{Parameters, join};
 use rayon::prelude::*;
 
 use crate::tensor::{

@@ -40,19 +40,19 @@ mod params;
 mod positional;
 mod tensor;
 
-pub use activation::{sigmoid, Activation, FilterActivation, LEAKY_RELU_SLOPE};
+pub use activation::{Activation, FilterActivation, LEAKY_RELU_SLOPE, sigmoid};
 pub use block::{BlockOptions, GfnetBlock, GfnetBlockCache, GfnetBlockGrads, OutputTokens};
 pub use dropout::{Dropout, DropoutMask, TrainContext};
-pub use embedding::{xavier_uniform, Embedding, EmbeddingCache, EmbeddingGrads, TokenId};
+pub use embedding::{Embedding, EmbeddingCache, EmbeddingGrads, TokenId, xavier_uniform};
 pub use error::LayerError;
 pub use feed_forward::{FeedForward, FeedForwardCache, FeedForwardGrads};
 pub use global_filter::{GlobalFilter, GlobalFilterCache, GlobalFilterGrads};
 pub use interpolate::{LinearResample, Tap};
 pub use layer_norm::{LayerNorm, LayerNormCache, LayerNormGrads};
 pub use linear::{Linear, LinearCache, LinearGrads};
-pub use params::{fill_zero, parameter_count, parameter_shapes, set_parameter, Parameters};
+pub use params::{Parameters, fill_zero, parameter_count, parameter_shapes, set_parameter};
 pub use positional::{
-    rotary_inv_freq, sinusoidal_table, LearnedEncoding, PositionalEncoding,
-    PositionalEncodingCache, PositionalEncodingGrads, RotaryEncoding, SinusoidalEncoding,
+    LearnedEncoding, PositionalEncoding, PositionalEncodingCache, PositionalEncodingGrads,
+    RotaryEncoding, SinusoidalEncoding, rotary_inv_freq, sinusoidal_table,
 };
 pub use spectrans_fft::FftNorm;

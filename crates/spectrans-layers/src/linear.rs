@@ -5,9 +5,9 @@ use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
 use crate::dropout::TrainContext;
-use crate::error::{shape_error, LayerError};
+use crate::error::{LayerError, shape_error};
 use crate::matmul::matmul_into;
-use crate::params::{join, Parameters};
+use crate::params::{Parameters, join};
 use crate::tensor::{contiguous, contiguous_mut, min_rows, par_add_column_sums};
 use rayon::prelude::*;
 

@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
-use crate::error::{shape_error, LayerError};
+use crate::error::{LayerError, shape_error};
 
 /// Visiting parameters (and same-shaped gradient structs) by their PyTorch `state_dict` names.
 pub trait Parameters {

@@ -1,12 +1,12 @@
 //! Positional encodings: sinusoidal table, learned table, rotary.
 
-use ndarray::{s, Array2, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Axis};
+use ndarray::{Array2, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, s};
 use rand::Rng;
 
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::embedding::{Embedding, EmbeddingGrads};
-use crate::error::{shape_error, LayerError};
-use crate::params::{join, Parameters};
+use crate::error::{LayerError, shape_error};
+use crate::params::{Parameters, join};
 use rayon::prelude::*;
 
 use crate::tensor::{contiguous, contiguous_mut, min_rows, rows_of};

@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, Array3, ArrayView3, CowArray, Ix2};
 
-use crate::error::{shape_error, LayerError};
+use crate::error::{LayerError, shape_error};
 
 /// Rows of work below which a loop stays on one thread.
 pub(crate) const PARALLEL_MIN_ELEMS: usize = 1 << 15;

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// The digits as shipped in scikit-learn (UCI optdigits test set, CC BY 4.0): 64 pixel counts

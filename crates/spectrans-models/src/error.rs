@@ -13,7 +13,9 @@ pub enum ModelError {
     #[error("no input: give input_ids (B, N) or inputs_embeds (B, N, D)")]
     NoInput,
     /// `input_ids` given to a model without an embedding (no vocab_size).
-    #[error("input_ids given, but the model has no embedding layer (vocab_size is not set): give inputs_embeds (B, N, {hidden_dim})")]
+    #[error(
+        "input_ids given, but the model has no embedding layer (vocab_size is not set): give inputs_embeds (B, N, {hidden_dim})"
+    )]
     NoEmbedding {
         /// The model's hidden size.
         hidden_dim: usize,
@@ -63,7 +65,9 @@ pub enum ModelError {
     #[error("loss: {0}")]
     Loss(#[from] LossError),
     /// Training produced a NaN or infinite loss or gradient; nothing was updated by the step.
-    #[error("training diverged at step {step} (epoch {epoch}): the {what} is NaN or infinite; the weights were not updated and the last checkpoint is kept")]
+    #[error(
+        "training diverged at step {step} (epoch {epoch}): the {what} is NaN or infinite; the weights were not updated and the last checkpoint is kept"
+    )]
     Diverged {
         /// The loss or the gradient norm.
         what: &'static str,

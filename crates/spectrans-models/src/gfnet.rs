@@ -15,7 +15,7 @@ use spectrans_layers::{
 
 use crate::convert;
 use crate::error::ModelError;
-use crate::heads::{check_mask, HeadKind, OutputHead, OutputHeadCache, OutputHeadGrads, Pooling};
+use crate::heads::{HeadKind, OutputHead, OutputHeadCache, OutputHeadGrads, Pooling, check_mask};
 
 /// The model's input: token ids or embeddings.
 #[derive(Debug, Clone, Copy)]
@@ -274,7 +274,7 @@ impl Gfnet {
                 None => {
                     return Err(ModelError::NoEmbedding {
                         hidden_dim: self.config.hidden_dim(),
-                    })
+                    });
                 }
             },
             ModelInput::Embeddings(_) => (self.embed(input)?, None),

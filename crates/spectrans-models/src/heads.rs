@@ -3,7 +3,7 @@
 //! Names follow spectrans: `output_head.classifier`, `output_head.regressor`,
 //! `output_head.lm_head`. Each head applies dropout to its input in training, as spectrans does.
 
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, s};
 use rand::Rng;
 use spectrans_layers::{
     Dropout, DropoutMask, Linear, LinearCache, LinearGrads, Parameters, TrainContext,
@@ -116,11 +116,7 @@ impl OutputHead {
                 let weights = Array2::from_shape_fn((b, n), |(bi, t)| match &mask {
                     Some(m) => {
                         let count = m.row(bi).iter().filter(|&&k| k).count() as f32;
-                        if m[[bi, t]] {
-                            1.0 / count
-                        } else {
-                            0.0
-                        }
+                        if m[[bi, t]] { 1.0 / count } else { 0.0 }
                     }
                     None => 1.0 / n as f32,
                 });

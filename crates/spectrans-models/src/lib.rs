@@ -32,6 +32,6 @@ pub use error::ModelError;
 pub use gfnet::{Gfnet, GfnetCache, GfnetGrads, ModelInput};
 pub use heads::{HeadKind, OutputHead, Pooling};
 pub use train::{
-    argmax, batch_tensors, compute_gradients, evaluate, loss_and_grad, EpochMetrics, LossKind,
-    StepProgress, Targets, TrainOptions, Trainer,
+    EpochMetrics, LossKind, StepProgress, Targets, TrainOptions, Trainer, argmax, batch_tensors,
+    compute_gradients, evaluate, loss_and_grad,
 };

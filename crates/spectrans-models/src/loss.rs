@@ -107,7 +107,7 @@ pub fn mse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{arr2, Array};
+    use ndarray::{Array, arr2};
     use proptest::prelude::*;
 
     #[test]

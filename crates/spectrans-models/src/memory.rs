@@ -113,7 +113,7 @@ pub fn estimate(config: &Config, workload: Workload) -> MemoryEstimate {
             return MemoryEstimate {
                 parameters,
                 ..MemoryEstimate::default()
-            }
+            };
         }
         Workload::Inference { batch, seq_len } => (batch, seq_len, false, 0),
         Workload::Gradients { batch, seq_len } => (batch, seq_len, true, 1),
@@ -375,7 +375,9 @@ mod tests {
 
     #[test]
     fn training_needs_more_than_gradients_which_need_more_than_inference() {
-        let c = config("[model]\nhidden_dim = 32\nnum_layers = 3\nsequence_length = 64\nvocab_size = 10\nnum_classes = 2\n");
+        let c = config(
+            "[model]\nhidden_dim = 32\nnum_layers = 3\nsequence_length = 64\nvocab_size = 10\nnum_classes = 2\n",
+        );
         let w = |f: fn(usize, usize) -> Workload| estimate(&c, f(8, 64)).total();
         let inference = w(|batch, seq_len| Workload::Inference { batch, seq_len });
         let grads = w(|batch, seq_len| Workload::Gradients { batch, seq_len });

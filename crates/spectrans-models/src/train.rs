@@ -12,8 +12,8 @@ use crate::data::{Dataset, Example};
 use crate::error::ModelError;
 use crate::gfnet::{Gfnet, GfnetGrads, ModelInput};
 use crate::loss::{cross_entropy, mse};
-use crate::optim::{clip_coefficient, global_norm, AdamW, LrSchedule, Optimizer};
-use crate::tensor_file::{write_tensors_with_metadata, OwnedTensor, TensorFile};
+use crate::optim::{AdamW, LrSchedule, Optimizer, clip_coefficient, global_norm};
+use crate::tensor_file::{OwnedTensor, TensorFile, write_tensors_with_metadata};
 
 /// Which loss a step minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,8 +214,8 @@ fn step_seed(seed: u64, step: u64) -> u64 {
 
 /// The order in which epoch `epoch` visits the examples (seeded by the run's seed and `epoch`).
 fn epoch_order(train: &Dataset, seed: u64, epoch: usize) -> Vec<&Example> {
-    use rand::seq::SliceRandom;
     use rand::SeedableRng;
+    use rand::seq::SliceRandom;
     let mut order: Vec<&Example> = train.examples.iter().collect();
     order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
         seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -600,11 +600,7 @@ pub fn argmax(values: &[f32]) -> usize {
         .iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv {
-                (i, v)
-            } else {
-                (bi, bv)
-            }
+            if v > bv { (i, v) } else { (bi, bv) }
         })
         .0
 }

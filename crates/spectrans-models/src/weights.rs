@@ -14,7 +14,7 @@ use spectrans_layers::{Parameters, PositionalEncoding};
 
 use crate::error::ModelError;
 use crate::gfnet::Gfnet;
-use crate::tensor_file::{write_tensors, OwnedTensor, TensorFile};
+use crate::tensor_file::{OwnedTensor, TensorFile, write_tensors};
 
 /// Name of the sinusoidal table buffer.
 pub const PE_BUFFER: &str = "positional_encoding.pe";

@@ -62,7 +62,7 @@ pub fn parse(args: &[String]) -> Result<Options, BenchError> {
             other => {
                 return Err(BenchError::Usage(format!(
                     "unknown argument `{other}`; {USAGE}"
-                )))
+                )));
             }
         }
     }

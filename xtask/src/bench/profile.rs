@@ -103,16 +103,16 @@ pub fn parse_perf_script(text: &str) -> Vec<StackSample> {
                 samples.push(finish(p, frames));
             }
             current = Some((period, Vec::new()));
-        } else if let Some((_, frames)) = current.as_mut() {
-            if let Some(last) = frames.last_mut() {
-                let src = line.trim();
-                let (src, inlined) = match src.strip_suffix("(inlined)") {
-                    Some(s) => (s.trim(), true),
-                    None => (src, false),
-                };
-                last.source = Some(src.to_owned());
-                last.inlined = inlined;
-            }
+        } else if let Some((_, frames)) = current.as_mut()
+            && let Some(last) = frames.last_mut()
+        {
+            let src = line.trim();
+            let (src, inlined) = match src.strip_suffix("(inlined)") {
+                Some(s) => (s.trim(), true),
+                None => (src, false),
+            };
+            last.source = Some(src.to_owned());
+            last.inlined = inlined;
         }
     }
     if let Some((p, frames)) = current {

@@ -4,13 +4,13 @@ use std::fmt::Write as _;
 
 use super::machine::Machine;
 use super::plan::{
-    sweep_batch, Case, Mode, ModelShape, Plan, SWEEP_HIDDEN, SWEEP_SEQ_LENS, TOKENS_PER_BATCH,
+    Case, Mode, ModelShape, Plan, SWEEP_HIDDEN, SWEEP_SEQ_LENS, TOKENS_PER_BATCH, sweep_batch,
 };
 use super::profile::{Breakdown, Part};
 use super::runner::CaseResult;
 use super::stats;
-use super::summary::{targets, Summary};
-use super::table::{markdown_table, mib, ms, rate, ratio, verdict, MISSING};
+use super::summary::{Summary, targets};
+use super::table::{MISSING, markdown_table, mib, ms, rate, ratio, verdict};
 
 /// The profile section's input: what was profiled and its outcome.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::error::BenchError;
 use super::plan::{Case, Mode, Plan};
-use super::sample::{parse_output, Impl, Sample};
+use super::sample::{Impl, Sample, parse_output};
 use crate::refenv;
 
 /// The two programs that are timed.

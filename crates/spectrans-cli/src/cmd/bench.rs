@@ -11,9 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use spectrans_config::Config;
 use spectrans_layers::TrainContext;
 use spectrans_models::memory::Workload;
-use spectrans_models::{compute_gradients, Gfnet, LossKind, ModelInput, Targets, Trainer};
+use spectrans_models::{Gfnet, LossKind, ModelInput, Targets, Trainer, compute_gradients};
 
-use crate::io::{check_memory, load_config, MemoryArgs};
+use crate::io::{MemoryArgs, check_memory, load_config};
 
 /// Arguments of `spectrans bench`.
 #[derive(Debug, clap::Args)]

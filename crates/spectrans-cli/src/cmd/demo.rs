@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use spectrans_config::Config;
-use spectrans_models::data::{digits, Example};
-use spectrans_models::{argmax, batch_tensors, Gfnet, ModelInput, TrainOptions, Trainer};
+use spectrans_models::data::{Example, digits};
+use spectrans_models::{Gfnet, ModelInput, TrainOptions, Trainer, argmax, batch_tensors};
 
-use crate::cmd::train::{check_data, train_loop, Outputs};
+use crate::cmd::train::{Outputs, check_data, train_loop};
 
 /// The example config, embedded so the demo needs no files.
 pub const DIGITS_CONFIG: &str = include_str!("../../../../examples/configs/digits.toml");

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use spectrans_models::memory::Workload;
-use spectrans_models::tensor_file::{write_tensors, OwnedTensor};
 use spectrans_models::Gfnet;
+use spectrans_models::memory::Workload;
+use spectrans_models::tensor_file::{OwnedTensor, write_tensors};
 
-use crate::io::{check_memory, load_config, read_inputs, MemoryArgs};
+use crate::io::{MemoryArgs, check_memory, load_config, read_inputs};
 
 /// Arguments of `spectrans forward`.
 #[derive(Debug, clap::Args)]

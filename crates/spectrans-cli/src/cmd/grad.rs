@@ -9,10 +9,10 @@ use ndarray::{ArrayD, IxDyn};
 use spectrans_config::OutputType;
 use spectrans_layers::{Parameters, TrainContext};
 use spectrans_models::memory::Workload;
-use spectrans_models::tensor_file::{write_tensors, OwnedTensor};
-use spectrans_models::{compute_gradients, Gfnet, LossKind, Targets};
+use spectrans_models::tensor_file::{OwnedTensor, write_tensors};
+use spectrans_models::{Gfnet, LossKind, Targets, compute_gradients};
 
-use crate::io::{check_memory, load_config, read_inputs, MemoryArgs};
+use crate::io::{MemoryArgs, check_memory, load_config, read_inputs};
 
 /// The loss to differentiate.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

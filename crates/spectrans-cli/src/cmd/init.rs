@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use spectrans_layers::parameter_count;
 use spectrans_models::Gfnet;
 
-use crate::io::{load_config, MemoryArgs};
+use crate::io::{MemoryArgs, load_config};
 
 /// Arguments of `spectrans init`.
 #[derive(Debug, clap::Args)]

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use spectrans_config::{Config, OutputType, PositionalEncodingType};
-use spectrans_models::data::{digits, Dataset};
+use spectrans_models::data::{Dataset, digits};
 use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::write_atomically;
 use spectrans_models::{EpochMetrics, Gfnet, TrainOptions, Trainer};
 
-use crate::io::{check_memory, load_config, MemoryArgs};
+use crate::io::{MemoryArgs, check_memory, load_config};
 
 /// Arguments of `spectrans train`.
 #[derive(Debug, clap::Args)]
@@ -61,7 +61,9 @@ pub struct Args {
 /// Checks that the data fit the model.
 pub fn check_data(config: &Config, data: &Dataset) -> anyhow::Result<()> {
     if config.output_type() != OutputType::Classification || config.num_classes().is_none() {
-        bail!("training needs a classifier: model.output_type = \"classification\" with model.num_classes");
+        bail!(
+            "training needs a classifier: model.output_type = \"classification\" with model.num_classes"
+        );
     }
     let classes = config.num_classes().unwrap_or(0);
     if data.num_classes() > classes {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use spectrans_config::{Config, ConfigError};
-use spectrans_models::memory::{estimate, format_bytes, Workload};
+use spectrans_models::memory::{Workload, estimate, format_bytes};
 
 /// Arguments of `spectrans validate`.
 #[derive(Debug, clap::Args)]

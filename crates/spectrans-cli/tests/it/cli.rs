@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ndarray::{ArrayD, IxDyn};
-use spectrans_models::tensor_file::{write_tensors, OwnedTensor, TensorFile};
+use spectrans_models::tensor_file::{OwnedTensor, TensorFile, write_tensors};
 
 use crate::common::Scratch;
 

@@ -108,10 +108,12 @@ fn layer_fields_must_agree_with_the_model() {
 
 #[test]
 fn agreeing_layer_fields_and_layer_only_fields_are_taken() {
-    let c = ok("[model]\nhidden_dim = 8\nnum_layers = 1\nsequence_length = 16\ndropout = 0.1\n\
+    let c = ok(
+        "[model]\nhidden_dim = 8\nnum_layers = 1\nsequence_length = 16\ndropout = 0.1\n\
                 [layers.mixing]\ntype = \"global_filter\"\nhidden_dim = 8\nsequence_length = 16\n\
                 activation = \"sigmoid\"\ndropout = 0.1\nlearnable_filters = false\nfft_norm = \"forward\"\n\
-                filter_init_std = 0.5\n[layers.ffn]\nintermediate_dim = 24\nactivation = \"silu\"\n");
+                filter_init_std = 0.5\n[layers.ffn]\nintermediate_dim = 24\nactivation = \"silu\"\n",
+    );
     assert_eq!(
         c.ffn_hidden_dim(),
         24,
@@ -181,7 +183,9 @@ fn huge_sizes_are_rejected_not_overflowed() {
         i64::MAX - 1
     ));
     assert!(e.iter().all(|l| l.starts_with("model")), "{e:?}");
-    let e = errors("[model]\nhidden_dim = 4194304\nnum_layers = 4194304\nsequence_length = 4194304\nffn_hidden_dim = 1\n");
+    let e = errors(
+        "[model]\nhidden_dim = 4194304\nnum_layers = 4194304\nsequence_length = 4194304\nffn_hidden_dim = 1\n",
+    );
     assert!(e[0].starts_with("model: hidden_dim 4194304"), "{e:?}");
     assert!(
         e[0].ends_with("the parameter count overflows usize"),

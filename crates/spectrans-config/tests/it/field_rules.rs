@@ -1,7 +1,7 @@
 //! Every field of the schema, with a good and a bad value of each rule, through the TOML path
 //! users take. Each bad value must give a violation that names the field.
 
-use spectrans_config::schema::{FieldSpec, Kind, Rule, Section, FIELDS};
+use spectrans_config::schema::{FIELDS, FieldSpec, Kind, Rule, Section};
 use spectrans_config::{Config, ConfigError};
 
 const BASE_MODEL: &[(&str, &str)] = &[
@@ -109,10 +109,10 @@ fn bad_values(spec: &FieldSpec) -> Vec<(String, &'static str)> {
             ]
         }
     };
-    if let (Some(model_field), Kind::Int) = (spec.repeats, spec.kind) {
-        if model_field != "model.ffn_hidden_dim" {
-            bad.push(("7".into(), "must equal model."));
-        }
+    if let (Some(model_field), Kind::Int) = (spec.repeats, spec.kind)
+        && model_field != "model.ffn_hidden_dim"
+    {
+        bad.push(("7".into(), "must equal model."));
     }
     if let (Some(_), Kind::Float) = (spec.repeats, spec.kind) {
         bad.push(("0.3".into(), "got 0.3; must equal model.dropout = 0.0"));

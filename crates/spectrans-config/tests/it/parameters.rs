@@ -13,17 +13,41 @@ fn toml(model: &str) -> Config {
 fn counts_match_pytorch() {
     // (config, count printed by PyTorch for the same GFNet / GFNetEncoder arguments)
     let cases = [
-        ("hidden_dim = 512\nnum_layers = 8\nsequence_length = 224\nnum_classes = 1000\n\
-          positional_encoding_type = \"learned\"\nffn_hidden_dim = 2048\nnorm_eps = 1e-6\ndropout = 0.1", 19_277_800),
-        ("vocab_size = 100\nhidden_dim = 16\nnum_layers = 2\nsequence_length = 32\nnum_classes = 4", 8_132),
-        ("vocab_size = 100\nhidden_dim = 16\nnum_layers = 2\nsequence_length = 32\noutput_type = \"lm\"", 9_764),
-        ("hidden_dim = 16\nnum_layers = 2\nsequence_length = 32\noutput_type = \"regression\"\nffn_hidden_dim = 24", 3_841),
-        ("hidden_dim = 16\nnum_layers = 2\nsequence_length = 32\noutput_type = \"sequence\"", 6_736),
-        ("vocab_size = 50\nhidden_dim = 16\nnum_layers = 3\nsequence_length = 8\noutput_type = \"sequence\"\n\
-          positional_encoding_type = \"rotary\"", 9_026),
-        ("hidden_dim = 16\nnum_layers = 2\nsequence_length = 32", 6_464),
-        ("model_type = \"gfnet_encoder\"\nhidden_dim = 16\nnum_layers = 2\nsequence_length = 32\n\
-          positional_encoding_type = \"learned\"", 6_976),
+        (
+            "hidden_dim = 512\nnum_layers = 8\nsequence_length = 224\nnum_classes = 1000\n\
+          positional_encoding_type = \"learned\"\nffn_hidden_dim = 2048\nnorm_eps = 1e-6\ndropout = 0.1",
+            19_277_800,
+        ),
+        (
+            "vocab_size = 100\nhidden_dim = 16\nnum_layers = 2\nsequence_length = 32\nnum_classes = 4",
+            8_132,
+        ),
+        (
+            "vocab_size = 100\nhidden_dim = 16\nnum_layers = 2\nsequence_length = 32\noutput_type = \"lm\"",
+            9_764,
+        ),
+        (
+            "hidden_dim = 16\nnum_layers = 2\nsequence_length = 32\noutput_type = \"regression\"\nffn_hidden_dim = 24",
+            3_841,
+        ),
+        (
+            "hidden_dim = 16\nnum_layers = 2\nsequence_length = 32\noutput_type = \"sequence\"",
+            6_736,
+        ),
+        (
+            "vocab_size = 50\nhidden_dim = 16\nnum_layers = 3\nsequence_length = 8\noutput_type = \"sequence\"\n\
+          positional_encoding_type = \"rotary\"",
+            9_026,
+        ),
+        (
+            "hidden_dim = 16\nnum_layers = 2\nsequence_length = 32",
+            6_464,
+        ),
+        (
+            "model_type = \"gfnet_encoder\"\nhidden_dim = 16\nnum_layers = 2\nsequence_length = 32\n\
+          positional_encoding_type = \"learned\"",
+            6_976,
+        ),
     ];
     for (model, expected) in cases {
         assert_eq!(toml(model).parameter_count(), expected, "{model}");

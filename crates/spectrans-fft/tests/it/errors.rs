@@ -3,7 +3,7 @@
 use ndarray::{Array2, Array3};
 use num_complex::Complex32;
 use spectrans_fft::{
-    fold_filter, real_plan, FftError, FftNorm, FilterWorkspace, SeqComplexFft, SeqRealFft,
+    FftError, FftNorm, FilterWorkspace, SeqComplexFft, SeqRealFft, fold_filter, real_plan,
 };
 
 fn assert_mismatch<T: std::fmt::Debug>(

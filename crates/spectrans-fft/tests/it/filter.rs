@@ -1,10 +1,10 @@
 //! `filter`, `filter_adjoint` and `fold_filter` against naive f64 references.
 
 use crate::common::*;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, s};
 use num_complex::{Complex32, Complex64};
 use proptest::prelude::*;
-use spectrans_fft::{fold_filter, FftNorm, FilterWorkspace, SeqRealFft};
+use spectrans_fft::{FftNorm, FilterWorkspace, SeqRealFft, fold_filter};
 
 /// spectrans' path in f64: Re(ifft(H ⊙ fft(x))) along axis 1 with a full filter H (n, D).
 fn ref_full_filter(x: ArrayView3<'_, f32>, full: ArrayView2<'_, Complex64>) -> Array3<f64> {

@@ -1,7 +1,7 @@
 //! `SeqRealFft::forward` / `inverse` against naive f64 DFTs and the classic DFT identities.
 
 use crate::common::*;
-use ndarray::{s, Array3, Axis};
+use ndarray::{Array3, Axis, s};
 use num_complex::{Complex32, Complex64};
 use proptest::prelude::*;
 use spectrans_fft::{FftNorm, SeqComplexFft, SeqRealFft};

@@ -1,7 +1,7 @@
 //! Caller mistakes give the right LayerError variant, never a panic.
 
 use crate::common::rng;
-use ndarray::{array, Array1, Array2, Array3};
+use ndarray::{Array1, Array2, Array3, array};
 use spectrans_layers::*;
 
 fn is_shape<T: std::fmt::Debug>(r: Result<T, LayerError>) -> bool {
@@ -156,15 +156,18 @@ fn sequence_longer_than_table() {
             }) => {}
             other => panic!("expected SequenceTooLong, got {other:?}"),
         }
-        assert!(pe
-            .forward_train(x.view(), &mut TrainContext::new(0, true))
-            .is_err());
+        assert!(
+            pe.forward_train(x.view(), &mut TrainContext::new(0, true))
+                .is_err()
+        );
     }
     // Rotary has no table: any length works.
-    assert!(PositionalEncoding::rotary(4)
-        .unwrap()
-        .forward(Array3::zeros((1, 100, 4)).view())
-        .is_ok());
+    assert!(
+        PositionalEncoding::rotary(4)
+            .unwrap()
+            .forward(Array3::zeros((1, 100, 4)).view())
+            .is_ok()
+    );
 }
 
 #[test]
@@ -189,26 +192,30 @@ fn invalid_constructor_arguments() {
         assert!(FeedForward::new(4, 4, Activation::Relu, p, &mut r).is_err());
         assert!(PositionalEncoding::sinusoidal(4, 4, p).is_err());
     }
-    assert!(GlobalFilter::new(
-        4,
-        0,
-        FilterActivation::Tanh,
-        FftNorm::Ortho,
-        0.02,
-        0.0,
-        &mut r
-    )
-    .is_err());
-    assert!(GlobalFilter::new(
-        4,
-        4,
-        FilterActivation::Tanh,
-        FftNorm::Ortho,
-        -1.0,
-        0.0,
-        &mut r
-    )
-    .is_err());
+    assert!(
+        GlobalFilter::new(
+            4,
+            0,
+            FilterActivation::Tanh,
+            FftNorm::Ortho,
+            0.02,
+            0.0,
+            &mut r
+        )
+        .is_err()
+    );
+    assert!(
+        GlobalFilter::new(
+            4,
+            4,
+            FilterActivation::Tanh,
+            FftNorm::Ortho,
+            -1.0,
+            0.0,
+            &mut r
+        )
+        .is_err()
+    );
     assert!(GfnetBlock::new(BlockOptions::new(4, 4).with_dropout(2.0), &mut r).is_err());
 }
 

@@ -202,9 +202,11 @@ fn block_first_token_matches_full_block() {
     });
     assert_eq!(i, full_grads.len());
     let wrong = Array3::<f32>::zeros((3, 10, 8));
-    assert!(block
-        .backward(&c_first, wrong.view(), &mut grads_first)
-        .is_err());
+    assert!(
+        block
+            .backward(&c_first, wrong.view(), &mut grads_first)
+            .is_err()
+    );
 }
 
 #[test]

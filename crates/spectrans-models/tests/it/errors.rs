@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use spectrans_config::Config;
-use spectrans_models::tensor_file::{write_tensors, OwnedTensor, TensorFileError};
+use spectrans_models::tensor_file::{OwnedTensor, TensorFileError, write_tensors};
 use spectrans_models::{Gfnet, ModelError, ModelInput};
 
 fn config(extra: &str) -> Config {
@@ -149,9 +149,11 @@ fn bad_inputs_are_typed_errors() {
         .unwrap_err();
     assert!(err.to_string().contains("token id 20"), "{err}");
     let ids = Array2::from_elem((1, 6), -1i64);
-    assert!(model
-        .forward(ModelInput::TokenIds(ids.view()), None)
-        .is_err());
+    assert!(
+        model
+            .forward(ModelInput::TokenIds(ids.view()), None)
+            .is_err()
+    );
 
     let long = Array2::from_elem((1, 7), 1i64);
     let err = model
@@ -186,9 +188,11 @@ fn bad_inputs_are_typed_errors() {
     ));
 
     let empty = Array2::<i64>::zeros((0, 6));
-    assert!(model
-        .forward(ModelInput::TokenIds(empty.view()), None)
-        .is_err());
+    assert!(
+        model
+            .forward(ModelInput::TokenIds(empty.view()), None)
+            .is_err()
+    );
 }
 
 #[test]

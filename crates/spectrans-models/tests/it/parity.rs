@@ -13,7 +13,7 @@ use ndarray::{ArrayD, Ix2, Ix3};
 use spectrans_config::Config;
 use spectrans_layers::{Parameters, TrainContext};
 use spectrans_models::tensor_file::TensorFile;
-use spectrans_models::{compute_gradients, Gfnet, LossKind, ModelInput, Targets};
+use spectrans_models::{Gfnet, LossKind, ModelInput, Targets, compute_gradients};
 
 #[derive(serde::Deserialize)]
 struct Case {

@@ -7,7 +7,7 @@ use spectrans_config::Config;
 use spectrans_layers::{Parameters, TrainContext};
 use spectrans_models::data::{Dataset, Example};
 use spectrans_models::{
-    compute_gradients, Gfnet, GfnetGrads, LossKind, ModelInput, Targets, TrainOptions, Trainer,
+    Gfnet, GfnetGrads, LossKind, ModelInput, Targets, TrainOptions, Trainer, compute_gradients,
 };
 
 fn config(extra: &str) -> Config {
@@ -67,7 +67,7 @@ proptest! {
                 let mut plus = model.clone();
                 let mut minus = model.clone();
                 let bump = |m: &mut Gfnet, d: f32| m.visit_mut("", &mut |n2, mut t| {
-                    if n2 == name { if let Some(v) = t.iter_mut().nth(k) { *v += d; } }
+                    if n2 == name && let Some(v) = t.iter_mut().nth(k) { *v += d; }
                 });
                 bump(&mut plus, h);
                 bump(&mut minus, -h);

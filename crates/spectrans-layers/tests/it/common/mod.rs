@@ -93,10 +93,10 @@ pub fn check_input_grad(
 
 fn set_element<L: Parameters>(layer: &mut L, name: &str, idx: usize, value: f32) {
     layer.visit_mut("", &mut |n, mut t| {
-        if n == name {
-            if let Some(v) = t.iter_mut().nth(idx) {
-                *v = value;
-            }
+        if n == name
+            && let Some(v) = t.iter_mut().nth(idx)
+        {
+            *v = value;
         }
     });
 }
