@@ -354,7 +354,24 @@ pub fn write_tensors_with_metadata(
     write_atomically(path, &bytes)
 }
 
-/// Writes bytes to a temporary file next to `path`, syncs it, and renames it over `path`.
+/// Syncs the folder holding `path`, so a rename survives a power cut as well as a crash; best
+/// effort (some file systems cannot open or sync a folder, and the rename is done either way).
+fn sync_parent(path: &Path) {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// Writes bytes to a temporary file next to `path`, syncs it, renames it over `path`, and syncs
+/// the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TensorFileError> {
     let io = |source| TensorFileError::Io {
         path: path.to_path_buf(),
@@ -370,7 +387,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TensorFileError
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        sync_parent(path);
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -208,3 +208,19 @@ fn ids_without_an_embedding_are_refused() {
         Err(ModelError::NoEmbedding { hidden_dim: 8 })
     ));
 }
+
+#[test]
+fn a_model_too_big_for_memory_is_an_error_not_an_abort() {
+    let huge = Config::from_toml_str(
+        "[model]\nhidden_dim = 1000000\nnum_layers = 1000\nsequence_length = 1000000\nvocab_size = 10\n",
+    )
+    .unwrap();
+    match Gfnet::new(&huge, 0) {
+        Err(ModelError::Memory(e)) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("the model needs "), "{msg}");
+            assert!(msg.contains("GiB available"), "{msg}");
+        }
+        other => panic!("expected a memory error, got {:?}", other.map(|_| ())),
+    }
+}
