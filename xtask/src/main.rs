@@ -1,4 +1,4 @@
-//! `cargo xtask …`: fixtures from PyTorch, benches and generated docs.
+//! `cargo xtask …`: fixtures from PyTorch, benches, generated docs and loader fuzzing.
 
 use std::process::ExitCode;
 
@@ -6,6 +6,7 @@ mod bench;
 mod bench_fft;
 mod docs;
 mod fixtures;
+mod fuzz;
 mod parity;
 mod refenv;
 mod roundtrip;
@@ -28,9 +29,11 @@ fn main() -> ExitCode {
         Some("bench") => report(bench::run(&refenv::workspace_root(), &args[1..])),
         // `docs [--check]`: docs/config.md from the config schema (docs.rs).
         Some("docs") => report(docs::run(&refenv::workspace_root(), &args[1..])),
+        // `fuzz [--cases N]`: the loader fuzz properties with PROPTEST_CASES=N (fuzz.rs).
+        Some("fuzz") => report(fuzz::run(&refenv::workspace_root(), &args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ref-env|gen-fixtures|parity|roundtrip|bench|docs> [args]"
+                "usage: cargo xtask <ref-env|gen-fixtures|parity|roundtrip|bench|docs|fuzz> [args]"
             );
             ExitCode::FAILURE
         }

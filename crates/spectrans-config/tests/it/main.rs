@@ -2,5 +2,6 @@
 
 mod cross_field;
 mod field_rules;
+mod fuzz;
 mod parameters;
 mod round_trip;

@@ -1,5 +1,6 @@
 //! spectrans-models's integration tests, one module per area, in one test binary (one link, not one per file).
 
 mod errors;
+mod fuzz;
 mod parity;
 mod training;
