@@ -18,12 +18,23 @@ const MARKER: &str = "fuzz property ";
 /// Runs the subcommand.
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let cases = parse_args(args)?;
+    // The tests run with a fixed seed (.cargo/config.toml), so CI never flakes; a fuzz run
+    // explores: a new seed each time unless PROPTEST_RNG_SEED is set, printed for a replay.
+    let seed = std::env::var("PROPTEST_RNG_SEED").unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            .to_string()
+    });
+    println!("seed {seed} (replay with PROPTEST_RNG_SEED={seed} cargo xtask fuzz --cases {cases})");
     let mut summary: Vec<(String, u64)> = Vec::new();
     for krate in CRATES {
         println!("== {krate}: fuzz properties, PROPTEST_CASES={cases}");
         let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(root)
             .env("PROPTEST_CASES", cases.to_string())
+            .env("PROPTEST_RNG_SEED", &seed)
             .args(["test", "--release", "-p", krate, "--test", "it", "fuzz::"])
             .args(["--", "--nocapture"])
             .stdout(Stdio::piped())

@@ -298,6 +298,9 @@ fn f32_bytes(a: ArrayViewD<'_, f32>) -> Vec<u8> {
     a.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// The header entry safetensors reserves for string metadata.
+const METADATA_KEY: &str = "__metadata__";
+
 /// Writes tensors to `path` atomically: to a temporary file beside it, then a rename, so a
 /// failure never leaves a half-written file under the final name.
 pub fn write_tensors(
@@ -318,6 +321,11 @@ pub fn write_tensors_with_metadata(
         path: path.to_path_buf(),
         reason,
     };
+    if tensors.contains_key(METADATA_KEY) {
+        return Err(serialise_err(format!(
+            "`{METADATA_KEY}` is the header's metadata entry, not a tensor name"
+        )));
+    }
     let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(name, t)| match t {
@@ -493,6 +501,19 @@ mod tests {
             shown.contains("tensor `a` has data_offsets [0, 18446744073709551612]"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_tensor_named_like_the_metadata_entry_is_refused() {
+        let path = tmp_dir().join("meta.safetensors");
+        let mut tensors = BTreeMap::new();
+        tensors.insert(
+            "__metadata__".to_string(),
+            OwnedTensor::F32(ArrayD::zeros(IxDyn(&[1]))),
+        );
+        let err = write_tensors(&path, &tensors).unwrap_err();
+        assert!(matches!(err, TensorFileError::Serialise { .. }), "{err:?}");
+        assert!(!path.exists());
     }
 
     #[test]
