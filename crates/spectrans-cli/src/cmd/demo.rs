@@ -18,7 +18,7 @@ pub const DIGITS_CONFIG: &str = include_str!("../../../../examples/configs/digit
 /// Arguments of `spectrans demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Passes over the training split (30 reach ~97% test accuracy in about 20 s on 2 cores).
+    /// Passes over the training split (30 reach ~96% test accuracy in 20-30 s on 2 cores).
     #[arg(long, default_value_t = 30)]
     pub epochs: usize,
     /// Seed of everything random.
