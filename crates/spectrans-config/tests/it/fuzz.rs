@@ -10,183 +10,37 @@
 //! random bytes read through `Config::load` from a temp file (so non-UTF-8 too).
 //!
 //! Each case runs on its own thread under `catch_unwind`, with a time limit
-//! ([`CASE_TIME_LIMIT`]) and a cap on the largest single allocation ([`ALLOCATION_LIMIT`],
-//! watched by the counting global allocator below). Cases per property: [`DEFAULT_CASES`], or
+//! (`LIMITS.case_time`) and a cap on the largest single allocation (`LIMITS.allocation`,
+//! watched by the counting global allocator below). Cases per property: `LIMITS.default_cases`, or
 //! `PROPTEST_CASES` from the environment (`cargo xtask fuzz --cases N` sets it).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::Cell;
 use std::fmt::Debug;
-use std::panic::AssertUnwindSafe;
-use std::path::Path;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{
-    Config as ProptestConfig, FileFailurePersistence, TestCaseError, TestRunner,
-};
 use spectrans_config::schema::FIELDS;
 use spectrans_config::{
     Config, ConfigError, FfnActivation, FftNorm, FilterActivation, MixingType, ModelType,
     OutputType, PositionalEncodingType,
 };
-use tempfile::TempDir;
+use spectrans_testkit::{LargestRequest, Limits, fuzz, guarded};
 
 // ---------------------------------------------------------------------------------------------
 // Harness (as in spectrans-models' fuzz tests).
 // ---------------------------------------------------------------------------------------------
 
-/// Cases per property when `PROPTEST_CASES` is not set.
-const DEFAULT_CASES: u32 = 256;
-
-/// The longest one case may run (cases take microseconds; this only catches hangs).
-const CASE_TIME_LIMIT: Duration = Duration::from_secs(20);
-
-/// The largest single allocation one case may request; inputs are at most ~100 KiB.
-const ALLOCATION_LIMIT: usize = 16 << 20;
-
-/// Forwards to the system allocator, remembering per thread the largest request.
-struct LargestRequest;
-
-thread_local! {
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: allocations during thread teardown must not touch a destroyed slot.
-    let _ = LARGEST.try_with(|l| {
-        if size > l.get() {
-            l.set(size);
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the only
-// addition is a thread-local `Cell` update, which neither allocates nor unwinds.
-unsafe impl GlobalAlloc for LargestRequest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through this allocator, with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: as for `dealloc`; `new_size` is the caller's, per the contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+/// Cases, time and allocation limits of every property here (the harness is
+/// [`spectrans_testkit::fuzz`]).
+const LIMITS: Limits = Limits {
+    default_cases: 256,
+    case_time: Duration::from_secs(20),
+    allocation: 16 << 20,
+};
 
 #[global_allocator]
 static ALLOCATOR: LargestRequest = LargestRequest;
-
-/// `PROPTEST_CASES` if set (and a number), else [`DEFAULT_CASES`].
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_CASES)
-}
-
-/// Runs `f` on a fresh thread under `catch_unwind`; a panic, a run past [`CASE_TIME_LIMIT`] or
-/// an allocation over [`ALLOCATION_LIMIT`] becomes an `Err` describing it.
-fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::Builder::new()
-        .name("fuzz-case".into())
-        .spawn(move || {
-            LARGEST.with(|l| l.set(0));
-            let result = std::panic::catch_unwind(AssertUnwindSafe(f));
-            let largest = LARGEST.with(Cell::get);
-            let _ = tx.send((result, largest));
-        })
-        .map_err(|e| format!("cannot start the case thread: {e}"))?;
-    match rx.recv_timeout(CASE_TIME_LIMIT) {
-        Ok((result, largest)) => {
-            let _ = handle.join();
-            match result {
-                Ok(_) if largest > ALLOCATION_LIMIT => Err(format!(
-                    "requested {largest} bytes in one allocation (limit {ALLOCATION_LIMIT})"
-                )),
-                Ok(v) => Ok(v),
-                Err(payload) => Err(format!("panicked: {}", panic_message(payload.as_ref()))),
-            }
-        }
-        // The thread is left running (it cannot be stopped); the property fails.
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            Err(format!("did not finish within {CASE_TIME_LIMIT:?}"))
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err("the case thread ended without a result".into())
-        }
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a non-string panic payload)".into()
-    }
-}
-
-/// Runs one property: `check` gets each generated input and the property's own temp folder,
-/// and returns a short outcome label (tallied and printed) or a failure.
-fn fuzz<S>(name: &str, strategy: S, check: impl Fn(&S::Value, &Path) -> Result<String, String>)
-where
-    S: Strategy,
-    S::Value: Debug,
-{
-    let dir = TempDir::new().expect("a temp folder for the property");
-    let config = ProptestConfig {
-        cases: cases(),
-        source_file: Some(file!()),
-        // Beside this file, as `fuzz.proptest-regressions` (the repository's convention).
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        max_shrink_iters: 512,
-        ..ProptestConfig::default()
-    };
-    let mut runner = TestRunner::new(config);
-    let tally: RefCell<BTreeMap<String, u32>> = RefCell::new(BTreeMap::new());
-    let ran = Cell::new(0u32);
-    let result = runner.run(&strategy, |input| {
-        ran.set(ran.get() + 1);
-        let outcome = check(&input, dir.path()).map_err(TestCaseError::fail)?;
-        *tally.borrow_mut().entry(outcome).or_default() += 1;
-        Ok(())
-    });
-    if let Err(e) = result {
-        panic!("fuzz property {name} failed: {e}");
-    }
-    let tally: Vec<String> = tally
-        .into_inner()
-        .into_iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    println!(
-        "fuzz property {name}: {} cases passed ({})",
-        ran.get(),
-        tally.join(", ")
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // The check.
@@ -226,7 +80,7 @@ fn judge(text: &str, result: Result<Config, ConfigError>) -> String {
 }
 
 fn check_text(text: String) -> Result<String, String> {
-    guarded(move || judge(&text, Config::from_toml_str(&text)))
+    guarded(LIMITS, move || judge(&text, Config::from_toml_str(&text)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,6 +241,8 @@ fn fuzz_toml_structured() {
     };
     fuzz(
         "toml_structured",
+        file!(),
+        LIMITS,
         (any::<bool>(), vec(table, 0..5)),
         move |(with_required, tables), _| {
             let mut all = Vec::new();
@@ -407,6 +263,8 @@ fn fuzz_toml_value_swaps() {
     let n = texts.len();
     fuzz(
         "toml_value_swaps",
+        file!(),
+        LIMITS,
         (0..n, vec((any::<usize>(), toml_value()), 1..4)),
         move |(base, swaps), _| {
             let mut lines: Vec<String> = texts[*base].lines().map(String::from).collect();
@@ -537,6 +395,8 @@ fn fuzz_toml_text_mutations() {
     let n = texts.len();
     fuzz(
         "toml_text_mutations",
+        file!(),
+        LIMITS,
         (0..n, vec(edit(), 0..6)),
         move |(base, edits), _| {
             let mut text = texts[*base].clone();
@@ -556,6 +416,8 @@ fn fuzz_toml_text_mutations() {
 fn fuzz_toml_random_strings() {
     fuzz(
         "toml_random_strings",
+        file!(),
+        LIMITS,
         prop_oneof![any::<String>(), "[\\[\\]a-z_=\"'#.{},0-9\n \\-+]{0,200}",],
         |text, _| check_text(text.clone()),
     );
@@ -595,13 +457,15 @@ fn fuzz_config_load_bytes() {
     let counter = Cell::new(0u64);
     fuzz(
         "config_load_bytes",
+        file!(),
+        LIMITS,
         prop_oneof![3 => damaged, 1 => vec(any::<u8>(), 0..512)],
         |bytes, dir| {
             counter.set(counter.get() + 1);
             let path = dir.join(format!("case-{}.toml", counter.get()));
             std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
             let shown_path = path.to_string_lossy().into_owned();
-            let result = guarded({
+            let result = guarded(LIMITS, {
                 let path = path.clone();
                 move || match Config::load(&path) {
                     Err(ConfigError::Io { path: p, source }) => {

@@ -9,190 +9,47 @@
 //! (dtypes, shapes, offsets, duplicate keys, non-UTF-8, deep nesting); fully random files too.
 //!
 //! Each case runs on its own thread under `catch_unwind`, with a time limit
-//! ([`CASE_TIME_LIMIT`]) and a cap on the largest single allocation ([`ALLOCATION_LIMIT`],
+//! (`LIMITS.case_time`) and a cap on the largest single allocation (`LIMITS.allocation`,
 //! watched by the counting global allocator below), so a panic, hang or huge allocation fails
 //! the property and proptest reports the (shrunk) input.
 //!
-//! Cases per property: [`DEFAULT_CASES`], or `PROPTEST_CASES` from the environment
+//! Cases per property: `LIMITS.default_cases`, or `PROPTEST_CASES` from the environment
 //! (`cargo xtask fuzz --cases N` sets it). Each property prints how many cases it ran and
 //! what became of them (visible with `--nocapture`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{OnceLock, mpsc};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use ndarray::{ArrayD, Ix2, Ix3, IxDyn};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
-use proptest::test_runner::{
-    Config as ProptestConfig, FileFailurePersistence, TestCaseError, TestRunner,
-};
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 use safetensors::Dtype;
 use serde_json::{Map, Value, json};
 use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
 use spectrans_models::data::{DataError, Dataset};
 use spectrans_models::tensor_file::{OwnedTensor, TensorFile, TensorFileError, write_tensors};
 use spectrans_models::{Gfnet, ModelError, ModelInput};
+use spectrans_testkit::{LargestRequest, Limits, fuzz, guarded};
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------------
 // Harness: case count, panic / time / allocation guard, outcome tally.
 // ---------------------------------------------------------------------------------------------
 
-/// Cases per property when `PROPTEST_CASES` is not set.
-const DEFAULT_CASES: u32 = 128;
-
-/// The longest one case may run (every case here takes milliseconds; this only catches hangs).
-const CASE_TIME_LIMIT: Duration = Duration::from_secs(20);
-
-/// The largest single allocation one case may request. Inputs are at most a few hundred KiB,
-/// and a loader allocates a small multiple of what it reads (8 bytes per U8 element at most).
-const ALLOCATION_LIMIT: usize = 64 << 20;
-
-/// Forwards to the system allocator, remembering per thread the largest request.
-struct LargestRequest;
-
-thread_local! {
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: allocations during thread teardown must not touch a destroyed slot.
-    let _ = LARGEST.try_with(|l| {
-        if size > l.get() {
-            l.set(size);
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the only
-// addition is a thread-local `Cell` update, which neither allocates nor unwinds.
-unsafe impl GlobalAlloc for LargestRequest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through this allocator, with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: as for `dealloc`; `new_size` is the caller's, per the contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+/// Cases, time and allocation limits of every property here (the harness is
+/// [`spectrans_testkit::fuzz`]).
+const LIMITS: Limits = Limits {
+    default_cases: 128,
+    case_time: Duration::from_secs(20),
+    allocation: 64 << 20,
+};
 
 #[global_allocator]
 static ALLOCATOR: LargestRequest = LargestRequest;
-
-/// `PROPTEST_CASES` if set (and a number), else [`DEFAULT_CASES`].
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_CASES)
-}
-
-/// Runs `f` on a fresh thread under `catch_unwind`; a panic, a run past [`CASE_TIME_LIMIT`] or
-/// an allocation over [`ALLOCATION_LIMIT`] becomes an `Err` describing it.
-fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::Builder::new()
-        .name("fuzz-case".into())
-        .spawn(move || {
-            LARGEST.with(|l| l.set(0));
-            let result = std::panic::catch_unwind(AssertUnwindSafe(f));
-            let largest = LARGEST.with(Cell::get);
-            let _ = tx.send((result, largest));
-        })
-        .map_err(|e| format!("cannot start the case thread: {e}"))?;
-    match rx.recv_timeout(CASE_TIME_LIMIT) {
-        Ok((result, largest)) => {
-            let _ = handle.join();
-            match result {
-                Ok(_) if largest > ALLOCATION_LIMIT => Err(format!(
-                    "requested {largest} bytes in one allocation (limit {ALLOCATION_LIMIT})"
-                )),
-                Ok(v) => Ok(v),
-                Err(payload) => Err(format!("panicked: {}", panic_message(payload.as_ref()))),
-            }
-        }
-        // The thread is left running (it cannot be stopped); the property fails.
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            Err(format!("did not finish within {CASE_TIME_LIMIT:?}"))
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err("the case thread ended without a result".into())
-        }
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a non-string panic payload)".into()
-    }
-}
-
-/// Runs one property: `check` gets each generated input and the property's own temp folder,
-/// and returns a short outcome label (tallied and printed) or a failure.
-fn fuzz<S>(name: &str, strategy: S, check: impl Fn(&S::Value, &Path) -> Result<String, String>)
-where
-    S: Strategy,
-    S::Value: Debug,
-{
-    let dir = TempDir::new().expect("a temp folder for the property");
-    let config = ProptestConfig {
-        cases: cases(),
-        source_file: Some(file!()),
-        // Beside this file, as `fuzz.proptest-regressions` (the repository's convention).
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        max_shrink_iters: 512,
-        ..ProptestConfig::default()
-    };
-    let mut runner = TestRunner::new(config);
-    let tally: RefCell<BTreeMap<String, u32>> = RefCell::new(BTreeMap::new());
-    let ran = Cell::new(0u32);
-    let result = runner.run(&strategy, |input| {
-        ran.set(ran.get() + 1);
-        let outcome = check(&input, dir.path()).map_err(TestCaseError::fail)?;
-        *tally.borrow_mut().entry(outcome).or_default() += 1;
-        Ok(())
-    });
-    if let Err(e) = result {
-        panic!("fuzz property {name} failed: {e}");
-    }
-    let tally: Vec<String> = tally
-        .into_inner()
-        .into_iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    println!(
-        "fuzz property {name}: {} cases passed ({})",
-        ran.get(),
-        tally.join(", ")
-    );
-}
 
 /// A fresh file name in `dir` for one case (cases run one after another).
 fn case_path(dir: &Path, ext: &str) -> PathBuf {
@@ -210,7 +67,7 @@ fn on_file<T: Send + 'static>(
 ) -> Result<T, String> {
     let path = case_path(dir, ext);
     std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let result = guarded({
+    let result = guarded(LIMITS, {
         let path = path.clone();
         move || f(path)
     });
@@ -1190,6 +1047,8 @@ fn fuzz_safetensors_model_weights_mutated() {
     let n = weight_files().len();
     fuzz(
         "safetensors_model_weights_mutated",
+        file!(),
+        LIMITS,
         (0..n, vec(mutation(), 1..4)),
         |(base, mutations), dir| {
             let mut bytes = weight_files()[*base].clone();
@@ -1216,6 +1075,8 @@ fn fuzz_safetensors_tensor_files_mutated() {
     ];
     fuzz(
         "safetensors_tensor_files_mutated",
+        file!(),
+        LIMITS,
         (base, vec(mutation(), 0..5)),
         |(base, mutations), dir| {
             let mut bytes = base_bytes(base);
@@ -1283,6 +1144,8 @@ fn fuzz_safetensors_random_headers() {
     let data_len = prop_oneof![3 => Just(None), 1 => (0usize..256).prop_map(Some)];
     fuzz(
         "safetensors_random_headers",
+        file!(),
+        LIMITS,
         (vec(entry, 0..6), prop::option::of(junk_json()), data_len),
         |(entries, metadata, data_len), dir| {
             let mut header = Map::new();
@@ -1332,6 +1195,8 @@ fn fuzz_safetensors_random_bytes() {
         });
     fuzz(
         "safetensors_random_bytes",
+        file!(),
+        LIMITS,
         prop_oneof![vec(any::<u8>(), 0..2048), plausible],
         |bytes, dir| check_safetensors(bytes.clone(), dir),
     );
@@ -1540,6 +1405,8 @@ fn fuzz_dataset_csv() {
     });
     fuzz(
         "dataset_csv",
+        file!(),
+        LIMITS,
         (text, edit_count().prop_flat_map(|n| vec(text_edit(), n))),
         |(text, edits), dir| {
             let mut bytes = text.clone().into_bytes();
@@ -1595,6 +1462,8 @@ fn fuzz_dataset_jsonl() {
         (1usize..8).prop_flat_map(|w| vec(jsonl_line(w), 0..10).prop_map(|lines| lines.join("\n")));
     fuzz(
         "dataset_jsonl",
+        file!(),
+        LIMITS,
         (
             text,
             edit_count().prop_flat_map(|n| vec(text_edit(), n)),
@@ -1619,6 +1488,8 @@ fn fuzz_dataset_random_bytes() {
     ];
     fuzz(
         "dataset_random_bytes",
+        file!(),
+        LIMITS,
         (
             bytes,
             prop::sample::select(vec![".csv", ".jsonl", ".json", ".txt", ""]),
