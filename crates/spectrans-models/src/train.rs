@@ -385,7 +385,7 @@ impl Trainer {
         self.epoch_step = 0;
         self.epoch_loss = 0.0;
         let (eval_loss, eval_accuracy) = evaluate(&self.model, eval, 256)?;
-        let examples = order.len().min((steps - first) * batch);
+        let examples = order.len().saturating_sub(first * batch);
         let metrics = EpochMetrics {
             epoch: self.epoch,
             train_loss,
