@@ -289,21 +289,22 @@ fn budget_hint(budget: BudgetSource) -> &'static str {
     }
 }
 
-/// Bytes as GiB (or MiB below one GiB), for messages.
+/// Bytes as GiB, MiB or KiB (the largest unit that gives at least 1), for messages.
 ///
 /// ```
-/// assert_eq!(spectrans_models::memory::format_bytes(3 << 30), "3.0 GiB");
-/// assert_eq!(spectrans_models::memory::format_bytes(5 << 20), "5.0 MiB");
+/// use spectrans_models::memory::format_bytes;
+/// assert_eq!(format_bytes(3 << 30), "3.0 GiB");
+/// assert_eq!(format_bytes(5 << 20), "5.0 MiB");
+/// assert_eq!(format_bytes(32528), "31.8 KiB");
+/// assert_eq!(format_bytes(12), "12 bytes");
 /// ```
 pub fn format_bytes(bytes: u64) -> String {
-    const MIB: f64 = (1u64 << 20) as f64;
-    const GIB: f64 = (1u64 << 30) as f64;
-    let b = bytes as f64;
-    if b >= GIB {
-        format!("{:.1} GiB", b / GIB)
-    } else {
-        format!("{:.1} MiB", b / MIB)
-    }
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    UNITS
+        .iter()
+        .find(|&&(size, _)| bytes >= size)
+        .map(|&(size, unit)| format!("{:.1} {unit}", bytes as f64 / size as f64))
+        .unwrap_or_else(|| format!("{bytes} bytes"))
 }
 
 /// Parses `8589934592`, `512M`, `8G`, `8GiB`, `1.5 GB`, `2T` (binary units) into bytes.
