@@ -501,7 +501,7 @@ impl Trainer {
                 }
                 Err(e) => problems.push(e),
             }
-            if step == 0 || !self.is_trained(name) {
+            if step == 0 || !self.model.is_trainable(name) {
                 return;
             }
             match (
@@ -528,11 +528,6 @@ impl Trainer {
         self.epoch_loss = f64::from_bits(counters.epoch_loss_bits);
         self.history = counters.history;
         Ok(())
-    }
-
-    /// Whether the optimiser keeps moments for `name`.
-    fn is_trained(&self, name: &str) -> bool {
-        self.model.is_trainable(name)
     }
 }
 
