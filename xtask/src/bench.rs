@@ -6,6 +6,7 @@
 //! with perf, draw the throughput chart, render the report.
 
 mod error;
+mod gemm;
 mod machine;
 mod options;
 mod plan;
@@ -26,7 +27,7 @@ pub use error::BenchError;
 use plan::{Effort, Mode, ModelShape, Plan, SWEEP_SEQ_LENS, sweep_batch};
 use report::{ProfileSection, ReportInput};
 use runner::{CaseResult, Programs};
-use sample::Impl;
+use sample::{Impl, Variant};
 
 /// Where the run keeps its binary, configs, raw lines and perf data (git-ignored).
 const WORK_DIR: &str = "bench-out";
@@ -62,6 +63,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         plan.cases.iter().map(|c| c.rounds).sum::<usize>()
     );
     let results = runner::run_plan(&plan, &configs, &programs, &work.join("models-raw.jsonl"))?;
+    let gemm = gemm::run(
+        root,
+        &plan.thread_counts,
+        programs.torch.as_ref(),
+        opts.quick,
+    )?;
 
     let profile =
         (!opts.no_profile).then(|| profile_small(&plan, &configs, &programs, &work, opts.quick));
@@ -73,7 +80,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     let plot_link = draw_plot(&plan, &results, &out);
     let torch_version = results
         .iter()
-        .flat_map(|r| r.samples(Impl::Torch))
+        .flat_map(|r| r.samples(Impl::Torch(Variant::Spectrans)))
         .find_map(|s| s.torch_version.clone());
     let mut command = String::from("cargo xtask bench");
     for a in args {
@@ -88,6 +95,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         torch_missing,
         profile,
         plot_link,
+        gemm: &gemm,
         elapsed_s: started.elapsed().as_secs_f64(),
         load: (load_start, machine::load_average()),
         command,
@@ -145,8 +153,11 @@ fn profile_small(
 
 /// Draws tokens/s against sequence length next to the report; returns its relative link.
 fn draw_plot(plan: &Plan, results: &[CaseResult], out: &Path) -> Option<String> {
-    let series = [Impl::Ours, Impl::Torch].map(|side| plot::Series {
-        name: side.label().to_string(),
+    let series = [Impl::Ours, Impl::Torch(Variant::Spectrans)].map(|side| plot::Series {
+        name: match side {
+            Impl::Ours => side.label().to_string(),
+            Impl::Torch(v) => format!("PyTorch {}", v.title()),
+        },
         points: SWEEP_SEQ_LENS
             .iter()
             .filter_map(|&n| {
@@ -159,7 +170,7 @@ fn draw_plot(plan: &Plan, results: &[CaseResult], out: &Path) -> Option<String> 
                 let s = summary::Summary::of(results.get(i)?);
                 let ms = match side {
                     Impl::Ours => s.ours_ms,
-                    Impl::Torch => s.torch_ms,
+                    Impl::Torch(_) => s.torch_ms,
                 }?;
                 Some((n as f64, stats::tokens_per_s(batch, n, ms)?))
             })

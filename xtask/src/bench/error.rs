@@ -24,6 +24,9 @@ pub enum BenchError {
     /// A benchmark process printed no JSON line, or a JSON line without the expected fields.
     #[error("bench line: {0}")]
     BadLine(String),
+    /// A PyTorch variant ran and reported that it cannot do this work (the script's `error`).
+    #[error("{0}")]
+    VariantFailed(String),
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

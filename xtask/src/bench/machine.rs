@@ -7,6 +7,8 @@ use std::process::Command;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Machine {
     pub cpu_model: String,
+    /// The vector extensions that pick our kernels and PyTorch's (from lscpu's flags).
+    pub simd_flags: String,
     pub cores: usize,
     pub rustc: String,
     pub commit: String,
@@ -18,6 +20,8 @@ impl Machine {
     pub fn detect(root: &Path) -> Self {
         let lscpu = output("lscpu", &[], root).unwrap_or_default();
         let cpu_model = lscpu_field(&lscpu, "Model name").unwrap_or_else(|| "unknown".into());
+        let simd_flags = lscpu_field(&lscpu, "Flags")
+            .map_or_else(|| "unknown".into(), |flags| simd_flags(&flags));
         let cores = std::thread::available_parallelism().map_or(0, usize::from);
         let rustc = output("rustc", &["--version"], root).unwrap_or_else(|| "unknown".into());
         let commit = match output("git", &["rev-parse", "--short=10", "HEAD"], root) {
@@ -40,11 +44,41 @@ impl Machine {
             .unwrap_or_else(|| "unknown".into());
         Self {
             cpu_model,
+            simd_flags,
             cores,
             rustc,
             commit,
             date_utc,
         }
+    }
+}
+
+/// The flags that matter for f32/bf16/int8 kernels, in a fixed order, e.g. `avx2 fma avx512f`.
+pub fn simd_flags(flags: &str) -> String {
+    const WANTED: &[&str] = &[
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512_vnni",
+        "avx512_bf16",
+        "avx512_fp16",
+        "avx_vnni",
+        "amx_bf16",
+        "amx_int8",
+    ];
+    let have: Vec<&str> = flags.split_whitespace().collect();
+    let found: Vec<&str> = WANTED
+        .iter()
+        .copied()
+        .filter(|f| have.contains(f))
+        .collect();
+    if found.is_empty() {
+        "none of avx2/avx512".into()
+    } else {
+        found.join(" ")
     }
 }
 
@@ -80,7 +114,17 @@ fn output(program: &str, args: &[&str], dir: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{lscpu_field, parse_loadavg};
+    use super::{lscpu_field, parse_loadavg, simd_flags};
+
+    #[test]
+    fn names_the_vector_extensions_in_order() {
+        let flags = "fpu sse avx512_bf16 fma avx2 avx512f avx512_vnni lahf_lm";
+        assert_eq!(
+            simd_flags(flags),
+            "avx2 fma avx512f avx512_vnni avx512_bf16"
+        );
+        assert_eq!(simd_flags("fpu sse"), "none of avx2/avx512");
+    }
 
     #[test]
     fn reads_the_one_minute_load() {

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::error::BenchError;
+use super::sample::Variant;
 
 /// Tokens per batch in the sequence-length sweep: `batch = TOKENS_PER_BATCH / seq_len`.
 pub const TOKENS_PER_BATCH: usize = 4096;
@@ -12,6 +13,8 @@ pub const TOKENS_PER_BATCH: usize = 4096;
 pub const SWEEP_SEQ_LENS: &[usize] = &[128, 256, 512, 1024, 2048, 4096];
 /// Hidden sizes of the sweep (sequence 512, batch 8, 4 layers).
 pub const SWEEP_HIDDEN: &[usize] = &[128, 256, 512, 768];
+/// Sequence lengths of the batch-1 (serving latency) rows, at the small and seed widths.
+pub const LATENCY_SEQ_LENS: &[usize] = &[128, 512];
 
 /// A model shape that the benchmark writes as a TOML config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -88,12 +91,24 @@ pub struct Case {
     pub warmup: usize,
     /// Fresh processes per side, alternated ours, torch, ours, torch, ...
     pub rounds: usize,
+    /// The PyTorch variants measured next to ours (spectrans eager always; every variant
+    /// on the headline and batch-1 cases).
+    pub variants: Vec<Variant>,
 }
 
 impl Case {
     /// What identifies the work measured (not how often): equal keys are the same measurement.
     pub fn key(&self) -> (ModelShape, usize, usize, Mode) {
         (self.shape.clone(), self.batch, self.threads, self.mode)
+    }
+
+    /// Processes of `variant` per case: every round for the eager variants, at most two for
+    /// those that compile or export first (tens of seconds per process before any timing).
+    pub fn rounds_of(&self, variant: Variant) -> usize {
+        match variant {
+            Variant::Spectrans | Variant::Rfft => self.rounds,
+            Variant::SpectransCompile | Variant::RfftCompile | Variant::Onnx => self.rounds.min(2),
+        }
     }
 
     /// A short human label, e.g. `h256 l4 n512 b8 t2 forward`.
@@ -185,9 +200,19 @@ impl Plan {
             thread_counts: thread_counts.clone(),
         };
         let t = main_threads;
-        plan.add(ModelShape::SMALL, 8, t, Mode::Forward, effort);
-        plan.add(ModelShape::SEED, 8, t, Mode::Forward, effort);
-        plan.add(ModelShape::SMALL, 8, t, Mode::Train, effort);
+        let every = Variant::ALL.as_slice();
+        plan.add_with(ModelShape::SMALL, 8, t, Mode::Forward, effort, every);
+        plan.add_with(ModelShape::SEED, 8, t, Mode::Forward, effort, every);
+        plan.add_with(ModelShape::SMALL, 8, t, Mode::Train, effort, every);
+        for base in [ModelShape::SMALL, ModelShape::SEED] {
+            for &n in LATENCY_SEQ_LENS {
+                let shape = ModelShape {
+                    sequence_length: n,
+                    ..base.clone()
+                };
+                plan.add_with(shape, 1, t, Mode::Forward, effort, every);
+            }
+        }
         for &n in SWEEP_SEQ_LENS {
             let shape = ModelShape {
                 sequence_length: n,
@@ -203,14 +228,33 @@ impl Plan {
             plan.add(shape, 8, t, Mode::Forward, effort);
         }
         for &threads in &thread_counts {
-            plan.add(ModelShape::SMALL, 8, threads, Mode::Forward, effort);
+            plan.add_with(ModelShape::SMALL, 8, threads, Mode::Forward, effort, every);
         }
         Ok(plan)
     }
 
-    /// Adds a case unless the same work is already planned.
+    /// Adds a case measured against spectrans eager only.
     fn add(&mut self, shape: ModelShape, batch: usize, threads: usize, mode: Mode, e: Effort) {
+        self.add_with(shape, batch, threads, mode, e, &[Variant::Spectrans]);
+    }
+
+    /// Adds a case against `variants` (those that can do `mode`), or adds the variants to the
+    /// case already planned for the same work.
+    fn add_with(
+        &mut self,
+        shape: ModelShape,
+        batch: usize,
+        threads: usize,
+        mode: Mode,
+        e: Effort,
+        variants: &[Variant],
+    ) {
         let (iters, warmup, rounds) = e.repetitions(torch_ms_guess(&shape, batch, threads, mode));
+        let variants: Vec<Variant> = variants
+            .iter()
+            .copied()
+            .filter(|v| mode == Mode::Forward || v.trains())
+            .collect();
         let case = Case {
             shape,
             batch,
@@ -219,9 +263,18 @@ impl Plan {
             iters,
             warmup,
             rounds,
+            variants,
         };
-        if !self.cases.iter().any(|c| c.key() == case.key()) {
-            self.cases.push(case);
+        match self.cases.iter_mut().find(|c| c.key() == case.key()) {
+            Some(planned) => {
+                for v in case.variants {
+                    if !planned.variants.contains(&v) {
+                        planned.variants.push(v);
+                    }
+                }
+                planned.variants.sort();
+            }
+            None => self.cases.push(case),
         }
     }
 
@@ -258,14 +311,49 @@ mod tests {
     #[test]
     fn shared_work_is_measured_once() -> Result<(), BenchError> {
         let plan = Plan::new(&[2, 1], Effort { quick: true })?;
-        // small fwd t2, seed, small train, 6 seq points (512 = small), 4 hidden (256 = small),
-        // small fwd t1 (t2 = small).
-        assert_eq!(plan.cases.len(), 3 + 5 + 3 + 1);
+        // small fwd t2, seed, small train, 4 batch-1 rows, 6 seq points (512 = small),
+        // 4 hidden (256 = small), small fwd t1 (t2 = small).
+        assert_eq!(plan.cases.len(), 3 + 4 + 5 + 3 + 1);
         assert_eq!(plan.main_threads, 2);
         assert_eq!(plan.thread_counts, vec![1, 2]);
         assert_eq!(
             plan.find(&ModelShape::SMALL, sweep_batch(512), 2, Mode::Forward),
             Some(0)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn headline_cases_run_every_variant_that_can_do_their_work() -> Result<(), BenchError> {
+        let plan = Plan::new(&[1, 2], Effort { quick: true })?;
+        let case = |shape: &ModelShape, batch, threads, mode| {
+            plan.find(shape, batch, threads, mode)
+                .map(|i| plan.cases[i].variants.clone())
+        };
+        let every = Variant::ALL.to_vec();
+        assert_eq!(
+            case(&ModelShape::SMALL, 8, 2, Mode::Forward),
+            Some(every.clone())
+        );
+        assert_eq!(
+            case(&ModelShape::SEED, 8, 2, Mode::Forward),
+            Some(every.clone())
+        );
+        let seed_128 = ModelShape {
+            sequence_length: 128,
+            ..ModelShape::SEED
+        };
+        assert_eq!(case(&seed_128, 1, 2, Mode::Forward), Some(every));
+        let train = case(&ModelShape::SMALL, 8, 2, Mode::Train)
+            .ok_or(BenchError::Usage("no training case".into()))?;
+        assert!(!train.contains(&Variant::Onnx) && train.contains(&Variant::RfftCompile));
+        let hidden_512 = ModelShape {
+            hidden_dim: 512,
+            ..ModelShape::SMALL
+        };
+        assert_eq!(
+            case(&hidden_512, 8, 2, Mode::Forward),
+            Some(vec![Variant::Spectrans])
         );
         Ok(())
     }

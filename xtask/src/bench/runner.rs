@@ -1,6 +1,7 @@
 //! Runs both implementations, one fresh process per measurement, alternating
 //! ours, torch, ours, torch, ... so that drift of the machine hits both sides alike.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,7 +9,7 @@ use std::time::Instant;
 
 use super::error::BenchError;
 use super::plan::{Case, Mode, Plan};
-use super::sample::{Impl, Sample, parse_output};
+use super::sample::{Impl, Sample, Variant, parse_output};
 use crate::refenv;
 
 /// The two programs that are timed.
@@ -20,12 +21,12 @@ pub struct Programs {
     pub torch: Option<(PathBuf, PathBuf)>,
 }
 
-/// Everything measured for one case: the samples of every process, per side, and the
-/// processes that failed (with their error).
+/// Everything measured for one case: the samples of every process, per side and PyTorch
+/// variant, and the processes that failed (with their error).
 #[derive(Debug, Clone, Default)]
 pub struct CaseResult {
     pub ours: Vec<Sample>,
-    pub torch: Vec<Sample>,
+    pub torch: BTreeMap<Variant, Vec<Sample>>,
     pub failures: Vec<(Impl, String)>,
 }
 
@@ -34,8 +35,24 @@ impl CaseResult {
     pub fn samples(&self, side: Impl) -> &[Sample] {
         match side {
             Impl::Ours => &self.ours,
-            Impl::Torch => &self.torch,
+            Impl::Torch(v) => self.torch.get(&v).map_or(&[], Vec::as_slice),
         }
+    }
+
+    /// Records one process's sample.
+    pub fn push(&mut self, side: Impl, sample: Sample) {
+        match side {
+            Impl::Ours => self.ours.push(sample),
+            Impl::Torch(v) => self.torch.entry(v).or_default().push(sample),
+        }
+    }
+
+    /// The first failure of `side`, if any.
+    pub fn failure(&self, side: Impl) -> Option<&str> {
+        self.failures
+            .iter()
+            .find(|(s, _)| *s == side)
+            .map(|(_, why)| why.as_str())
     }
 }
 
@@ -98,11 +115,18 @@ pub fn run_plan(
     let mut results = Vec::with_capacity(plan.cases.len());
     for (case, config) in plan.cases.iter().zip(configs) {
         let mut result = CaseResult::default();
-        for _ in 0..case.rounds {
+        for round in 0..case.rounds {
             done += 1;
             let mut sides = vec![Impl::Ours];
             if programs.torch.is_some() {
-                sides.push(Impl::Torch);
+                // A variant that failed once (it does not compile, say) is not retried.
+                sides.extend(
+                    case.variants
+                        .iter()
+                        .filter(|&&v| round < case.rounds_of(v))
+                        .map(|&v| Impl::Torch(v))
+                        .filter(|&side| result.failure(side).is_none()),
+                );
             }
             for side in sides {
                 let started = Instant::now();
@@ -111,7 +135,7 @@ pub fn run_plan(
                 match outcome {
                     Ok((sample, line)) => {
                         eprintln!(
-                            "bench [{done}/{total}] {:<13} {:<32} {:>10.1} ms  rss {:>7.1} MiB  ({secs:.1} s)",
+                            "bench [{done}/{total}] {:<17} {:<32} {:>10.1} ms  rss {:>7.1} MiB  ({secs:.1} s)",
                             side.label(),
                             case.label(),
                             sample.median_ms,
@@ -123,10 +147,7 @@ pub fn run_plan(
                             side.label(),
                             line
                         ));
-                        match side {
-                            Impl::Ours => result.ours.push(sample),
-                            Impl::Torch => result.torch.push(sample),
-                        }
+                        result.push(side, sample);
                     }
                     Err(err) => {
                         eprintln!(
@@ -159,13 +180,16 @@ fn run_one(
             cmd.arg("bench").arg("--json");
             cmd
         }
-        Impl::Torch => {
+        Impl::Torch(variant) => {
             let (py, script) = programs
                 .torch
                 .as_ref()
                 .ok_or_else(|| BenchError::Usage("no PyTorch reference to run".into()))?;
             let mut cmd = Command::new(py);
-            cmd.arg(script).arg("--warmup").arg(case.warmup.to_string());
+            cmd.arg(script)
+                .args(["--variant", variant.arg()])
+                .arg("--warmup")
+                .arg(case.warmup.to_string());
             cmd
         }
     };
@@ -181,7 +205,17 @@ fn run_one(
     if case.mode == Mode::Train {
         cmd.arg("--train");
     }
-    let stdout = run_checked(&mut cmd)?;
+    let command = format!("{cmd:?}");
+    let out = cmd.output().map_err(|source| BenchError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    // The script exits 3 after printing `{"error": ...}` when a variant cannot run: that line
+    // is the reason to report, not the exit status.
+    if !out.status.success() && out.status.code() != Some(VARIANT_FAILED) {
+        return Err(failed(command, &out));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let sample = parse_output(&stdout, case.mode == Mode::Train)?;
     let line = stdout
         .lines()
@@ -191,6 +225,9 @@ fn run_one(
         .to_owned();
     Ok((sample, line))
 }
+
+/// The exit status of `bench_torch.py` when a variant cannot do the work.
+const VARIANT_FAILED: i32 = 3;
 
 /// Runs `cmd`, returning its stdout; a failure carries the tail of its stderr.
 pub fn run_checked(cmd: &mut Command) -> Result<String, BenchError> {
@@ -202,13 +239,18 @@ pub fn run_checked(cmd: &mut Command) -> Result<String, BenchError> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
-        Err(BenchError::Failed {
-            command,
-            status: out.status,
-            stderr_tail: tail,
-        })
+        Err(failed(command, &out))
+    }
+}
+
+/// A [`BenchError::Failed`] with the last lines of the process's stderr.
+fn failed(command: String, out: &std::process::Output) -> BenchError {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+    BenchError::Failed {
+        command,
+        status: out.status,
+        stderr_tail: tail,
     }
 }

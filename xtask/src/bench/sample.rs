@@ -10,17 +10,70 @@ use super::error::BenchError;
 pub enum Impl {
     /// This workspace's `spectrans` binary.
     Ours,
-    /// PyTorch spectrans 0.1.0 through `bench_torch.py`.
-    Torch,
+    /// PyTorch through `bench_torch.py --variant`.
+    Torch(Variant),
 }
 
 impl Impl {
-    /// The short name used in tables and logs.
+    /// The short name used in logs.
     pub fn label(self) -> &'static str {
         match self {
             Self::Ours => "spectrans-rs",
-            Self::Torch => "pytorch",
+            Self::Torch(v) => v.arg(),
         }
+    }
+}
+
+/// The ways a user could run the same GFNet in PyTorch (`bench_torch.py --variant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Variant {
+    /// PyTorch spectrans 0.1.0 as shipped, eager (full complex FFT).
+    Spectrans,
+    /// spectrans' own model under `torch.compile` (dynamo fails on its FFT helper today).
+    SpectransCompile,
+    /// The same math with `torch.fft.rfft`/`irfft` and the folded filter, eager.
+    Rfft,
+    /// The rfft rewrite under `torch.compile` (inductor, CPU).
+    RfftCompile,
+    /// The rfft rewrite exported with `torch.onnx.export(dynamo=True)`, run by ONNX Runtime.
+    Onnx,
+}
+
+impl Variant {
+    /// Every variant, in table order.
+    pub const ALL: [Self; 5] = [
+        Self::Spectrans,
+        Self::SpectransCompile,
+        Self::Rfft,
+        Self::RfftCompile,
+        Self::Onnx,
+    ];
+
+    /// The value of `bench_torch.py --variant`.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Self::Spectrans => "spectrans",
+            Self::SpectransCompile => "spectrans-compile",
+            Self::Rfft => "rfft",
+            Self::RfftCompile => "rfft-compile",
+            Self::Onnx => "onnx",
+        }
+    }
+
+    /// The column heading of the report.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Spectrans => "spectrans eager",
+            Self::SpectransCompile => "spectrans + torch.compile",
+            Self::Rfft => "rfft rewrite, eager",
+            Self::RfftCompile => "rfft rewrite + torch.compile",
+            Self::Onnx => "ONNX Runtime",
+        }
+    }
+
+    /// Whether the variant can run a training step (ONNX Runtime is inference only).
+    pub fn trains(self) -> bool {
+        self != Self::Onnx
     }
 }
 
@@ -51,10 +104,15 @@ pub fn parse_output(stdout: &str, train: bool) -> Result<Sample, BenchError> {
     parse_line(line, train)
 }
 
-/// Parses one JSON bench line (see [`parse_output`]).
+/// Parses one JSON bench line (see [`parse_output`]). A line with an `error` key is a
+/// variant that could not run (it failed to compile or to export, or its output disagreed
+/// with spectrans'): [`BenchError::VariantFailed`] with that text.
 pub fn parse_line(line: &str, train: bool) -> Result<Sample, BenchError> {
     let value: Value = serde_json::from_str(line)
         .map_err(|e| BenchError::BadLine(format!("not JSON ({e}): {line}")))?;
+    if let Some(error) = value.get("error").and_then(Value::as_str) {
+        return Err(BenchError::VariantFailed(error.to_owned()));
+    }
     let key = if train { "train_step_ms" } else { "forward_ms" };
     let median_ms = positive(&value, key)?
         .ok_or_else(|| BenchError::BadLine(format!("no `{key}` in {line}")))?;
@@ -125,6 +183,15 @@ mod tests {
         let s = parse_line(r#"{"forward_ms": 2.5, "peak_rss_mb": null}"#, false)?;
         assert_eq!((s.min_ms, s.peak_rss_mb), (2.5, None));
         Ok(())
+    }
+
+    #[test]
+    fn an_error_line_is_a_failed_variant() {
+        let out = r#"{"impl": "pytorch", "variant": "spectrans-compile", "error": "InternalTorchDynamoError: no _parameters"}"#;
+        match parse_output(out, false) {
+            Err(BenchError::VariantFailed(why)) => assert!(why.contains("Dynamo"), "{why}"),
+            other => panic!("expected a failed variant, got {other:?}"),
+        }
     }
 
     #[test]

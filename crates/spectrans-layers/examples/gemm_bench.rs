@@ -1,0 +1,111 @@
+//! Times our sgemm as a Linear layer runs it, `y = x · Wᵀ` with x (m, k) and W (n, k), and
+//! prints one JSON line per shape (what `cargo xtask bench` puts in its GEMM table).
+//!
+//! `cargo run --release -p spectrans-layers --example gemm_bench -- --threads T [--iters K]
+//! [--warmup W] m,k,n [m,k,n ...]`
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ndarray::Array2;
+use spectrans_layers::matmul::matmul_into;
+
+struct Args {
+    threads: usize,
+    iters: usize,
+    warmup: usize,
+    shapes: Vec<[usize; 3]>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        threads: 1,
+        iters: 20,
+        warmup: 3,
+        shapes: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut number = |name: &str| -> Result<usize, String> {
+            let v = it.next().ok_or(format!("{name} needs a value"))?;
+            v.parse()
+                .map_err(|_| format!("{name} takes a count, got `{v}`"))
+        };
+        match arg.as_str() {
+            "--threads" => args.threads = number("--threads")?.max(1),
+            "--iters" => args.iters = number("--iters")?.max(1),
+            "--warmup" => args.warmup = number("--warmup")?,
+            shape => {
+                let dims: Vec<usize> = shape
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("a shape is m,k,n; got `{shape}`"))?;
+                match dims[..] {
+                    [m, k, n] => args.shapes.push([m, k, n]),
+                    _ => return Err(format!("a shape is m,k,n; got `{shape}`")),
+                }
+            }
+        }
+    }
+    if args.shapes.is_empty() {
+        return Err("give at least one m,k,n shape".into());
+    }
+    Ok(args)
+}
+
+/// Median and minimum milliseconds of `iters` runs after `warmup` runs.
+fn time(
+    mut f: impl FnMut() -> Result<(), String>,
+    warmup: usize,
+    iters: usize,
+) -> Result<(f64, f64), String> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[iters / 2], times[0]))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    for &[m, k, n] in &args.shapes {
+        let x = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) as f32 * 0.01).sin());
+        let w = Array2::from_shape_fn((n, k), |(i, j)| ((i * 5 + j * 11) as f32 * 0.01).cos());
+        let mut y = Array2::<f32>::zeros((m, n));
+        let (median_ms, min_ms) = time(
+            || matmul_into(y.view_mut(), x.view(), w.t(), false).map_err(|e| e.to_string()),
+            args.warmup,
+            args.iters,
+        )?;
+        let gflops = 2.0 * (m * k * n) as f64 / (median_ms * 1e-3) / 1e9;
+        println!(
+            "{{\"backend\": \"spectrans-rs\", \"m\": {m}, \"k\": {k}, \"n\": {n}, \"threads\": {}, \
+             \"median_ms\": {median_ms:.4}, \"min_ms\": {min_ms:.4}, \"gflops\": {gflops:.2}, \
+             \"blas\": \"gemm crate 0.19 (run-time dispatch)\"}}",
+            rayon::current_num_threads()
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let outcome = parse().and_then(|args| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .build()
+            .map_err(|e| format!("thread pool: {e}"))?
+            .install(|| run(&args))
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("gemm_bench: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
