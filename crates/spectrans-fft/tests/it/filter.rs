@@ -35,7 +35,8 @@ struct Filtered {
     spectrum: Array3<Complex32>,
 }
 
-fn run_filter(x: &Array3<f32>, hf: &Array2<Complex32>, ws: &mut FilterWorkspace) -> Filtered {
+/// The filter on the calling thread's pool, with `ws` as its workspace.
+fn run_filter_here(x: &Array3<f32>, hf: &Array2<Complex32>, ws: &mut FilterWorkspace) -> Filtered {
     let (b, n, d) = x.dim();
     let plan = SeqRealFft::new(n).expect("n >= 1");
     let mut output = Array3::zeros((b, n, d));
@@ -51,12 +52,76 @@ fn run_filter(x: &Array3<f32>, hf: &Array2<Complex32>, ws: &mut FilterWorkspace)
     Filtered { output, spectrum }
 }
 
+/// The filter run on every pinned pool (fresh workspaces there, `ws` on the one-thread
+/// pool's result); every pool must agree with one thread (see [`same_on_every_pool`]).
+fn run_filter(x: &Array3<f32>, hf: &Array2<Complex32>, ws: &mut FilterWorkspace) -> Filtered {
+    let scale = 1.0 + x.iter().map(|v| v.abs() as f64).sum::<f64>();
+    let everywhere = same_on_every_pool(
+        || run_filter_here(x, hf, &mut FilterWorkspace::new()),
+        |a, b| {
+            max_diff_r(a.output.view(), b.output.mapv(f64::from).view()).max(max_diff_c(
+                a.spectrum.view(),
+                c32_to_c64(b.spectrum.view()).view(),
+            ))
+        },
+        1e-5 * scale,
+    );
+    let here = run_filter_here(x, hf, ws);
+    assert_eq!(
+        here.output, everywhere.output,
+        "a reused workspace changes nothing"
+    );
+    everywhere
+}
+
 struct Adjoint {
     input_cotangent: Array3<f32>,
     cross_spectrum: Array2<Complex32>,
 }
 
+/// The adjoint run on every pinned pool; every pool must agree with one thread.
 fn run_adjoint(
+    dy: &Array3<f32>,
+    spectrum: &Array3<Complex32>,
+    hf: &Array2<Complex32>,
+    cross_start: Array2<Complex32>,
+    ws: &mut FilterWorkspace,
+) -> Adjoint {
+    let scale = 1.0
+        + dy.iter().map(|v| v.abs() as f64).sum::<f64>()
+            * (1.0 + spectrum.iter().map(|v| v.norm() as f64).sum::<f64>());
+    let everywhere = same_on_every_pool(
+        || {
+            run_adjoint_here(
+                dy,
+                spectrum,
+                hf,
+                cross_start.clone(),
+                &mut FilterWorkspace::new(),
+            )
+        },
+        |a, b| {
+            max_diff_r(
+                a.input_cotangent.view(),
+                b.input_cotangent.mapv(f64::from).view(),
+            )
+            .max(max_diff_c(
+                a.cross_spectrum.view(),
+                c32_to_c64(b.cross_spectrum.view()).view(),
+            ))
+        },
+        1e-5 * scale,
+    );
+    let here = run_adjoint_here(dy, spectrum, hf, cross_start, ws);
+    assert_eq!(
+        here.input_cotangent, everywhere.input_cotangent,
+        "a reused workspace changes nothing"
+    );
+    everywhere
+}
+
+/// The adjoint on the calling thread's pool, with `ws` as its workspace.
+fn run_adjoint_here(
     dy: &Array3<f32>,
     spectrum: &Array3<Complex32>,
     hf: &Array2<Complex32>,

@@ -6,22 +6,38 @@ use num_complex::{Complex32, Complex64};
 use proptest::prelude::*;
 use spectrans_fft::{FftNorm, SeqComplexFft, SeqRealFft};
 
+/// `rfft` along axis 1, run on every pinned pool (see [`same_on_every_pool`]).
 fn rfft(x: &Array3<f32>, norm: FftNorm) -> Array3<Complex32> {
     let (b, n, d) = x.dim();
     let plan = SeqRealFft::new(n).expect("n >= 1");
-    let mut out = Array3::zeros((b, n / 2 + 1, d));
-    plan.forward(x.view(), out.view_mut(), norm)
-        .expect("shapes match");
-    out
+    let scale = 1.0 + x.iter().map(|v| v.abs() as f64).sum::<f64>();
+    same_on_every_pool(
+        || {
+            let mut out = Array3::zeros((b, n / 2 + 1, d));
+            plan.forward(x.view(), out.view_mut(), norm)
+                .expect("shapes match");
+            out
+        },
+        |a, b| max_diff_c(a.view(), c32_to_c64(b.view()).view()),
+        1e-6 * scale,
+    )
 }
 
+/// `irfft` along axis 1, run on every pinned pool (see [`same_on_every_pool`]).
 fn irfft(x: &Array3<Complex32>, n: usize, norm: FftNorm) -> Array3<f32> {
     let (b, _, d) = x.dim();
     let plan = SeqRealFft::new(n).expect("n >= 1");
-    let mut out = Array3::zeros((b, n, d));
-    plan.inverse(x.view(), out.view_mut(), norm)
-        .expect("shapes match");
-    out
+    let scale = 1.0 + x.iter().map(|v| v.norm() as f64).sum::<f64>();
+    same_on_every_pool(
+        || {
+            let mut out = Array3::zeros((b, n, d));
+            plan.inverse(x.view(), out.view_mut(), norm)
+                .expect("shapes match");
+            out
+        },
+        |a, b| max_diff_r(a.view(), b.mapv(f64::from).view()),
+        1e-6 * scale,
+    )
 }
 
 /// Arrays from tiny up to ones that are split into several column tiles and tasks.

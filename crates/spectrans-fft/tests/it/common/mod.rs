@@ -197,3 +197,49 @@ pub fn lengths() -> impl Strategy<Value = usize> {
         ]),
     ]
 }
+
+/// Thread counts of the pinned pools the parallel FFT paths are tested on, whatever the
+/// machine's core count. A transform takes the slice path when its batch is at least the pool's
+/// thread count and the column-tile path otherwise, so batches of 1..=3 on these pools run
+/// both paths on every machine.
+pub const POOL_THREADS: [usize; 4] = [1, 2, 4, 16];
+
+/// Runs `job` on each pinned pool of [`POOL_THREADS`] (built once per test binary); returns
+/// `(threads, result)` per pool.
+pub fn on_every_pool<T: Send>(job: impl Fn() -> T + Sync) -> Vec<(usize, T)> {
+    static POOLS: std::sync::OnceLock<Vec<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let pools = POOLS.get_or_init(|| {
+        POOL_THREADS
+            .iter()
+            .map(|&t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .expect("a test thread pool")
+            })
+            .collect()
+    });
+    pools
+        .iter()
+        .map(|pool| (pool.current_num_threads(), pool.install(&job)))
+        .collect()
+}
+
+/// Runs `job` on every pinned pool, checks that every pool's result is within `tol` of the
+/// one-thread result under `diff`, and returns the one-thread result.
+pub fn same_on_every_pool<T: Send>(
+    job: impl Fn() -> T + Sync,
+    diff: impl Fn(&T, &T) -> f64,
+    tol: f64,
+) -> T {
+    let mut results = on_every_pool(job).into_iter();
+    let (_, first) = results.next().expect("at least one pool");
+    for (threads, other) in results {
+        let d = diff(&first, &other);
+        assert!(
+            d <= tol,
+            "{threads} threads differ from 1 thread by {d} (> {tol})"
+        );
+    }
+    first
+}
