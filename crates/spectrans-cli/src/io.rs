@@ -57,7 +57,7 @@ fn rank<T, D: ndarray::Dimension>(
     let shape = a.shape().to_vec();
     a.into_dimensionality::<D>().map_err(|_| {
         anyhow::anyhow!(
-            "{}: `{name}` has shape {shape:?}, expected {expected}",
+            "{}: {name}: expected shape {expected}, found {shape:?}",
             file.path().display()
         )
     })

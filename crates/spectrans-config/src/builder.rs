@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::enums::{
-    FfnActivation, FftNorm, FilterActivation, ModelType, OutputType, PositionalEncodingType,
+    Activation, FftNorm, FilterActivation, ModelType, OutputType, PositionalEncodingType,
 };
 use crate::error::ConfigError;
 use crate::raw::{RawConfig, RawFfn, RawLayers, RawMixing, RawModel};
@@ -148,7 +148,7 @@ impl ConfigBuilder {
         self
     }
     /// Activation between the two FFN linears.
-    pub fn ffn_activation(mut self, v: FfnActivation) -> Self {
+    pub fn ffn_activation(mut self, v: Activation) -> Self {
         self.ffn.activation = Some(v);
         self
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::builder::ConfigBuilder;
 use crate::enums::{
-    FfnActivation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
+    Activation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
     PositionalEncodingType,
 };
 use crate::error::ConfigError;
@@ -49,7 +49,7 @@ pub struct Config {
     pub(crate) fft_norm: FftNorm,
     pub(crate) filter_init_std: f64,
     pub(crate) learnable_filters: bool,
-    pub(crate) ffn_activation: FfnActivation,
+    pub(crate) ffn_activation: Activation,
 }
 
 impl Config {
@@ -83,28 +83,16 @@ impl Config {
         self.to_raw().to_toml_string()
     }
 
-    /// Writes [`Config::to_toml_string`] to `path` through a temporary file in the same folder
-    /// and a rename, so a reader never sees half a file.
+    /// Writes [`Config::to_toml_string`] to `path` with [`crate::write_atomically`]: a synced
+    /// temporary file in the same folder, renamed over `path`, so a reader never sees half a
+    /// file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
         let path = path.as_ref();
-        let io = |source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let name = path.file_name().ok_or_else(|| {
-            io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the path names no file",
-            ))
-        })?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".{}.tmp", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        std::fs::write(&tmp, self.to_toml_string()).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
+        crate::write_atomically(path, self.to_toml_string().as_bytes()).map_err(|source| {
+            ConfigError::Io {
+                path: path.to_owned(),
+                source,
+            }
         })
     }
 
@@ -233,7 +221,7 @@ impl Config {
         self.learnable_filters
     }
     /// Activation between the two FFN linears.
-    pub fn ffn_activation(&self) -> FfnActivation {
+    pub fn ffn_activation(&self) -> Activation {
         self.ffn_activation
     }
 

@@ -1,24 +1,16 @@
 //! The string-valued choices of the schema, each with its TOML spelling.
 //!
 //! `Display` writes the TOML string, `FromStr` reads it back, and `NAMES` lists every
-//! accepted spelling (used for error messages, suggestions and the generated docs).
+//! accepted spelling (used for error messages, suggestions and the generated docs). The
+//! choices the FFT and the layers share ([`FftNorm`], [`FilterActivation`], [`Activation`])
+//! are defined once, in spectrans-types, and re-exported here; the config-only ones below.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A string that names none of an enum's variants.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} `{value}`; expected one of {}", .expected.join(", "))]
-pub struct UnknownVariant {
-    /// What kind of choice was being parsed, e.g. "output_type".
-    pub what: &'static str,
-    /// The string that was given.
-    pub value: String,
-    /// Every accepted spelling.
-    pub expected: &'static [&'static str],
-}
+pub use spectrans_types::{Activation, FftNorm, FilterActivation, UnknownVariant};
 
 macro_rules! choice_enum {
     (
@@ -107,50 +99,6 @@ choice_enum! {
 }
 
 choice_enum! {
-    /// The function applied to the real and imaginary filter weights.
-    FilterActivation, "filter_activation" {
-        /// 1 / (1 + e^-x)
-        Sigmoid => "sigmoid",
-        /// tanh(x)
-        Tanh => "tanh",
-        /// x
-        Identity => "identity",
-    }
-}
-
-choice_enum! {
-    /// FFT scaling, as numpy/PyTorch name it.
-    FftNorm, "fft_norm" {
-        /// Forward and inverse both scaled by 1/sqrt(N).
-        Ortho => "ortho",
-        /// Forward scaled by 1/N, inverse unscaled.
-        Forward => "forward",
-        /// Forward unscaled, inverse scaled by 1/N.
-        Backward => "backward",
-    }
-}
-
-choice_enum! {
-    /// The activation between the two FFN linears (spectrans' FeedForwardNetwork set).
-    FfnActivation, "activation" {
-        /// Exact (erf) GELU.
-        Gelu => "gelu",
-        /// max(0, x)
-        Relu => "relu",
-        /// x * sigmoid(x)
-        Silu => "silu",
-        /// tanh(x)
-        Tanh => "tanh",
-        /// 1 / (1 + e^-x)
-        Sigmoid => "sigmoid",
-        /// x if x > 0 else e^x - 1
-        Elu => "elu",
-        /// x if x > 0 else 0.01 x
-        LeakyRelu => "leaky_relu",
-    }
-}
-
-choice_enum! {
     /// The mixing layer kind of `[layers.mixing]`; GFNet has only the global filter.
     MixingType, "type" {
         /// spectrans' GlobalFilterMixing.
@@ -180,7 +128,7 @@ mod tests {
         round_trips(OutputType::ALL, OutputType::NAMES);
         round_trips(FilterActivation::ALL, FilterActivation::NAMES);
         round_trips(FftNorm::ALL, FftNorm::NAMES);
-        round_trips(FfnActivation::ALL, FfnActivation::NAMES);
+        round_trips(Activation::ALL, Activation::NAMES);
         round_trips(MixingType::ALL, MixingType::NAMES);
     }
 
@@ -201,14 +149,14 @@ mod tests {
     fn serde_uses_the_toml_spelling() {
         #[derive(Serialize, Deserialize)]
         struct W {
-            a: FfnActivation,
+            a: Activation,
         }
         let s = toml::to_string(&W {
-            a: FfnActivation::LeakyRelu,
+            a: Activation::LeakyRelu,
         })
         .unwrap();
         assert_eq!(s.trim(), "a = \"leaky_relu\"");
         let w: W = toml::from_str("a = \"silu\"").unwrap();
-        assert_eq!(w.a, FfnActivation::Silu);
+        assert_eq!(w.a, Activation::Silu);
     }
 }

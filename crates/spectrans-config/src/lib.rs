@@ -18,8 +18,13 @@
 //! ```
 //!
 //! The schema itself is data ([`schema::FIELDS`], [`schema::CROSS_FIELD_RULES`]) from which
-//! docs/config.md is generated. This crate depends on serde, toml and thiserror only.
+//! docs/config.md is generated. This crate depends on spectrans-types, serde, toml and
+//! thiserror only. It also holds [`write_atomically`], the one way the workspace writes
+//! output files.
 
+#![deny(missing_docs)]
+
+mod atomic;
 mod builder;
 mod config;
 mod enums;
@@ -30,10 +35,11 @@ pub mod schema;
 mod suggest;
 mod validate;
 
+pub use atomic::write_atomically;
 pub use builder::ConfigBuilder;
 pub use config::Config;
 pub use enums::{
-    FfnActivation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
+    Activation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
     PositionalEncodingType, UnknownVariant,
 };
 pub use error::{ConfigError, Violation};

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::enums::{
-    FfnActivation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
+    Activation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
     PositionalEncodingType,
 };
 
@@ -105,7 +105,7 @@ pub struct RawFfn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intermediate_dim: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub activation: Option<FfnActivation>,
+    pub activation: Option<Activation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
 }
@@ -252,7 +252,7 @@ mod tests {
                 ffn: Some(RawFfn {
                     hidden_dim: Some(8),
                     intermediate_dim: Some(16),
-                    activation: Some(FfnActivation::LeakyRelu),
+                    activation: Some(Activation::LeakyRelu),
                     dropout: Some(0.25),
                 }),
             }),

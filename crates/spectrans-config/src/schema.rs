@@ -4,7 +4,7 @@
 //! here, so the reference and the checks cannot drift apart.
 
 use crate::enums::{
-    FfnActivation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
+    Activation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
     PositionalEncodingType,
 };
 
@@ -392,7 +392,7 @@ pub const FIELDS: &[FieldSpec] = &[
     field(
         Ffn,
         "activation",
-        Choice(FfnActivation::NAMES),
+        Choice(Activation::NAMES),
         "\"gelu\"",
         Rule::OneOf,
         "activation between the two FFN linears (spectrans' GFNet uses gelu)",

@@ -12,7 +12,7 @@ use crate::schema::{FieldSpec, Section};
 /// Default `[model]` values (spectrans' GFNetModelConfig / ModelConfig).
 pub(crate) mod defaults {
     use crate::enums::{
-        FfnActivation, FftNorm, FilterActivation, ModelType, OutputType, PositionalEncodingType,
+        Activation, FftNorm, FilterActivation, ModelType, OutputType, PositionalEncodingType,
     };
 
     pub const MODEL_TYPE: ModelType = ModelType::Gfnet;
@@ -26,7 +26,7 @@ pub(crate) mod defaults {
     pub const LEARNABLE_FILTERS: bool = true;
     pub const FFT_NORM: FftNorm = FftNorm::Ortho;
     pub const FILTER_INIT_STD: f64 = 0.02;
-    pub const FFN_ACTIVATION: FfnActivation = FfnActivation::Gelu;
+    pub const FFN_ACTIVATION: Activation = Activation::Gelu;
     /// `ffn_hidden_dim` defaults to this multiple of `hidden_dim`.
     pub const FFN_RATIO: usize = 4;
 }

@@ -7,7 +7,7 @@ pub enum FftError {
     #[error("transform length must be at least 1, got 0")]
     ZeroLength,
     /// An array argument does not have the shape the transform needs.
-    #[error("`{argument}` has shape {found:?}, expected {expected:?}")]
+    #[error("{argument}: expected shape {expected:?}, found {found:?}")]
     ShapeMismatch {
         /// Name of the offending argument, as in the function signature.
         argument: &'static str,
@@ -15,12 +15,6 @@ pub enum FftError {
         expected: Vec<usize>,
         /// The shape that was passed.
         found: Vec<usize>,
-    },
-    /// A normalisation name that is not `backward`, `forward` or `ortho`.
-    #[error("unknown FFT normalisation {value:?}, expected \"backward\", \"forward\" or \"ortho\"")]
-    InvalidNorm {
-        /// The rejected name.
-        value: String,
     },
     /// The underlying FFT library rejected a call (an internal invariant broke).
     #[error("FFT backend failed: {message}")]

@@ -25,6 +25,8 @@
 //! # Ok::<(), spectrans_fft::FftError>(())
 //! ```
 
+#![deny(missing_docs)]
+
 mod cache;
 mod complex;
 mod error;
@@ -43,7 +45,7 @@ pub use cache::real_plan;
 pub use complex::SeqComplexFft;
 pub use error::FftError;
 pub use fold::fold_filter;
-pub use norm::FftNorm;
+pub use norm::{FftNorm, UnknownVariant};
 pub use num_complex::Complex32;
 pub use real::SeqRealFft;
 pub use scratch::FilterWorkspace;

@@ -1,6 +1,11 @@
 //! Pointwise activations with their derivatives (feed-forward and filter activations).
+//!
+//! The choices themselves, [`Activation`] and [`FilterActivation`], are defined once in
+//! spectrans-types (the config names them too); their math is here, as the extension traits
+//! [`ActivationExt`] and [`FilterActivationExt`].
 
 use num_complex::Complex32;
+pub use spectrans_types::{Activation, FilterActivation};
 
 use crate::fast_math::{erf_f32, exp_f32};
 
@@ -18,46 +23,28 @@ const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 /// PyTorch's default LeakyReLU slope.
 pub const LEAKY_RELU_SLOPE: f32 = 0.01;
 
-/// The feed-forward activation (spectrans `FeedForwardNetwork`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Activation {
-    /// Exact GELU: `x · ½ (1 + erf(x / √2))` (erf to 1.5e-7, as PyTorch's CPU kernel).
-    Gelu,
-    /// `max(0, x)`.
-    Relu,
-    /// `x · σ(x)`.
-    Silu,
-    /// `tanh(x)`.
-    Tanh,
-    /// `σ(x)`.
-    Sigmoid,
-    /// `x` for x > 0, else `e^x - 1` (alpha 1).
-    Elu,
-    /// `x` for x > 0, else `0.01 x`.
-    LeakyRelu,
-}
-
-impl Activation {
-    /// All variants, for tests and tables.
-    pub const ALL: [Activation; 7] = [
-        Activation::Gelu,
-        Activation::Relu,
-        Activation::Silu,
-        Activation::Tanh,
-        Activation::Sigmoid,
-        Activation::Elu,
-        Activation::LeakyRelu,
-    ];
-
+/// The math of a feed-forward [`Activation`]: `f`, `f'`, and the row kernels the layers run.
+pub trait ActivationExt: Copy {
     /// `f(x)`.
     ///
     /// ```
-    /// use spectrans_layers::Activation;
+    /// use spectrans_layers::{Activation, ActivationExt};
     /// assert!((Activation::Gelu.apply(1.0) - 0.841_344_7).abs() < 1e-6);
     /// assert_eq!(Activation::Relu.apply(-2.0), 0.0);
     /// ```
+    fn apply(self, x: f32) -> f32;
+    /// `row[j] = f(row[j] + bias[j])` over a row.
+    fn apply_bias_row(self, row: &mut [f32], bias: &[f32]);
+    /// With `z = row[j] + bias[j]`: `row[j] = f(z)` and `grad[j] = f'(z)`, one sweep.
+    fn apply_bias_row_with_derivative(self, row: &mut [f32], grad: &mut [f32], bias: &[f32]);
+    /// `f'(x)`.
+    fn derivative(self, x: f32) -> f32;
+}
+
+impl ActivationExt for Activation {
+    /// Exact GELU uses erf to 1.5e-7, as PyTorch's CPU kernel.
     #[inline]
-    pub fn apply(self, x: f32) -> f32 {
+    fn apply(self, x: f32) -> f32 {
         match self {
             Activation::Gelu => x * 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2)),
             Activation::Relu => x.max(0.0),
@@ -83,7 +70,7 @@ impl Activation {
 
     /// `row[j] = f(row[j] + bias[j])` over a row, the match hoisted out of the loop so each
     /// arm vectorizes.
-    pub fn apply_bias_row(self, row: &mut [f32], bias: &[f32]) {
+    fn apply_bias_row(self, row: &mut [f32], bias: &[f32]) {
         macro_rules! each {
             ($act:expr) => {
                 for (v, &b) in row.iter_mut().zip(bias) {
@@ -104,7 +91,7 @@ impl Activation {
 
     /// With `z = row[j] + bias[j]`: `row[j] = f(z)` and `grad[j] = f'(z)`, one sweep (the
     /// training forward keeps `f'` for backward).
-    pub fn apply_bias_row_with_derivative(self, row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
+    fn apply_bias_row_with_derivative(self, row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
         if self == Activation::Gelu {
             crate::fast_math::gelu_bias_row_with_derivative(row, grad, bias);
             return;
@@ -118,7 +105,7 @@ impl Activation {
 
     /// `f'(x)` (at the kinks, the value PyTorch uses: relu'(0) = 0, leaky'(0) = 0.01, elu'(0) = 1).
     #[inline]
-    pub fn derivative(self, x: f32) -> f32 {
+    fn derivative(self, x: f32) -> f32 {
         match self {
             Activation::Gelu => {
                 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2))
@@ -161,28 +148,21 @@ impl Activation {
     }
 }
 
-/// The activation applied to the filter parameters' real and imaginary parts separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FilterActivation {
-    /// `σ(w)` (spectrans' default).
-    Sigmoid,
-    /// `tanh(w)`.
-    Tanh,
-    /// `w`.
-    Identity,
+/// The math of a [`FilterActivation`], applied to the filter weights' real and imaginary
+/// parts separately.
+pub trait FilterActivationExt: Copy {
+    /// `act(w)`.
+    fn apply(self, w: f32) -> f32;
+    /// `out[j] = act(re[j]) + i act(im[j])` over a row.
+    fn apply_complex_row(self, re: &[f32], im: &[f32], out: &mut [Complex32]);
+    /// `act'(w)`.
+    fn derivative(self, w: f32) -> f32;
 }
 
-impl FilterActivation {
-    /// All variants.
-    pub const ALL: [FilterActivation; 3] = [
-        FilterActivation::Sigmoid,
-        FilterActivation::Tanh,
-        FilterActivation::Identity,
-    ];
-
+impl FilterActivationExt for FilterActivation {
     /// `act(w)`.
     #[inline]
-    pub fn apply(self, w: f32) -> f32 {
+    fn apply(self, w: f32) -> f32 {
         match self {
             FilterActivation::Sigmoid => sigmoid(w),
             FilterActivation::Tanh => w.tanh(),
@@ -192,7 +172,7 @@ impl FilterActivation {
 
     /// `out[j] = act(re[j]) + i act(im[j])` over a row, the match hoisted out of the loop so
     /// that each arm vectorizes.
-    pub fn apply_complex_row(self, re: &[f32], im: &[f32], out: &mut [Complex32]) {
+    fn apply_complex_row(self, re: &[f32], im: &[f32], out: &mut [Complex32]) {
         macro_rules! each {
             ($f:expr) => {
                 for ((o, &r), &i) in out.iter_mut().zip(re).zip(im) {
@@ -209,7 +189,7 @@ impl FilterActivation {
 
     /// `act'(w)`.
     #[inline]
-    pub fn derivative(self, w: f32) -> f32 {
+    fn derivative(self, w: f32) -> f32 {
         match self {
             FilterActivation::Sigmoid => {
                 let s = sigmoid(w);

@@ -1,6 +1,6 @@
 //! The pre-norm GFNet block: `h = x + drop(GF(LN1(x)))`, `out = h + drop(FFN(LN2(h)))`.
 
-use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD, s};
+use ndarray::{Array3, ArrayView3, s};
 use rand::Rng;
 use spectrans_fft::FftNorm;
 
@@ -10,7 +10,6 @@ use crate::error::{LayerError, shape_error};
 use crate::feed_forward::{FeedForward, FeedForwardCache, FeedForwardGrads};
 use crate::global_filter::{GlobalFilter, GlobalFilterCache, GlobalFilterGrads};
 use crate::layer_norm::{LayerNorm, LayerNormCache, LayerNormGrads};
-use crate::params::{Parameters, join};
 use crate::tensor::{contiguous_mut, par_add_assign};
 
 /// Everything that shapes a [`GfnetBlock`]. Start from [`BlockOptions::new`] and override fields.
@@ -58,12 +57,55 @@ impl BlockOptions {
         }
     }
 
+    /// The options of every block of a model built from `config` (also `BlockOptions::from`
+    /// with the `config` feature).
+    #[cfg(feature = "config")]
+    pub fn from_config(config: &spectrans_config::Config) -> Self {
+        Self::from(config)
+    }
+
     /// Sets all three dropouts to `p`, as spectrans' GFNet does with its one `dropout`.
     pub fn with_dropout(mut self, p: f32) -> Self {
         self.dropout = p;
         self.mixing_dropout = p;
         self.ffn_dropout = p;
         self
+    }
+}
+
+/// The options of every block of a model built from `config`: its widths, activations, FFT
+/// norm, filter init and norm eps, and its one `dropout` for all three dropouts, as spectrans'
+/// GFNet passes them. The enums are the same types in both crates (spectrans-types).
+///
+/// ```
+/// use spectrans_config::Config;
+/// use spectrans_layers::{Activation, BlockOptions};
+/// let config = Config::from_toml_str(
+///     "[model]\nhidden_dim = 8\nnum_layers = 1\nsequence_length = 4\n\
+///      [layers.ffn]\nactivation = \"relu\"\n",
+/// )?;
+/// let options = BlockOptions::from(&config);
+/// assert_eq!((options.hidden_dim, options.ffn_hidden_dim), (8, 32));
+/// assert_eq!(options.ffn_activation, Activation::Relu);
+/// # Ok::<(), spectrans_config::ConfigError>(())
+/// ```
+#[cfg(feature = "config")]
+impl From<&spectrans_config::Config> for BlockOptions {
+    fn from(config: &spectrans_config::Config) -> Self {
+        let dropout = config.dropout();
+        Self {
+            hidden_dim: config.hidden_dim(),
+            sequence_length: config.sequence_length(),
+            ffn_hidden_dim: config.ffn_hidden_dim(),
+            ffn_activation: config.ffn_activation(),
+            filter_activation: config.filter_activation(),
+            fft_norm: config.fft_norm(),
+            filter_init_std: config.filter_init_std() as f32,
+            dropout,
+            mixing_dropout: dropout,
+            ffn_dropout: dropout,
+            norm_eps: config.norm_eps() as f32,
+        }
     }
 }
 
@@ -326,25 +368,10 @@ impl GfnetBlockGrads {
     }
 }
 
-macro_rules! block_params {
-    ($t:ty) => {
-        impl Parameters for $t {
-            // PyTorch's state_dict order: mixing_layer, norm1, ffn, norm2.
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
-                self.mixing_layer.visit(&join(prefix, "mixing_layer."), f);
-                self.norm1.visit(&join(prefix, "norm1."), f);
-                self.ffn.visit(&join(prefix, "ffn."), f);
-                self.norm2.visit(&join(prefix, "norm2."), f);
-            }
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
-                self.mixing_layer
-                    .visit_mut(&join(prefix, "mixing_layer."), f);
-                self.norm1.visit_mut(&join(prefix, "norm1."), f);
-                self.ffn.visit_mut(&join(prefix, "ffn."), f);
-                self.norm2.visit_mut(&join(prefix, "norm2."), f);
-            }
-        }
-    };
-}
-block_params!(GfnetBlock);
-block_params!(GfnetBlockGrads);
+// PyTorch's state_dict order: mixing_layer, norm1, ffn, norm2.
+crate::parameters!(GfnetBlock, GfnetBlockGrads => [
+    module mixing_layer,
+    module norm1,
+    module ffn,
+    module norm2,
+]);

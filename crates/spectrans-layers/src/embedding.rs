@@ -1,12 +1,11 @@
 //! Embedding(V, D): a lookup table of token vectors.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
-use crate::params::{Parameters, join};
 
 /// An integer type that can hold a token id.
 pub trait TokenId: Copy {
@@ -183,17 +182,4 @@ impl EmbeddingGrads {
     }
 }
 
-macro_rules! emb_params {
-    ($t:ty) => {
-        impl Parameters for $t {
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
-                f(&join(prefix, "weight"), self.weight.view().into_dyn());
-            }
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
-                f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
-            }
-        }
-    };
-}
-emb_params!(Embedding);
-emb_params!(EmbeddingGrads);
+crate::parameters!(Embedding, EmbeddingGrads => [tensor weight]);

@@ -2,15 +2,14 @@
 
 use std::cell::RefCell;
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2};
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::activation::Activation;
+use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
 use crate::linear::{Linear, LinearGrads};
-use crate::params::{Parameters, join};
 use crate::tensor::{
     check_hidden, contiguous, contiguous_mut, min_rows, par_add_bias_rows, rows_of, to_3d,
 };
@@ -90,6 +89,21 @@ impl FeedForward {
         self.fc1.out_features()
     }
 
+    /// The public fields agree: each Linear's bias matches its weight, and fc2 reads what fc1
+    /// writes. Checked on every forward, so a field set to the wrong shape is a typed error.
+    fn check_params(&self) -> Result<(), LayerError> {
+        self.fc1.check_params()?;
+        self.fc2.check_params()?;
+        if self.fc2.in_features() != self.fc1.out_features() {
+            return Err(shape_error(
+                "FeedForward fc2.weight",
+                format!("(out, {}) to read fc1's output", self.fc1.out_features()),
+                self.fc2.weight.shape(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs `job` with this thread's scratch buffer, or a fresh one when a call on this thread
     /// already holds it (a rayon task run while the holder waits).
     fn with_scratch<R>(&self, job: impl FnOnce(&mut Vec<f32>) -> R) -> R {
@@ -148,6 +162,7 @@ impl FeedForward {
         x: ArrayView3<'_, f32>,
         acc: &mut Array3<f32>,
     ) -> Result<(), LayerError> {
+        self.check_params()?;
         let (b, n, _) = x.dim();
         check_hidden("FeedForward input", &x, self.dim())?;
         if acc.dim() != (b, n, self.dim()) {
@@ -191,6 +206,7 @@ impl FeedForward {
         x: Array3<f32>,
         ctx: &mut TrainContext,
     ) -> Result<(Array3<f32>, FeedForwardCache), LayerError> {
+        self.check_params()?;
         let (b, n, d) = x.dim();
         check_hidden("FeedForward input", &x.view(), self.dim())?;
         let x = if x.is_standard_layout() {
@@ -310,19 +326,4 @@ impl FeedForwardGrads {
     }
 }
 
-macro_rules! ffn_params {
-    ($t:ty) => {
-        impl Parameters for $t {
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
-                self.fc1.visit(&join(prefix, "fc1."), f);
-                self.fc2.visit(&join(prefix, "fc2."), f);
-            }
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
-                self.fc1.visit_mut(&join(prefix, "fc1."), f);
-                self.fc2.visit_mut(&join(prefix, "fc2."), f);
-            }
-        }
-    };
-}
-ffn_params!(FeedForward);
-ffn_params!(FeedForwardGrads);
+crate::parameters!(FeedForward, FeedForwardGrads => [module fc1, module fc2]);

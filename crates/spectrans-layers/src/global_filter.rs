@@ -4,17 +4,16 @@
 use std::borrow::Cow;
 use std::sync::{Mutex, TryLockError};
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use spectrans_fft::{Complex32, FftNorm, FilterWorkspace, fold_filter, real_plan};
 
-use crate::activation::FilterActivation;
+use crate::activation::{FilterActivation, FilterActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
 use crate::interpolate::LinearResample;
-use crate::params::{Parameters, join};
 use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows};
 
 /// The GFNet global filter layer (spectrans `GlobalFilterMixing`).
@@ -378,31 +377,4 @@ impl GlobalFilterGrads {
     }
 }
 
-macro_rules! gf_params {
-    ($t:ty) => {
-        impl Parameters for $t {
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
-                f(
-                    &join(prefix, "filter_real"),
-                    self.filter_real.view().into_dyn(),
-                );
-                f(
-                    &join(prefix, "filter_imag"),
-                    self.filter_imag.view().into_dyn(),
-                );
-            }
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
-                f(
-                    &join(prefix, "filter_real"),
-                    self.filter_real.view_mut().into_dyn(),
-                );
-                f(
-                    &join(prefix, "filter_imag"),
-                    self.filter_imag.view_mut().into_dyn(),
-                );
-            }
-        }
-    };
-}
-gf_params!(GlobalFilter);
-gf_params!(GlobalFilterGrads);
+crate::parameters!(GlobalFilter, GlobalFilterGrads => [tensor filter_real, tensor filter_imag]);

@@ -1,10 +1,9 @@
 //! LayerNorm over the last axis: `y = (x - mean) / sqrt(var + eps) * w + b`, biased variance.
 
-use ndarray::{Array1, Array2, Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array1, Array2, Array3, ArrayView3};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
-use crate::params::{Parameters, join};
 use rayon::prelude::*;
 
 use crate::tensor::{
@@ -79,6 +78,19 @@ impl LayerNorm {
         self.weight.len()
     }
 
+    /// The public fields agree: `bias` has `weight`'s length. Checked on every use, so a field
+    /// set to the wrong length is a typed error, never a panic or a silently shortened row.
+    fn check_params(&self) -> Result<(), LayerError> {
+        if self.bias.len() != self.weight.len() {
+            return Err(shape_error(
+                "LayerNorm bias",
+                format!("({}) to match the weight", self.weight.len()),
+                self.bias.shape(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Eval forward on (batch, seq, dim).
     ///
     /// ```
@@ -88,6 +100,7 @@ impl LayerNorm {
     /// assert_eq!(y, array![[[-1.0, 1.0]]]);
     /// ```
     pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
+        self.check_params()?;
         check_hidden("LayerNorm input", &x, self.dim())?;
         let (b, n, d) = x.dim();
         let mut out = Array3::<f32>::zeros((b, n, d));
@@ -118,6 +131,7 @@ impl LayerNorm {
         x: ArrayView3<'_, f32>,
         _ctx: &mut TrainContext,
     ) -> Result<(Array3<f32>, LayerNormCache), LayerError> {
+        self.check_params()?;
         check_hidden("LayerNorm input", &x, self.dim())?;
         let (b, n, d) = x.dim();
         let mut normalized = Array2::<f32>::zeros((b * n, d));
@@ -164,6 +178,7 @@ impl LayerNorm {
         grad_out: ArrayView3<'_, f32>,
         grads: &mut LayerNormGrads,
     ) -> Result<Array3<f32>, LayerError> {
+        self.check_params()?;
         let (b, n) = cache.batch_seq;
         let d = self.dim();
         if grad_out.dim() != (b, n, d) {
@@ -261,5 +276,4 @@ impl LayerNormGrads {
     }
 }
 
-crate::params::weight_bias_params!(LayerNorm);
-crate::params::weight_bias_params!(LayerNormGrads);
+crate::parameters!(LayerNorm, LayerNormGrads => [tensor weight, tensor bias]);

@@ -24,6 +24,8 @@
 //! # Ok::<(), spectrans_layers::LayerError>(())
 //! ```
 
+#![deny(missing_docs)]
+
 mod activation;
 mod block;
 mod dropout;
@@ -40,7 +42,9 @@ mod params;
 mod positional;
 mod tensor;
 
-pub use activation::{Activation, FilterActivation, LEAKY_RELU_SLOPE, sigmoid};
+pub use activation::{
+    Activation, ActivationExt, FilterActivation, FilterActivationExt, LEAKY_RELU_SLOPE, sigmoid,
+};
 pub use block::{BlockOptions, GfnetBlock, GfnetBlockCache, GfnetBlockGrads, OutputTokens};
 pub use dropout::{Dropout, DropoutMask, TrainContext};
 pub use embedding::{Embedding, EmbeddingCache, EmbeddingGrads, TokenId, xavier_uniform};
@@ -56,3 +60,10 @@ pub use positional::{
     RotaryEncoding, SinusoidalEncoding, rotary_inv_freq, sinusoidal_table,
 };
 pub use spectrans_fft::FftNorm;
+
+/// What [`parameters!`] expands to needs, reachable from any crate.
+#[doc(hidden)]
+pub mod __macro_support {
+    pub use crate::params::join;
+    pub use ndarray::{ArrayViewD, ArrayViewMutD};
+}

@@ -1,13 +1,12 @@
 //! Linear(in, out): `y = x Wᵀ + b` on rows, PyTorch layout (weight is (out, in)).
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
 use crate::matmul::matmul_into;
-use crate::params::{Parameters, join};
 use crate::tensor::{contiguous, contiguous_mut, min_rows, par_add_column_sums};
 use rayon::prelude::*;
 
@@ -67,7 +66,23 @@ impl Linear {
         self.weight.nrows()
     }
 
+    /// The public fields agree: `bias` has one entry per weight row. Every forward and the
+    /// parameter backward check it, so a bias set to the wrong length is a typed error, never a
+    /// panic.
+    pub(crate) fn check_params(&self) -> Result<(), LayerError> {
+        if self.bias.len() != self.out_features() {
+            return Err(shape_error(
+                "Linear bias",
+                format!("({}) to match the weight's rows", self.out_features()),
+                self.bias.shape(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Linear::check_params`], and `x` has `in` columns.
     fn check_input(&self, x: &ArrayView2<'_, f32>) -> Result<(), LayerError> {
+        self.check_params()?;
         if x.ncols() != self.in_features() {
             return Err(shape_error(
                 "Linear input",
@@ -238,5 +253,4 @@ impl LinearGrads {
     }
 }
 
-crate::params::weight_bias_params!(Linear);
-crate::params::weight_bias_params!(LinearGrads);
+crate::parameters!(Linear, LinearGrads => [tensor weight, tensor bias]);

@@ -71,27 +71,107 @@ pub fn set_parameter<P: Parameters + ?Sized>(
 }
 
 /// Joins a prefix and a local name (`"ffn."` + `"fc1."` = `"ffn.fc1."`).
-pub(crate) fn join(prefix: &str, local: &str) -> String {
+#[doc(hidden)]
+pub fn join(prefix: &str, local: &str) -> String {
     let mut s = String::with_capacity(prefix.len() + local.len());
     s.push_str(prefix);
     s.push_str(local);
     s
 }
 
-/// `Parameters` for a struct with `weight` and `bias` arrays (Linear, LayerNorm and their
-/// gradient twins), named as PyTorch names them.
-macro_rules! weight_bias_params {
-    ($t:ty) => {
-        impl Parameters for $t {
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
-                f(&join(prefix, "weight"), self.weight.view().into_dyn());
-                f(&join(prefix, "bias"), self.bias.view().into_dyn());
+/// Implements [`Parameters`] for structs whose parameters are fields named as PyTorch names
+/// them, in `state_dict` order. One line per field:
+///
+/// - `tensor name`: an ndarray array, visited as `prefix + "name"`;
+/// - `module name`: a field that implements [`Parameters`], visited under `prefix + "name."`;
+/// - `optional name`: an `Option` of such a field, visited when present;
+/// - `list name`: a `Vec` of such fields, item `i` under `prefix + "name.i."`.
+///
+/// A layer and its gradient struct have the same field names, so one invocation serves both.
+/// (A `macro_rules!`, not a derive: the six hand-written impls it replaces were all of this
+/// shape, and a proc-macro crate would add a build step for no more than this.)
+///
+/// ```
+/// use ndarray::{Array1, Array2};
+/// use spectrans_layers::{Linear, Parameters, parameter_shapes};
+///
+/// struct Probe {
+///     scale: Array1<f32>,
+///     proj: Linear,
+///     extra: Option<Linear>,
+///     layers: Vec<Linear>,
+/// }
+/// spectrans_layers::parameters!(Probe => [tensor scale, module proj, optional extra, list layers]);
+///
+/// let mut rng = rand::thread_rng();
+/// let p = Probe {
+///     scale: Array1::ones(2),
+///     proj: Linear::new(2, 3, &mut rng),
+///     extra: None,
+///     layers: vec![Linear::new(3, 1, &mut rng)],
+/// };
+/// let names: Vec<String> = parameter_shapes(&p, "m.").into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(
+///     names,
+///     ["m.scale", "m.proj.weight", "m.proj.bias", "m.layers.0.weight", "m.layers.0.bias"]
+/// );
+/// ```
+#[macro_export]
+macro_rules! parameters {
+    ($t:ty, $($rest:ty),+ => [$($body:tt)*]) => {
+        $crate::parameters!($t => [$($body)*]);
+        $crate::parameters!($($rest),+ => [$($body)*]);
+    };
+    ($t:ty => [$($kind:ident $field:ident),* $(,)?]) => {
+            impl $crate::Parameters for $t {
+                #[allow(unused_variables)]
+                fn visit(
+                    &self,
+                    prefix: &str,
+                    f: &mut dyn FnMut(&str, $crate::__macro_support::ArrayViewD<'_, f32>),
+                ) {
+                    $( $crate::parameters!(@visit $kind, self.$field, prefix, stringify!($field), f); )*
+                }
+                #[allow(unused_variables)]
+                fn visit_mut(
+                    &mut self,
+                    prefix: &str,
+                    f: &mut dyn FnMut(&str, $crate::__macro_support::ArrayViewMutD<'_, f32>),
+                ) {
+                    $( $crate::parameters!(@visit_mut $kind, self.$field, prefix, stringify!($field), f); )*
+                }
             }
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
-                f(&join(prefix, "weight"), self.weight.view_mut().into_dyn());
-                f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
-            }
+    };
+    (@visit tensor, $e:expr, $prefix:ident, $name:expr, $f:ident) => {
+        $f(&$crate::__macro_support::join($prefix, $name), $e.view().into_dyn())
+    };
+    (@visit_mut tensor, $e:expr, $prefix:ident, $name:expr, $f:ident) => {
+        $f(&$crate::__macro_support::join($prefix, $name), $e.view_mut().into_dyn())
+    };
+    (@visit module, $e:expr, $prefix:ident, $name:expr, $f:ident) => {
+        $crate::Parameters::visit(&$e, &format!("{}{}.", $prefix, $name), $f)
+    };
+    (@visit_mut module, $e:expr, $prefix:ident, $name:expr, $f:ident) => {
+        $crate::Parameters::visit_mut(&mut $e, &format!("{}{}.", $prefix, $name), $f)
+    };
+    (@visit optional, $e:expr, $prefix:ident, $name:expr, $f:ident) => {
+        if let Some(m) = &$e {
+            $crate::Parameters::visit(m, &format!("{}{}.", $prefix, $name), $f)
+        }
+    };
+    (@visit_mut optional, $e:expr, $prefix:ident, $name:expr, $f:ident) => {
+        if let Some(m) = &mut $e {
+            $crate::Parameters::visit_mut(m, &format!("{}{}.", $prefix, $name), $f)
+        }
+    };
+    (@visit list, $e:expr, $prefix:ident, $name:expr, $f:ident) => {
+        for (i, m) in $e.iter().enumerate() {
+            $crate::Parameters::visit(m, &format!("{}{}.{i}.", $prefix, $name), $f)
+        }
+    };
+    (@visit_mut list, $e:expr, $prefix:ident, $name:expr, $f:ident) => {
+        for (i, m) in $e.iter_mut().enumerate() {
+            $crate::Parameters::visit_mut(m, &format!("{}{}.{i}.", $prefix, $name), $f)
         }
     };
 }
-pub(crate) use weight_bias_params;

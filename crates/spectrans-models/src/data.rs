@@ -39,8 +39,9 @@ pub struct Dataset {
 /// Errors reading a data set.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
+    /// The file could not be read. Displays the path; the OS error is the
+    /// [`source`](std::error::Error::source), so a `{:#}` chain prints it once.
+    #[error("{}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,

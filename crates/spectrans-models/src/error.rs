@@ -6,6 +6,68 @@ use crate::loss::LossError;
 use crate::memory::MemoryError;
 use crate::tensor_file::TensorFileError;
 
+/// One thing wrong with a weights file (or a training state file) against a model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WeightProblem {
+    /// The model has a parameter the file lacks.
+    #[error("missing tensor `{name}` of shape {shape:?}")]
+    Missing {
+        /// The parameter's PyTorch name.
+        name: String,
+        /// Its shape in the model.
+        shape: Vec<usize>,
+    },
+    /// The file has a tensor the model does not.
+    #[error("unexpected tensor `{name}`")]
+    Unexpected {
+        /// The tensor's name in the file.
+        name: String,
+    },
+    /// A tensor (a parameter or a buffer) has another shape than the model's.
+    #[error("{} `{name}`: expected shape {expected:?}, found {found:?}", if *.buffer { "buffer" } else { "tensor" })]
+    Shape {
+        /// The tensor's name.
+        name: String,
+        /// Whether it is a buffer (a fixed table) rather than a parameter.
+        buffer: bool,
+        /// The model's shape.
+        expected: Vec<usize>,
+        /// The file's shape.
+        found: Vec<usize>,
+    },
+    /// A parameter holds NaN or infinity.
+    #[error("tensor `{name}` holds a non-finite value at flat index {index}")]
+    NonFinite {
+        /// The parameter's name.
+        name: String,
+        /// The first bad element, flat (row-major) index.
+        index: usize,
+    },
+    /// A buffer differs from the table the config defines.
+    #[error("buffer `{name}` differs from the table this config defines (max |diff| {max_diff:e})")]
+    BufferDiffers {
+        /// The buffer's name.
+        name: String,
+        /// The largest absolute difference.
+        max_diff: f32,
+    },
+    /// A tensor could not be read as f32 (its dtype, or its bytes).
+    #[error("{0}")]
+    Unreadable(String),
+    /// A training state's metadata or counters do not fit this run.
+    #[error("{0}")]
+    TrainingState(String),
+}
+
+/// The problems as one line, `; `-separated.
+fn join_problems(problems: &[WeightProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Everything a model can refuse. Each variant names the thing and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -47,13 +109,13 @@ pub enum ModelError {
     /// The config asks for something this model cannot build.
     #[error("config: {0}")]
     Config(String),
-    /// The weights do not match the model.
-    #[error("weights {path}: {problems}")]
+    /// The weights (or a training state) do not match the model; every problem is listed.
+    #[error("weights {path}: {}", join_problems(.problems))]
     Weights {
         /// The file.
         path: String,
-        /// Every missing, unexpected or misshapen tensor, `; `-separated.
-        problems: String,
+        /// Every missing, unexpected, misshapen or unreadable tensor, in the order found.
+        problems: Vec<WeightProblem>,
     },
     /// A layer refused.
     #[error(transparent)]

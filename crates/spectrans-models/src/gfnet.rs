@@ -3,17 +3,16 @@
 //! input_ids → Embedding (or inputs_embeds) → positional encoding → dropout →
 //! L pre-norm blocks [h = x + GF(LN1 x); out = h + FFN(LN2 h)] → final LayerNorm → head.
 
-use ndarray::{Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
 use spectrans_layers::{
-    Dropout, DropoutMask, Embedding, EmbeddingCache, EmbeddingGrads, GfnetBlock, GfnetBlockCache,
-    GfnetBlockGrads, LayerNorm, LayerNormCache, LayerNormGrads, OutputTokens, Parameters,
+    BlockOptions, Dropout, DropoutMask, Embedding, EmbeddingCache, EmbeddingGrads, GfnetBlock,
+    GfnetBlockCache, GfnetBlockGrads, LayerNorm, LayerNormCache, LayerNormGrads, OutputTokens,
     PositionalEncoding, PositionalEncodingCache, PositionalEncodingGrads, TrainContext,
 };
 
-use crate::convert;
 use crate::error::ModelError;
 use crate::heads::{HeadKind, OutputHead, OutputHeadCache, OutputHeadGrads, Pooling, check_mask};
 
@@ -64,6 +63,35 @@ pub struct Gfnet {
     /// `output_head`, when the output type has one.
     pub output_head: Option<OutputHead>,
     dropout: Dropout,
+}
+
+/// What a forward returns, by the kind of head, so a caller never guesses the rank.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelOutput {
+    /// (B, C): one row per sequence (classification logits, regression values).
+    PerSequence(Array2<f32>),
+    /// (B, N, C): one row per token (sequence and lm logits).
+    PerToken(Array3<f32>),
+    /// (B, N, D): the hidden states of a model without a head.
+    Hidden(Array3<f32>),
+}
+
+impl ModelOutput {
+    /// The output as one array of any rank (what [`Gfnet::forward`] returns).
+    pub fn into_dyn(self) -> ArrayD<f32> {
+        match self {
+            Self::PerSequence(a) => a.into_dyn(),
+            Self::PerToken(a) | Self::Hidden(a) => a.into_dyn(),
+        }
+    }
+
+    /// Its shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Self::PerSequence(a) => a.shape(),
+            Self::PerToken(a) | Self::Hidden(a) => a.shape(),
+        }
+    }
 }
 
 /// Gradients of every parameter of a [`Gfnet`], by the same names.
@@ -134,7 +162,7 @@ impl Gfnet {
             PositionalEncodingType::Rotary => Some(PositionalEncoding::rotary(d)?),
             PositionalEncodingType::None => None,
         };
-        let options = convert::block_options(config);
+        let options = BlockOptions::from(config);
         let blocks = (0..config.num_layers())
             .map(|_| GfnetBlock::new(options.clone(), rng))
             .collect::<Result<Vec<_>, _>>()?;
@@ -256,6 +284,40 @@ impl Gfnet {
         }
     }
 
+    /// [`Gfnet::forward`] with the rank in the type: [`ModelOutput::PerSequence`] for
+    /// classification and regression heads, [`ModelOutput::PerToken`] for sequence and lm
+    /// heads, [`ModelOutput::Hidden`] without a head.
+    ///
+    /// ```
+    /// use spectrans_config::Config;
+    /// use spectrans_models::{Gfnet, ModelInput, ModelOutput};
+    /// let config = Config::from_toml_str(
+    ///     "[model]\nhidden_dim = 8\nnum_layers = 1\nsequence_length = 4\n\
+    ///      vocab_size = 10\nnum_classes = 3\n",
+    /// )?;
+    /// let model = Gfnet::new(&config, 0)?;
+    /// let ids = ndarray::Array2::<i64>::zeros((2, 4));
+    /// match model.forward_output(ModelInput::TokenIds(ids.view()), None)? {
+    ///     ModelOutput::PerSequence(logits) => assert_eq!(logits.dim(), (2, 3)),
+    ///     other => panic!("a classifier gives one row per sequence, got {other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn forward_output(
+        &self,
+        input: ModelInput<'_>,
+        attention_mask: Option<ArrayView2<'_, bool>>,
+    ) -> Result<ModelOutput, ModelError> {
+        let out = self.forward(input, attention_mask)?;
+        Ok(match self.output_head.as_ref().map(|h| h.kind) {
+            Some(HeadKind::Classification | HeadKind::Regression) => {
+                ModelOutput::PerSequence(out.into_dimensionality()?)
+            }
+            Some(HeadKind::Sequence) => ModelOutput::PerToken(out.into_dimensionality()?),
+            None => ModelOutput::Hidden(out.into_dimensionality()?),
+        })
+    }
+
     /// Training-mode forward: dropout per `ctx`, keeps what [`Gfnet::backward`] needs (or, with
     /// gradient checkpointing, only each block's input).
     pub fn forward_train(
@@ -332,10 +394,11 @@ impl Gfnet {
         ))
     }
 
-    /// Backward from dL/d(output); accumulates every parameter's gradient into `grads`.
+    /// Backward from dL/d(output); accumulates every parameter's gradient into `grads`. Takes
+    /// the cache by reference, as every layer's backward does.
     pub fn backward(
         &self,
-        cache: GfnetCache,
+        cache: &GfnetCache,
         grad_output: ArrayViewD<'_, f32>,
         grads: &mut GfnetGrads,
     ) -> Result<(), ModelError> {
@@ -357,7 +420,7 @@ impl Gfnet {
         g = self
             .final_norm
             .backward(&cache.final_norm, g.view(), &mut grads.final_norm)?;
-        match cache.blocks {
+        match &cache.blocks {
             BlockCaches::Kept(caches) => {
                 for ((block, c), bg) in self
                     .blocks
@@ -378,10 +441,9 @@ impl Gfnet {
                     .enumerate()
                     .rev()
                 {
-                    let mut ctx = start;
+                    let mut ctx = start.clone();
                     let tokens = self.block_tokens(i);
                     let (_, c) = block.forward_train_tokens(input.view(), &mut ctx, tokens)?;
-                    drop(input);
                     g = block.backward(&c, g.view(), bg)?;
                 }
             }
@@ -441,56 +503,10 @@ fn check_embeddings(x: ArrayView3<'_, f32>, hidden: usize) -> Result<(), ModelEr
     Ok(())
 }
 
-macro_rules! model_params {
-    ($ty:ty, $emb:ident, $pe:ident, $blocks:ident, $norm:ident, $head:ident) => {
-        impl Parameters for $ty {
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
-                if let Some(e) = &self.$emb {
-                    e.visit(&format!("{prefix}embedding."), f);
-                }
-                if let Some(p) = &self.$pe {
-                    p.visit(&format!("{prefix}positional_encoding."), f);
-                }
-                for (i, b) in self.$blocks.iter().enumerate() {
-                    b.visit(&format!("{prefix}blocks.{i}."), f);
-                }
-                self.$norm.visit(&format!("{prefix}final_norm."), f);
-                if let Some(h) = &self.$head {
-                    h.visit(&format!("{prefix}output_head."), f);
-                }
-            }
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
-                if let Some(e) = &mut self.$emb {
-                    e.visit_mut(&format!("{prefix}embedding."), f);
-                }
-                if let Some(p) = &mut self.$pe {
-                    p.visit_mut(&format!("{prefix}positional_encoding."), f);
-                }
-                for (i, b) in self.$blocks.iter_mut().enumerate() {
-                    b.visit_mut(&format!("{prefix}blocks.{i}."), f);
-                }
-                self.$norm.visit_mut(&format!("{prefix}final_norm."), f);
-                if let Some(h) = &mut self.$head {
-                    h.visit_mut(&format!("{prefix}output_head."), f);
-                }
-            }
-        }
-    };
-}
-
-model_params!(
-    Gfnet,
-    embedding,
-    positional_encoding,
-    blocks,
-    final_norm,
-    output_head
-);
-model_params!(
-    GfnetGrads,
-    embedding,
-    positional_encoding,
-    blocks,
-    final_norm,
-    output_head
-);
+spectrans_layers::parameters!(Gfnet, GfnetGrads => [
+    optional embedding,
+    optional positional_encoding,
+    list blocks,
+    module final_norm,
+    optional output_head,
+]);

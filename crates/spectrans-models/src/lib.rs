@@ -16,7 +16,8 @@
 //! assert_eq!(h.shape(), &[2, 16, 32]);
 //! ```
 
-mod convert;
+#![deny(missing_docs)]
+
 pub mod data;
 mod error;
 mod gfnet;
@@ -28,9 +29,12 @@ pub mod tensor_file;
 pub mod train;
 pub mod weights;
 
-pub use error::ModelError;
-pub use gfnet::{Gfnet, GfnetCache, GfnetGrads, ModelInput};
+pub use error::{ModelError, WeightProblem};
+pub use gfnet::{Gfnet, GfnetCache, GfnetGrads, ModelInput, ModelOutput};
+// What a models user needs from the crates below, so one dependency is enough.
 pub use heads::{HeadKind, OutputHead, Pooling};
+pub use spectrans_config::{Activation, Config, ConfigError, FftNorm, FilterActivation};
+pub use spectrans_layers::{Parameters, TrainContext, parameter_count};
 pub use train::{
     EpochMetrics, LossKind, StepProgress, Targets, TrainOptions, Trainer, argmax, batch_tensors,
     compute_gradients, evaluate, loss_and_grad,

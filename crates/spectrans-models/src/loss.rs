@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis};
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LossError {
     /// Targets do not match the predictions.
-    #[error("targets have shape {found:?}, expected {expected:?} ({what})")]
+    #[error("targets ({what}): expected shape {expected:?}, found {found:?}")]
     Shape {
         /// What the shape should be.
         what: &'static str,
@@ -32,7 +32,7 @@ pub enum LossError {
 
 /// Mean cross-entropy over rows, with its gradient w.r.t. the logits.
 ///
-/// loss = mean_r [ logsumexp(z_r) - z_r[t_r] ];  d loss / d z_r = (softmax(z_r) - onehot(t_r)) / R.
+/// `loss = mean_r [ logsumexp(z_r) - z_r[t_r] ]`;  `d loss / d z_r = (softmax(z_r) - onehot(t_r)) / R`.
 /// The sums run in f64 so the loss is accurate to f32 for any number of rows.
 pub fn cross_entropy(
     logits: ArrayView2<'_, f32>,

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -17,8 +16,9 @@ use safetensors::{Dtype, SafeTensors};
 /// Errors reading or writing a safetensors file.
 #[derive(Debug, thiserror::Error)]
 pub enum TensorFileError {
-    /// The file could not be opened, mapped, written or renamed.
-    #[error("{path}: {source}")]
+    /// The file could not be opened, mapped, written or renamed. Displays the path; the OS
+    /// error is the [`source`](std::error::Error::source), so a `{:#}` chain prints it once.
+    #[error("{}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -362,47 +362,13 @@ pub fn write_tensors_with_metadata(
     write_atomically(path, &bytes)
 }
 
-/// Syncs the folder holding `path`, so a rename survives a power cut as well as a crash; best
-/// effort (some file systems cannot open or sync a folder, and the rename is done either way).
-fn sync_parent(path: &Path) {
-    #[cfg(unix)]
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-}
-
-/// Writes bytes to a temporary file next to `path`, syncs it, renames it over `path`, and syncs
-/// the folder.
+/// Writes bytes with [`spectrans_config::write_atomically`] (synced temporary file, rename,
+/// synced folder), naming `path` in the error.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TensorFileError> {
-    let io = |source| TensorFileError::Io {
+    spectrans_config::write_atomically(path, bytes).map_err(|source| TensorFileError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        file_name.unwrap_or_else(|| "output".into()),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        sync_parent(path);
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Axis, IxDyn};
 use spectrans_layers::{Parameters, TrainContext};
 
 use crate::data::{Dataset, Example};
-use crate::error::ModelError;
+use crate::error::{ModelError, WeightProblem};
 use crate::gfnet::{Gfnet, GfnetGrads, ModelInput};
 use crate::loss::{cross_entropy, mse};
 use crate::optim::{AdamW, LrSchedule, Optimizer, clip_coefficient, global_norm};
@@ -90,7 +90,7 @@ pub fn compute_gradients(
         });
     }
     let mut grads = model.zero_grads();
-    model.backward(cache, grad_output.view(), &mut grads)?;
+    model.backward(&cache, grad_output.view(), &mut grads)?;
     Ok((loss, grads))
 }
 
@@ -447,9 +447,9 @@ impl Trainer {
     pub fn resume(&mut self, path: &Path) -> Result<(), ModelError> {
         let file = TensorFile::open(optimizer_path(path))?;
         let where_ = file.path().display().to_string();
-        let bad = |problems: String| ModelError::Weights {
+        let bad = |problem: String| ModelError::Weights {
             path: where_.clone(),
-            problems,
+            problems: vec![WeightProblem::TrainingState(problem)],
         };
         let text = file.metadata(STATE_KEY).ok_or_else(|| {
             bad(format!(
@@ -484,16 +484,17 @@ impl Trainer {
         let mut problems = Vec::new();
         self.model.visit("", &mut |name, p| {
             let read = |key: String| match file.read_f32(&key) {
-                Ok(t) if t.shape() != p.shape() => Err(format!(
-                    "`{key}` has shape {:?}, expected {:?}",
-                    t.shape(),
-                    p.shape()
-                )),
-                Ok(t) if t.iter().any(|v| !v.is_finite()) => {
-                    Err(format!("`{key}` holds a non-finite value"))
-                }
-                Ok(t) => Ok(t),
-                Err(e) => Err(e.to_string()),
+                Ok(t) if t.shape() != p.shape() => Err(WeightProblem::Shape {
+                    found: t.shape().to_vec(),
+                    name: key,
+                    buffer: false,
+                    expected: p.shape().to_vec(),
+                }),
+                Ok(t) => match t.iter().position(|v| !v.is_finite()) {
+                    Some(index) => Err(WeightProblem::NonFinite { name: key, index }),
+                    None => Ok(t),
+                },
+                Err(e) => Err(WeightProblem::Unreadable(e.to_string())),
             };
             match read(format!("model.{name}")) {
                 Ok(t) => {
@@ -515,7 +516,10 @@ impl Trainer {
             }
         });
         if !problems.is_empty() {
-            return Err(bad(problems.join("; ")));
+            return Err(ModelError::Weights {
+                path: where_,
+                problems,
+            });
         }
         self.model.visit_mut("", &mut |name, mut p| {
             if let Some(v) = params.get(name) {

@@ -12,7 +12,7 @@ use std::path::Path;
 use ndarray::{Array1, ArrayD, ArrayViewD, IxDyn};
 use spectrans_layers::{Parameters, PositionalEncoding};
 
-use crate::error::ModelError;
+use crate::error::{ModelError, WeightProblem};
 use crate::gfnet::Gfnet;
 use crate::tensor_file::{OwnedTensor, TensorFile, write_tensors};
 
@@ -80,7 +80,7 @@ impl Gfnet {
 
     /// Loads every parameter from an open file. Nothing is changed unless the whole file fits.
     pub fn load_tensor_file(&mut self, file: &TensorFile) -> Result<(), ModelError> {
-        let mut problems: Vec<String> = Vec::new();
+        let mut problems: Vec<WeightProblem> = Vec::new();
         let mut loaded: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
         let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
         self.visit("", &mut |name, t| {
@@ -88,24 +88,30 @@ impl Gfnet {
         });
         for (name, shape) in &expected {
             if !file.contains(name) {
-                problems.push(format!("missing tensor `{name}` of shape {shape:?}"));
+                problems.push(WeightProblem::Missing {
+                    name: name.clone(),
+                    shape: shape.clone(),
+                });
                 continue;
             }
             match file.read_f32(name) {
-                Ok(t) if t.shape() != shape.as_slice() => problems.push(format!(
-                    "tensor `{name}` has shape {:?}, expected {shape:?}",
-                    t.shape()
-                )),
+                Ok(t) if t.shape() != shape.as_slice() => problems.push(WeightProblem::Shape {
+                    name: name.clone(),
+                    buffer: false,
+                    expected: shape.clone(),
+                    found: t.shape().to_vec(),
+                }),
                 Ok(t) => {
-                    if let Some(i) = t.iter().position(|v| !v.is_finite()) {
-                        problems.push(format!(
-                            "tensor `{name}` holds a non-finite value at flat index {i}"
-                        ));
+                    if let Some(index) = t.iter().position(|v| !v.is_finite()) {
+                        problems.push(WeightProblem::NonFinite {
+                            name: name.clone(),
+                            index,
+                        });
                     } else {
                         loaded.insert(name.clone(), t);
                     }
                 }
-                Err(e) => problems.push(e.to_string()),
+                Err(e) => problems.push(WeightProblem::Unreadable(e.to_string())),
             }
         }
         let buffers = self.buffers();
@@ -119,13 +125,13 @@ impl Gfnet {
                         problems.push(p);
                     }
                 }
-                None => problems.push(format!("unexpected tensor `{name}`")),
+                None => problems.push(WeightProblem::Unexpected { name }),
             }
         }
         if !problems.is_empty() {
             return Err(ModelError::Weights {
                 path: file.path().display().to_string(),
-                problems: problems.join("; "),
+                problems,
             });
         }
         self.visit_mut("", &mut |name, mut t| {
@@ -137,14 +143,21 @@ impl Gfnet {
     }
 }
 
-fn check_buffer(file: &TensorFile, name: &str, ours: ArrayViewD<'_, f32>) -> Result<(), String> {
-    let theirs = file.read_f32(name).map_err(|e| e.to_string())?;
+fn check_buffer(
+    file: &TensorFile,
+    name: &str,
+    ours: ArrayViewD<'_, f32>,
+) -> Result<(), WeightProblem> {
+    let theirs = file
+        .read_f32(name)
+        .map_err(|e| WeightProblem::Unreadable(e.to_string()))?;
     if theirs.shape() != ours.shape() {
-        return Err(format!(
-            "buffer `{name}` has shape {:?}, expected {:?}",
-            theirs.shape(),
-            ours.shape()
-        ));
+        return Err(WeightProblem::Shape {
+            name: name.to_owned(),
+            buffer: true,
+            expected: ours.shape().to_vec(),
+            found: theirs.shape().to_vec(),
+        });
     }
     let diff = theirs
         .iter()
@@ -155,9 +168,10 @@ fn check_buffer(file: &TensorFile, name: &str, ours: ArrayViewD<'_, f32>) -> Res
             |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
         );
     if diff > BUFFER_TOLERANCE {
-        return Err(format!(
-            "buffer `{name}` differs from the table this config defines (max |diff| {diff:e})"
-        ));
+        return Err(WeightProblem::BufferDiffers {
+            name: name.to_owned(),
+            max_diff: diff,
+        });
     }
     Ok(())
 }

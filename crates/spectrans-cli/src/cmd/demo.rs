@@ -13,7 +13,7 @@ use spectrans_models::{Gfnet, ModelInput, TrainOptions, Trainer, argmax, batch_t
 use crate::cmd::train::{Outputs, check_data, train_loop};
 
 /// The example config, embedded so the demo needs no files.
-pub const DIGITS_CONFIG: &str = include_str!("../../../../examples/configs/digits.toml");
+pub const DIGITS_CONFIG: &str = include_str!("digits.toml");
 
 /// Arguments of `spectrans demo`.
 #[derive(Debug, clap::Args)]

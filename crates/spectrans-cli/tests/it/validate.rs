@@ -137,3 +137,18 @@ fn missing_file_is_an_error_naming_it() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// `spectrans demo` embeds its own copy of the digits config (a package must not include files
+/// from outside itself); it must stay the example users read.
+#[test]
+fn the_demo_embeds_the_example_digits_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("../../examples/configs/digits.toml"))
+        .expect("examples/configs/digits.toml");
+    let embedded = std::fs::read_to_string(root.join("src/cmd/digits.toml"))
+        .expect("crates/spectrans-cli/src/cmd/digits.toml");
+    assert_eq!(
+        embedded, example,
+        "copy examples/configs/digits.toml to crates/spectrans-cli/src/cmd/digits.toml"
+    );
+}

@@ -1,7 +1,7 @@
 //! Rules between fields, whole-file behaviour (all violations at once, syntax positions), and
 //! file I/O.
 
-use spectrans_config::{Config, ConfigError, FfnActivation, OutputType, PositionalEncodingType};
+use spectrans_config::{Activation, Config, ConfigError, OutputType, PositionalEncodingType};
 
 const BASE: &str = "[model]\nhidden_dim = 8\nnum_layers = 2\nsequence_length = 16\n";
 
@@ -119,7 +119,7 @@ fn agreeing_layer_fields_and_layer_only_fields_are_taken() {
         24,
         "intermediate_dim sets the width when the model omits it"
     );
-    assert_eq!(c.ffn_activation(), FfnActivation::Silu);
+    assert_eq!(c.ffn_activation(), Activation::Silu);
     assert!(!c.learnable_filters());
     assert_eq!(c.filter_init_std(), 0.5);
     assert_eq!(c.fft_norm().to_string(), "forward");

@@ -22,8 +22,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use spectrans_config::schema::FIELDS;
 use spectrans_config::{
-    Config, ConfigError, FfnActivation, FftNorm, FilterActivation, MixingType, ModelType,
-    OutputType, PositionalEncodingType,
+    Activation, Config, ConfigError, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
+    PositionalEncodingType,
 };
 use spectrans_testkit::{LargestRequest, Limits, fuzz, guarded};
 
@@ -128,7 +128,7 @@ fn choice_names() -> Vec<&'static str> {
         OutputType::NAMES,
         FilterActivation::NAMES,
         FftNorm::NAMES,
-        FfnActivation::NAMES,
+        Activation::NAMES,
         MixingType::NAMES,
     ]
     .concat()

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use spectrans_config::{
-    Config, ConfigBuilder, FfnActivation, FftNorm, FilterActivation, MixingType, ModelType,
+    Activation, Config, ConfigBuilder, FftNorm, FilterActivation, MixingType, ModelType,
     OutputType, PositionalEncodingType, RawConfig, RawFfn, RawLayers, RawMixing, RawModel,
 };
 
@@ -49,7 +49,7 @@ prop_compose! {
         fft in pick(FftNorm::ALL),
         init_std in positive(),
         learnable in any::<bool>(),
-        ffn_act in pick(FfnActivation::ALL),
+        ffn_act in pick(Activation::ALL),
     ) -> ConfigBuilder {
         let even_needed = use_pe && matches!(pe, PositionalEncodingType::Rotary | PositionalEncodingType::Sinusoidal);
         let hidden = 2 * half_hidden - usize::from(odd && !even_needed);
@@ -109,7 +109,7 @@ prop_compose! {
         model in opt(raw_model()),
         mixing in opt((opt(pick(MixingType::ALL)), opt(any::<i64>()), opt(-3i64..20), opt(pick(FilterActivation::ALL)),
             opt(any_float()), opt(any::<bool>()), opt(pick(FftNorm::ALL)), opt(any_float()))),
-        ffn in opt((opt(-3i64..20), opt(any::<i64>()), opt(pick(FfnActivation::ALL)), opt(any_float()))),
+        ffn in opt((opt(-3i64..20), opt(any::<i64>()), opt(pick(Activation::ALL)), opt(any_float()))),
         has_layers in any::<bool>(),
     ) -> RawConfig {
         let mixing = mixing.map(|(kind, hidden_dim, sequence_length, activation, dropout, learnable_filters, fft_norm, filter_init_std)| RawMixing {

@@ -246,3 +246,41 @@ fn set_parameter_checks_name_and_shape() {
     block.mixing_layer.filter_imag = Array2::zeros((2, 4));
     assert!(is_shape(block.forward(Array3::zeros((1, 3, 4)).view())));
 }
+
+/// The layers' parameters are public fields; one set to a shape that disagrees with the rest
+/// is a typed error naming it on the next use, not a panic or a silently shortened row.
+#[test]
+fn public_fields_of_the_wrong_shape_are_shape_errors() {
+    let mut r = rng(3);
+    let x = Array3::<f32>::ones((2, 3, 4));
+    let mut lin = Linear::new(4, 3, &mut r);
+    lin.bias = Array1::zeros(2);
+    let err = lin.forward(Array2::ones((5, 4)).view()).unwrap_err();
+    assert!(err.to_string().contains("Linear bias"), "{err}");
+    let mut ctx = TrainContext::new(0, true);
+    assert!(is_shape(
+        lin.forward_train(Array2::ones((5, 4)).view(), &mut ctx)
+    ));
+
+    let mut ln = LayerNorm::new(4, 1e-5);
+    ln.bias = Array1::zeros(3);
+    let err = ln.forward(x.view()).unwrap_err();
+    assert!(err.to_string().contains("LayerNorm bias"), "{err}");
+    assert!(is_shape(ln.forward_train(x.view(), &mut ctx)));
+
+    let mut ffn = FeedForward::new(4, 8, Activation::Gelu, 0.0, &mut r).unwrap();
+    ffn.fc1.bias = Array1::zeros(7);
+    assert!(is_shape(ffn.forward(x.view())));
+    let mut ffn = FeedForward::new(4, 8, Activation::Gelu, 0.0, &mut r).unwrap();
+    ffn.fc2.bias = Array1::zeros(5);
+    assert!(is_shape(ffn.forward(x.view())));
+    assert!(is_shape(ffn.forward_train(x.view(), &mut ctx)));
+    let mut ffn = FeedForward::new(4, 8, Activation::Gelu, 0.0, &mut r).unwrap();
+    ffn.fc2 = Linear::new(6, 4, &mut r);
+    let err = ffn.forward(x.view()).unwrap_err();
+    assert!(err.to_string().contains("fc2"), "{err}");
+
+    let mut block = GfnetBlock::new(BlockOptions::new(4, 3), &mut r).unwrap();
+    block.norm2.weight = Array1::ones(5);
+    assert!(is_shape(block.forward(x.view())));
+}

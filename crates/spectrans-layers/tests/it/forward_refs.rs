@@ -207,7 +207,7 @@ proptest! {
 
     #[test]
     fn activations_match_f64(x in -8.0f32..8.0) {
-        for act in Activation::ALL {
+        for &act in Activation::ALL {
             let want = act64(act, x as f64);
             let got = act.apply(x) as f64;
             prop_assert!((got - want).abs() <= 1e-6 * (1.0 + want.abs()), "{act:?}({x}) = {got}, want {want}");

@@ -51,7 +51,7 @@ proptest! {
 
     #[test]
     fn activation_derivatives(x in -6.0f32..6.0) {
-        for act in Activation::ALL {
+        for &act in Activation::ALL {
             // Away from the kink at 0 for relu, leaky relu and elu.
             prop_assume!(x.abs() > 1e-2);
             let h = 1e-3f64;
@@ -61,7 +61,7 @@ proptest! {
             prop_assert!((numeric - analytic).abs() < 2e-3 + 1e-2 * analytic.abs(),
                 "{act:?}'({x}) = {analytic}, numeric {numeric}");
         }
-        for act in FilterActivation::ALL {
+        for &act in FilterActivation::ALL {
             let h = 1e-3f64;
             let f = |v: f64| act.apply(v as f32) as f64;
             let numeric = (f(x as f64 + h) - f(x as f64 - h)) / (2.0 * h);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use spectrans_config::Config;
 use spectrans_models::tensor_file::{OwnedTensor, TensorFileError, write_tensors};
-use spectrans_models::{Gfnet, ModelError, ModelInput};
+use spectrans_models::{Gfnet, ModelError, ModelInput, WeightProblem};
 
 fn config(extra: &str) -> Config {
     Config::from_toml_str(&format!(
@@ -31,7 +31,11 @@ fn weights_error(
     let path = dir.join(name);
     write_tensors(&path, tensors).unwrap();
     match Gfnet::from_weights(config, &path) {
-        Err(ModelError::Weights { problems, .. }) => problems,
+        Err(ModelError::Weights { problems, .. }) => problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
         other => panic!("expected a weights error, got {other:?}"),
     }
 }
@@ -78,9 +82,29 @@ fn missing_extra_and_misshapen_tensors_are_all_named() {
         "{problems}"
     );
     assert!(
-        problems.contains("`final_norm.weight` has shape [9], expected [8]"),
+        problems.contains("tensor `final_norm.weight`: expected shape [8], found [9]"),
         "{problems}"
     );
+    // The same problems, typed.
+    let path = dir.path().join("bad.safetensors");
+    match Gfnet::from_weights(&c, &path) {
+        Err(ModelError::Weights { problems, .. }) => {
+            assert!(problems.contains(&WeightProblem::Missing {
+                name: "blocks.1.norm2.bias".into(),
+                shape: vec![8],
+            }));
+            assert!(problems.contains(&WeightProblem::Unexpected {
+                name: "blocks.7.extra".into(),
+            }));
+            assert!(problems.contains(&WeightProblem::Shape {
+                name: "final_norm.weight".into(),
+                buffer: false,
+                expected: vec![8],
+                found: vec![9],
+            }));
+        }
+        other => panic!("expected a weights error, got {other:?}"),
+    }
 }
 
 #[test]
