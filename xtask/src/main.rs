@@ -7,6 +7,8 @@ mod bench_fft;
 mod docs;
 mod fixtures;
 mod fuzz;
+#[cfg(test)]
+mod modgraph;
 mod parity;
 mod refenv;
 mod roundtrip;

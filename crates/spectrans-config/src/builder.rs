@@ -1,11 +1,11 @@
 //! Building a [`Config`] in code, starting from the defaults of spectrans' Python API.
 
-use crate::config::Config;
 use crate::enums::{
     Activation, FftNorm, FilterActivation, ModelType, OutputType, PositionalEncodingType,
 };
 use crate::error::ConfigError;
 use crate::raw::{RawConfig, RawFfn, RawLayers, RawMixing, RawModel};
+use crate::values::Config;
 
 /// Sets fields one by one; [`ConfigBuilder::build`] validates them like a file.
 ///

@@ -1,7 +1,11 @@
-//! The validated config: resolved values, file I/O, and what follows from the fields (head
-//! width, parameter count, a one-line summary).
+//! Everything a [`Config`] does, in one place: its constructors (text, file, raw values,
+//! builder), file I/O, the accessors, and what follows from the fields (head width, parameter
+//! count, a one-line summary). The struct itself is in `values.rs`, a leaf that validation
+//! fills in, so no module here imports one that imports it back.
 
 use std::path::Path;
+
+use std::collections::BTreeSet;
 
 use crate::builder::ConfigBuilder;
 use crate::enums::{
@@ -12,45 +16,7 @@ use crate::error::ConfigError;
 use crate::parse::parse;
 use crate::raw::{RawConfig, RawFfn, RawLayers, RawMixing, RawModel};
 use crate::validate::{sorted, validate};
-
-/// A config that passed validation, with every default resolved.
-///
-/// The only ways to get one are [`Config::from_toml_str`], [`Config::load`],
-/// [`Config::validate`] and [`ConfigBuilder::build`], so a model built from a `Config` never
-/// sees an invalid value.
-///
-/// ```
-/// use spectrans_config::{Config, OutputType};
-/// let c = Config::from_toml_str(
-///     "[model]\nhidden_dim = 8\nnum_layers = 2\nsequence_length = 16\nnum_classes = 3\n",
-/// )?;
-/// assert_eq!(c.ffn_hidden_dim(), 32); // 4 * hidden_dim
-/// assert_eq!(c.output_type(), OutputType::Classification);
-/// assert_eq!(c.head_output_dim(), Some(3));
-/// assert_eq!(Config::from_toml_str(&c.to_toml_string())?, c);
-/// # Ok::<(), spectrans_config::ConfigError>(())
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    pub(crate) model_type: ModelType,
-    pub(crate) hidden_dim: usize,
-    pub(crate) num_layers: usize,
-    pub(crate) sequence_length: usize,
-    pub(crate) dropout: f64,
-    pub(crate) vocab_size: Option<usize>,
-    pub(crate) num_classes: Option<usize>,
-    pub(crate) ffn_hidden_dim: usize,
-    pub(crate) use_positional_encoding: bool,
-    pub(crate) positional_encoding_type: PositionalEncodingType,
-    pub(crate) norm_eps: f64,
-    pub(crate) output_type: OutputType,
-    pub(crate) gradient_checkpointing: bool,
-    pub(crate) filter_activation: FilterActivation,
-    pub(crate) fft_norm: FftNorm,
-    pub(crate) filter_init_std: f64,
-    pub(crate) learnable_filters: bool,
-    pub(crate) ffn_activation: Activation,
-}
+use crate::values::Config;
 
 impl Config {
     /// Parses and validates TOML text; every violation of the text is reported.
@@ -75,6 +41,24 @@ impl Config {
             source,
         })?;
         Config::from_toml_str(&text)
+    }
+
+    /// Validates a raw config: the value rules, the defaults, and the rules between fields.
+    /// Every violation is reported.
+    ///
+    /// ```
+    /// use spectrans_config::{Config, RawConfig, RawModel};
+    /// let raw = RawConfig {
+    ///     model: Some(RawModel { hidden_dim: Some(0), num_layers: Some(2), ..Default::default() }),
+    ///     layers: None,
+    /// };
+    /// let err = Config::validate(raw).unwrap_err();
+    /// let text = err.to_string();
+    /// assert!(text.contains("model.hidden_dim: got 0; must be > 0"));
+    /// assert!(text.contains("model.sequence_length: missing"));
+    /// ```
+    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        validate(&raw, &BTreeSet::new()).map_err(|v| ConfigError::Invalid(sorted(v)))
     }
 
     /// The config as TOML with every value written out (defaults resolved), so that

@@ -34,13 +34,14 @@ mod raw;
 pub mod schema;
 mod suggest;
 mod validate;
+mod values;
 
 pub use atomic::write_atomically;
 pub use builder::ConfigBuilder;
-pub use config::Config;
 pub use enums::{
     Activation, FftNorm, FilterActivation, MixingType, ModelType, OutputType,
     PositionalEncodingType, UnknownVariant,
 };
 pub use error::{ConfigError, Violation};
 pub use raw::{RawConfig, RawFfn, RawLayers, RawMixing, RawModel};
+pub use values::Config;

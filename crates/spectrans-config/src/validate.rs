@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use crate::config::Config;
 use crate::enums::{FilterActivation, ModelType, OutputType, PositionalEncodingType};
-use crate::error::{ConfigError, Violation};
+use crate::error::Violation;
 use crate::raw::{RawConfig, RawFfn, RawMixing, RawModel, toml_float};
 use crate::schema::{FieldSpec, Section};
+use crate::values::Config;
 
 /// Default `[model]` values (spectrans' GFNetModelConfig / ModelConfig).
 pub(crate) mod defaults {
@@ -369,26 +369,6 @@ fn check_ffn(c: &mut Checker<'_>, r: &RawFfn, raw_model: &RawModel, m: &Model) {
     }
     let dropout = c.float(S, "dropout", r.dropout);
     c.agree(S, "dropout", dropout, Some(m.dropout), toml_float);
-}
-
-impl Config {
-    /// Validates a raw config: the value rules, the defaults, and the rules between fields.
-    /// Every violation is reported.
-    ///
-    /// ```
-    /// use spectrans_config::{Config, RawConfig, RawModel};
-    /// let raw = RawConfig {
-    ///     model: Some(RawModel { hidden_dim: Some(0), num_layers: Some(2), ..Default::default() }),
-    ///     layers: None,
-    /// };
-    /// let err = Config::validate(raw).unwrap_err();
-    /// let text = err.to_string();
-    /// assert!(text.contains("model.hidden_dim: got 0; must be > 0"));
-    /// assert!(text.contains("model.sequence_length: missing"));
-    /// ```
-    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-        validate(&raw, &BTreeSet::new()).map_err(|v| ConfigError::Invalid(sorted(v)))
-    }
 }
 
 #[cfg(test)]

@@ -320,15 +320,9 @@ impl GfnetBlock {
             ));
         }
         // out = h + drop(ffn(norm2(h)))
-        let dc = if cache.ffn_mask.is_identity() {
-            self.ffn.backward(&cache.ffn, grad_out, &mut grads.ffn)?
-        } else {
-            let mut df = grad_out.as_standard_layout().into_owned();
-            cache
-                .ffn_mask
-                .backward_in_place(contiguous_mut("block FFN gradient", &mut df)?, "block FFN")?;
-            self.ffn.backward(&cache.ffn, df.view(), &mut grads.ffn)?
-        };
+        let df = cache.ffn_mask.masked_grad(grad_out, "block FFN")?;
+        let dc = self.ffn.backward(&cache.ffn, df.view(), &mut grads.ffn)?;
+        drop(df);
         let mut dh = self
             .norm2
             .backward(&cache.norm2, dc.view(), &mut grads.norm2)?;
@@ -336,18 +330,11 @@ impl GfnetBlock {
         par_add_assign("GfnetBlock output gradient", &mut dh, &grad_out)?;
         let dh = cache.tokens.expand(dh, n);
         // h = x + drop(gf(norm1(x)))
-        let da = if cache.mixing_mask.is_identity() {
-            self.mixing_layer
-                .backward(&cache.mixing, dh.view(), &mut grads.mixing_layer)?
-        } else {
-            let mut dm = dh.clone();
-            cache.mixing_mask.backward_in_place(
-                contiguous_mut("block mixing gradient", &mut dm)?,
-                "block mixing",
-            )?;
-            self.mixing_layer
-                .backward(&cache.mixing, dm.view(), &mut grads.mixing_layer)?
-        };
+        let dm = cache.mixing_mask.masked_grad(dh.view(), "block mixing")?;
+        let da = self
+            .mixing_layer
+            .backward(&cache.mixing, dm.view(), &mut grads.mixing_layer)?;
+        drop(dm);
         let mut dx = self
             .norm1
             .backward(&cache.norm1, da.view(), &mut grads.norm1)?;

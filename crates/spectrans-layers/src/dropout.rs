@@ -1,5 +1,6 @@
 //! Inverted dropout with masks drawn from a seeded RNG, and the training context.
 
+use ndarray::{ArrayView, CowArray, Dimension};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -119,6 +120,37 @@ impl DropoutMask {
     /// Forward with this fixed mask: `x *= scale` (same as the draw that made it).
     pub fn forward_in_place(&self, data: &mut [f32], what: &str) -> Result<(), LayerError> {
         self.backward_in_place(data, what)
+    }
+
+    /// The gradient through this mask, in standard layout: `grad` itself (borrowed, no copy)
+    /// when the mask is the identity, else a copy with `grad *= scale`. The one way a layer
+    /// takes its output gradient back through its dropout.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use spectrans_layers::DropoutMask;
+    /// let g = array![[1.0f32, 2.0], [3.0, 4.0]];
+    /// assert!(DropoutMask::identity().masked_grad(g.view(), "x")?.is_view());
+    /// let masked = DropoutMask::from_scales(vec![0.0, 2.0, 2.0, 0.0]).masked_grad(g.view(), "x")?;
+    /// assert_eq!(masked, array![[0.0, 4.0], [6.0, 0.0]]);
+    /// # Ok::<(), spectrans_layers::LayerError>(())
+    /// ```
+    pub fn masked_grad<'a, D: Dimension + 'a>(
+        &self,
+        grad: ArrayView<'a, f32, D>,
+        what: &str,
+    ) -> Result<CowArray<'a, f32, D>, LayerError> {
+        if self.is_identity() && grad.is_standard_layout() {
+            return Ok(CowArray::from(grad));
+        }
+        let mut owned = grad.as_standard_layout().into_owned();
+        let slice = owned.as_slice_mut().ok_or_else(|| LayerError::Shape {
+            what: format!("{what} dropout gradient"),
+            expected: "a contiguous array".into(),
+            found: grad.shape().to_vec(),
+        })?;
+        self.backward_in_place(slice, what)?;
+        Ok(CowArray::from(owned))
     }
 
     /// Backward: `grad *= scale`, the same mask as forward. Errors if the lengths differ.

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Mutex, TryLockError};
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -303,16 +303,7 @@ impl GlobalFilter {
             ));
         }
         // The output gradient as is when no dropout was applied; a masked copy otherwise.
-        let dy = if cache.mask.is_identity() {
-            grad_out.as_standard_layout()
-        } else {
-            let mut dy = grad_out.as_standard_layout().into_owned();
-            cache.mask.backward_in_place(
-                contiguous_mut("GlobalFilter gradient", &mut dy)?,
-                "GlobalFilter",
-            )?;
-            CowArray::from(dy)
-        };
+        let dy = cache.mask.masked_grad(grad_out, "GlobalFilter")?;
         let plan = real_plan(n)?;
         let mut dx = Array3::<f32>::zeros((b, n, d));
         let mut cross = Array2::<Complex32>::zeros((n / 2 + 1, d));

@@ -251,11 +251,10 @@ impl PositionalEncoding {
                 grad_out.shape(),
             ));
         }
-        let mut g = grad_out.as_standard_layout().into_owned();
-        cache.mask.backward_in_place(
-            contiguous_mut("positional encoding gradient", &mut g)?,
-            "positional encoding",
-        )?;
+        let g = cache
+            .mask
+            .masked_grad(grad_out, "positional encoding")?
+            .into_owned();
         match self {
             Self::Sinusoidal(_) => Ok(g),
             Self::Learned(e) => {
