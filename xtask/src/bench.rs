@@ -44,6 +44,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     let plan = Plan::new(&opts.threads, Effort { quick: opts.quick })?;
     let work = root.join(WORK_DIR);
     let ours = runner::build_ours(root, &work)?;
+    let gemm_bin = gemm::build(root, &work)?;
     let (torch, torch_missing) = if opts.no_torch {
         (None, Some("--no-torch was given".to_string()))
     } else {
@@ -62,9 +63,21 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         plan.cases.len(),
         plan.cases.iter().map(|c| c.rounds).sum::<usize>()
     );
-    let results = runner::run_plan(&plan, &configs, &programs, &work.join("models-raw.jsonl"))?;
+    let results = match &opts.from_raw {
+        Some(raw) => {
+            let raw = if raw.is_absolute() {
+                raw.clone()
+            } else {
+                root.join(raw)
+            };
+            eprintln!("bench: model rows from {}", raw.display());
+            let text = fs::read_to_string(&raw).map_err(BenchError::io(&raw))?;
+            runner::results_from_raw(&plan, &text)?
+        }
+        None => runner::run_plan(&plan, &configs, &programs, &work.join("models-raw.jsonl"))?,
+    };
     let gemm = gemm::run(
-        root,
+        &gemm_bin,
         &plan.thread_counts,
         programs.torch.as_ref(),
         opts.quick,
@@ -100,6 +113,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         load: (load_start, machine::load_average()),
         command,
         quick: opts.quick,
+        from_raw: opts.from_raw.as_ref().map(|p| p.display().to_string()),
     });
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(BenchError::io(dir))?;

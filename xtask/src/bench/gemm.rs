@@ -141,13 +141,10 @@ impl GemmResults {
     }
 }
 
-/// Builds the example, then runs every backend at every thread count.
-pub fn run(
-    root: &Path,
-    threads: &[usize],
-    torch: Option<&(PathBuf, PathBuf)>,
-    quick: bool,
-) -> Result<GemmResults, BenchError> {
+/// Builds `examples/gemm_bench.rs` in release and copies it to `dir/gemm_bench`, at the start
+/// of a run (a build failure must stop the run before anything is measured, and a rebuild by
+/// someone else during the run must not change what is measured).
+pub fn build(root: &Path, dir: &Path) -> Result<PathBuf, BenchError> {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .args([
@@ -161,11 +158,24 @@ pub fn run(
         .current_dir(root);
     eprintln!("bench: cargo build --release -p spectrans-layers --example gemm_bench");
     run_checked(&mut cargo)?;
-    let ours = root
+    let built = root
         .join("target")
         .join("release")
         .join("examples")
         .join("gemm_bench");
+    std::fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
+    let copy = dir.join("gemm_bench");
+    std::fs::copy(&built, &copy).map_err(BenchError::io(&built))?;
+    Ok(copy)
+}
+
+/// Runs every backend at every thread count; `ours` is the binary from [`build`].
+pub fn run(
+    ours: &Path,
+    threads: &[usize],
+    torch: Option<&(PathBuf, PathBuf)>,
+    quick: bool,
+) -> Result<GemmResults, BenchError> {
     let shapes = shapes();
     let (iters, warmup) = if quick { (3, 1) } else { (10, 2) };
     let mut results = GemmResults::default();
@@ -173,7 +183,7 @@ pub fn run(
         for backend in Backend::ALL {
             let mut cmd = match (backend, torch) {
                 (Backend::Ours, _) => {
-                    let mut cmd = Command::new(&ours);
+                    let mut cmd = Command::new(ours);
                     cmd.args(["--threads", &t.to_string()]);
                     for s in &shapes {
                         cmd.arg(format!("{},{},{}", s.m, s.k, s.n));

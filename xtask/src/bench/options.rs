@@ -7,7 +7,7 @@ use super::error::BenchError;
 
 /// The usage line printed with argument errors.
 pub const USAGE: &str = "usage: cargo xtask bench [models] [--quick] [--threads 1,2] \
-                         [--out docs/benchmarks.md] [--no-torch] [--no-profile]";
+                         [--out docs/benchmarks.md] [--no-torch] [--no-profile] [--from-raw FILE]";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub struct Options {
     pub no_torch: bool,
     /// Skip the perf profile.
     pub no_profile: bool,
+    /// Render the model tables from this raw log of an earlier run (its `models-raw.jsonl`)
+    /// instead of measuring them again; the GEMM table and the profile are measured.
+    pub from_raw: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -32,6 +35,7 @@ impl Default for Options {
             out: PathBuf::from("docs/benchmarks.md"),
             no_torch: false,
             no_profile: false,
+            from_raw: None,
         }
     }
 }
@@ -59,6 +63,7 @@ pub fn parse(args: &[String]) -> Result<Options, BenchError> {
             "--no-profile" => opts.no_profile = true,
             "--out" => opts.out = PathBuf::from(value("--out")?),
             "--threads" => opts.threads = parse_threads(value("--threads")?)?,
+            "--from-raw" => opts.from_raw = Some(PathBuf::from(value("--from-raw")?)),
             other => {
                 return Err(BenchError::Usage(format!(
                     "unknown argument `{other}`; {USAGE}"
@@ -100,8 +105,14 @@ mod tests {
             "--out=/tmp/b.md",
             "--no-torch",
             "--no-profile",
+            "--from-raw",
+            "bench-out/models-raw.jsonl",
         ]))?;
         assert!(o.quick && o.no_torch && o.no_profile);
+        assert_eq!(
+            o.from_raw,
+            Some(PathBuf::from("bench-out/models-raw.jsonl"))
+        );
         assert_eq!(o.threads, vec![1, 2, 4]);
         assert_eq!(o.out, PathBuf::from("/tmp/b.md"));
         Ok(())

@@ -43,6 +43,8 @@ pub struct ReportInput<'a> {
     pub load: (Option<f64>, Option<f64>),
     pub command: String,
     pub quick: bool,
+    /// The raw log the model rows were read from, when they were not measured in this run.
+    pub from_raw: Option<String>,
 }
 
 /// The whole markdown document.
@@ -684,7 +686,7 @@ fn method_section(doc: &mut String, input: &ReportInput<'_>) {
          scaling table.\n\
          - The TOML configs are written to bench-out/configs/ (the headline ones are also in \
          xtask/bench-configs/); every process's JSON line is in bench-out/models-raw.jsonl.\n\
-         - {}\n",
+         - {}{}\n",
         repetitions(input.plan),
         input.plan.main_threads,
         if input.torch_missing.is_some() {
@@ -696,6 +698,14 @@ fn method_section(doc: &mut String, input: &ReportInput<'_>) {
             "Reproduce: `cargo xtask ref-env` once, then `cargo xtask bench` (add `--quick` for \
              a smoke run)."
                 .to_string()
+        },
+        match &input.from_raw {
+            Some(raw) => format!(
+                "\n- The model rows of this report were read from `{raw}`, the raw log of an \
+                 earlier run (`--from-raw`); the GEMM table and the profile were measured when the \
+                 report was rendered."
+            ),
+            None => String::new(),
         }
     );
 }
@@ -761,6 +771,7 @@ mod tests {
             load: (Some(0.5), Some(1.5)),
             command: "cargo xtask bench --quick".into(),
             quick: true,
+            from_raw: None,
         };
         let doc = render(&input);
         for needle in [
@@ -809,6 +820,7 @@ mod tests {
             load: (None, None),
             command: "cargo xtask bench".into(),
             quick: false,
+            from_raw: Some("bench-out/models-raw.jsonl".into()),
         };
         let doc = render(&input);
         assert!(doc.contains("cargo xtask ref-env"));

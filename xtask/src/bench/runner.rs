@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::error::BenchError;
 use super::plan::{Case, Mode, Plan};
-use super::sample::{Impl, Sample, Variant, parse_output};
+use super::sample::{Impl, Sample, Variant, parse_line, parse_output};
 use crate::refenv;
 
 /// The two programs that are timed.
@@ -155,6 +155,14 @@ pub fn run_plan(
                             side.label(),
                             case.label()
                         );
+                        raw.push_str(&format!(
+                            "{}\n",
+                            serde_json::json!({
+                                "case": case.label(),
+                                "side": side.label(),
+                                "error": err.to_string(),
+                            })
+                        ));
                         result.failures.push((side, err.to_string()));
                     }
                 }
@@ -162,6 +170,42 @@ pub fn run_plan(
         }
         results.push(result);
         fs::write(raw_log, &raw).map_err(BenchError::io(raw_log))?;
+    }
+    Ok(results)
+}
+
+/// The results of `plan` from the raw log of a run (one JSON object per process:
+/// `{"case", "side", "result"}` or `{"case", "side", "error"}`); lines of cases or sides this
+/// plan does not have are skipped.
+pub fn results_from_raw(plan: &Plan, text: &str) -> Result<Vec<CaseResult>, BenchError> {
+    let mut results = vec![CaseResult::default(); plan.cases.len()];
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| BenchError::BadLine(format!("raw line {}: {e}", n + 1)))?;
+        let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+        let (Some(case), Some(side)) = (field("case"), field("side")) else {
+            continue;
+        };
+        let Some(i) = plan.cases.iter().position(|c| c.label() == case) else {
+            continue;
+        };
+        let side = match side {
+            "spectrans-rs" => Impl::Ours,
+            other => match Variant::ALL.iter().find(|v| v.arg() == other) {
+                Some(&v) => Impl::Torch(v),
+                None => continue,
+            },
+        };
+        if let Some(err) = field("error") {
+            results[i].failures.push((side, err.to_owned()));
+        } else if let Some(r) = v.get("result") {
+            let sample = parse_line(&r.to_string(), plan.cases[i].mode == Mode::Train)?;
+            results[i].push(side, sample);
+        }
     }
     Ok(results)
 }
@@ -252,5 +296,36 @@ fn failed(command: String, out: &std::process::Output) -> BenchError {
         command,
         status: out.status,
         stderr_tail: tail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::plan::Effort;
+
+    #[test]
+    fn a_raw_log_gives_back_samples_and_failures() -> Result<(), BenchError> {
+        let plan = Plan::new(&[2], Effort { quick: true })?;
+        let case = plan.cases[0].label();
+        let text = format!(
+            "{{\"case\":\"{case}\",\"side\":\"spectrans-rs\",\"result\":{{\"forward_ms\":10.0}}}}\n\
+             {{\"case\":\"{case}\",\"side\":\"rfft-compile\",\"result\":{{\"forward_ms\":12.5}}}}\n\
+             {{\"case\":\"{case}\",\"side\":\"spectrans-compile\",\"error\":\"Dynamo\"}}\n\
+             {{\"case\":\"h1 l1 n1 b1 t9 forward\",\"side\":\"spectrans-rs\",\"result\":{{\"forward_ms\":1.0}}}}\n"
+        );
+        let results = results_from_raw(&plan, &text)?;
+        assert_eq!(results[0].ours[0].median_ms, 10.0);
+        assert_eq!(
+            results[0].samples(Impl::Torch(Variant::RfftCompile))[0].median_ms,
+            12.5
+        );
+        assert_eq!(
+            results[0].failure(Impl::Torch(Variant::SpectransCompile)),
+            Some("Dynamo")
+        );
+        assert!(results[1..].iter().all(|r| r.ours.is_empty()));
+        assert!(results_from_raw(&plan, "not json\n").is_err());
+        Ok(())
     }
 }
