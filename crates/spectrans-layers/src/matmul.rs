@@ -1,4 +1,9 @@
-//! The one safe door to `gemm`: strided f32 matrix products with checked shapes.
+//! The one safe door to the GEMM: strided f32 matrix products with checked shapes.
+//!
+//! By default the `gemm` crate (pure Rust, run-time dispatch to AVX2/AVX-512). With the
+//! `openblas` feature, products whose operands BLAS can address (one unit stride each) go to
+//! the system OpenBLAS (`cblas_sgemm`; Debian's libopenblas-dev), which is 10–30 % faster per
+//! core at the FFN shapes on an AVX2 EPYC (docs/benchmarks.md); the rest still use `gemm`.
 
 use gemm::Parallelism;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -50,6 +55,10 @@ pub fn matmul_into(
         }
         return Ok(());
     }
+    #[cfg(feature = "openblas")]
+    if openblas::sgemm(&mut dst, &lhs, &rhs, accumulate) {
+        return Ok(());
+    }
     let flops = m.saturating_mul(n).saturating_mul(k);
     let threads = rayon::current_num_threads();
     let parallelism = if flops >= PARALLEL_MIN_FLOPS && threads > 1 {
@@ -89,4 +98,111 @@ pub fn matmul_into(
         );
     }
     Ok(())
+}
+
+/// `cblas_sgemm` of the system OpenBLAS, for row-major products with unit strides.
+#[cfg(feature = "openblas")]
+mod openblas {
+    use std::ffi::c_int;
+
+    use ndarray::{ArrayView2, ArrayViewMut2};
+
+    const ROW_MAJOR: c_int = 101;
+    const NO_TRANS: c_int = 111;
+    const TRANS: c_int = 112;
+
+    #[link(name = "openblas")]
+    unsafe extern "C" {
+        fn cblas_sgemm(
+            order: c_int,
+            trans_a: c_int,
+            trans_b: c_int,
+            m: c_int,
+            n: c_int,
+            k: c_int,
+            alpha: f32,
+            a: *const f32,
+            lda: c_int,
+            b: *const f32,
+            ldb: c_int,
+            beta: f32,
+            c: *mut f32,
+            ldc: c_int,
+        );
+        fn openblas_set_num_threads(threads: c_int);
+    }
+
+    /// How BLAS reads an operand of `rows x cols` with these strides: (transpose flag,
+    /// leading dimension), or None when neither stride is 1 or a stride is negative.
+    fn layout(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<(c_int, c_int)> {
+        // The leading dimension: the stride between rows (or columns, transposed), at least
+        // the row length; a single row (column) may have any stride.
+        let lead = |stride: isize, single: bool, len: usize| {
+            let len = len.max(1);
+            let ld = if single {
+                len
+            } else {
+                usize::try_from(stride).ok().filter(|&s| s >= len)?
+            };
+            c_int::try_from(ld).ok()
+        };
+        if cs == 1 {
+            Some((NO_TRANS, lead(rs, rows <= 1, cols)?))
+        } else if rs == 1 {
+            Some((TRANS, lead(cs, cols <= 1, rows)?))
+        } else {
+            None
+        }
+    }
+
+    /// `dst (+)= lhs · rhs` through OpenBLAS when every operand fits its layout; `false`
+    /// (nothing touched) otherwise. Shapes were checked by the caller.
+    pub(super) fn sgemm(
+        dst: &mut ArrayViewMut2<'_, f32>,
+        lhs: &ArrayView2<'_, f32>,
+        rhs: &ArrayView2<'_, f32>,
+        accumulate: bool,
+    ) -> bool {
+        let (m, k) = lhs.dim();
+        let n = rhs.ncols();
+        let (Ok(mi), Ok(ni), Ok(ki)) = (c_int::try_from(m), c_int::try_from(n), c_int::try_from(k))
+        else {
+            return false;
+        };
+        let Some((NO_TRANS, ldc)) = layout(m, n, dst.strides()[0], dst.strides()[1]) else {
+            return false;
+        };
+        let (Some((ta, lda)), Some((tb, ldb))) = (
+            layout(m, k, lhs.strides()[0], lhs.strides()[1]),
+            layout(k, n, rhs.strides()[0], rhs.strides()[1]),
+        ) else {
+            return false;
+        };
+        let threads = c_int::try_from(rayon::current_num_threads()).unwrap_or(1);
+        // SAFETY: the shapes were checked by `matmul_into`; each operand's pointer, transpose
+        // flag and leading dimension describe exactly the ndarray view it came from (unit
+        // stride in one dimension, the other stride as the leading dimension, at least the
+        // row length), so BLAS reads and writes only elements of those views. `dst` is a
+        // unique borrow, disjoint from the shared `lhs` and `rhs`.
+        unsafe {
+            openblas_set_num_threads(threads.max(1));
+            cblas_sgemm(
+                ROW_MAJOR,
+                ta,
+                tb,
+                mi,
+                ni,
+                ki,
+                1.0,
+                lhs.as_ptr(),
+                lda,
+                rhs.as_ptr(),
+                ldb,
+                if accumulate { 1.0 } else { 0.0 },
+                dst.as_mut_ptr(),
+                ldc,
+            );
+        }
+        true
+    }
 }

@@ -285,6 +285,10 @@ fn train_wide(threads: usize, epochs: usize) -> Trainer {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "openblas",
+    ignore = "OpenBLAS's threaded sgemm is not bitwise reproducible run to run (docs/training.md)"
+)]
 fn same_seed_and_thread_count_give_the_same_bits() {
     for threads in [1, 2, 3] {
         let a = train_wide(threads, 2);
