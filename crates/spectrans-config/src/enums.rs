@@ -5,60 +5,10 @@
 //! choices the FFT and the layers share ([`FftNorm`], [`FilterActivation`], [`Activation`])
 //! are defined once, in spectrans-types, and re-exported here; the config-only ones below.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
 pub use spectrans_types::{Activation, FftNorm, FilterActivation, UnknownVariant};
 
-macro_rules! choice_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $what:literal {
-            $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
-        }
-
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// The TOML spelling of every variant, in declaration order.
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
-
-            /// The TOML spelling of this variant.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownVariant;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownVariant { what: $what, value: s.to_owned(), expected: Self::NAMES }),
-                }
-            }
-        }
-    };
-}
-
-choice_enum! {
+spectrans_types::choice_enum! {
+    serde;
     /// Which model the config builds: spectrans' `GFNet` or the head-less `GFNetEncoder`.
     ModelType, "model_type" {
         /// Embedding (optional), GFNet blocks, final norm and an output head.
@@ -68,7 +18,8 @@ choice_enum! {
     }
 }
 
-choice_enum! {
+spectrans_types::choice_enum! {
+    serde;
     /// How token positions are encoded before the first block.
     PositionalEncodingType, "positional_encoding_type" {
         /// Fixed sin/cos table of `sequence_length` rows.
@@ -82,7 +33,8 @@ choice_enum! {
     }
 }
 
-choice_enum! {
+spectrans_types::choice_enum! {
+    serde;
     /// The task head on top of the final norm.
     OutputType, "output_type" {
         /// Linear on the first token to `num_classes` (hidden states without `num_classes`).
@@ -98,7 +50,8 @@ choice_enum! {
     }
 }
 
-choice_enum! {
+spectrans_types::choice_enum! {
+    serde;
     /// The mixing layer kind of `[layers.mixing]`; GFNet has only the global filter.
     MixingType, "type" {
         /// spectrans' GlobalFilterMixing.
@@ -108,6 +61,11 @@ choice_enum! {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Serialize};
+
     use super::*;
 
     fn round_trips<T>(all: &[T], names: &[&str])

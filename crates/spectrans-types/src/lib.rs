@@ -49,9 +49,42 @@ impl fmt::Display for UnknownVariant {
 
 impl std::error::Error for UnknownVariant {}
 
-/// Defines a string-valued choice: the enum, `ALL`, `NAMES`, `as_str`, `Display`, `FromStr`,
-/// and serde by name under the `serde` feature.
+/// Defines a string-valued choice: the enum, `ALL`, `NAMES`, `as_str`, `Display` and
+/// `FromStr` (whose error is [`UnknownVariant`]). Written `choice_enum! { serde; ... }`, the
+/// enum also (de)serializes by its spellings (the caller depends on serde); without `serde;`
+/// it does so under this crate's `serde` feature. The config crate defines its own choices
+/// (model type, output type, ...) with it, so every choice of the workspace has one shape.
+///
+/// ```
+/// spectrans_types::choice_enum! {
+///     /// A colour.
+///     Colour, "colour" {
+///         /// The first.
+///         Red => "red",
+///         /// The second.
+///         DarkBlue => "dark_blue",
+///     }
+/// }
+/// assert_eq!("dark_blue".parse::<Colour>(), Ok(Colour::DarkBlue));
+/// assert_eq!(Colour::NAMES, ["red", "dark_blue"]);
+/// assert!("blue".parse::<Colour>().unwrap_err().to_string().contains("colour"));
+/// ```
+#[macro_export]
 macro_rules! choice_enum {
+    (
+        serde;
+        $(#[$meta:meta])*
+        $name:ident, $what:literal {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
+        }
+        $crate::choice_enum!(@impl $name, $what { $($variant => $text),+ });
+    };
     (
         $(#[$meta:meta])*
         $name:ident, $what:literal {
@@ -64,7 +97,9 @@ macro_rules! choice_enum {
         pub enum $name {
             $( $(#[$vmeta])* #[cfg_attr(feature = "serde", serde(rename = $text))] $variant ),+
         }
-
+        $crate::choice_enum!(@impl $name, $what { $($variant => $text),+ });
+    };
+    (@impl $name:ident, $what:literal { $($variant:ident => $text:literal),+ }) => {
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -88,10 +123,10 @@ macro_rules! choice_enum {
         impl ::std::str::FromStr for $name {
             type Err = $crate::UnknownVariant;
 
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
+            fn from_str(s: &str) -> ::std::result::Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownVariant {
+                    _ => Err($crate::UnknownVariant {
                         what: $what,
                         value: s.to_owned(),
                         expected: Self::NAMES,
