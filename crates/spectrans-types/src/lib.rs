@@ -22,7 +22,6 @@
 #![deny(missing_docs)]
 
 use std::fmt;
-use std::str::FromStr;
 
 /// A string that names none of an enum's variants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,13 +233,10 @@ impl Default for Activation {
     }
 }
 
-/// Parses any of the choices by name; the error names the kind and lists the spellings.
-pub fn parse<T: FromStr<Err = UnknownVariant>>(s: &str) -> Result<T, UnknownVariant> {
-    s.parse()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
     fn round_trips<T>(all: &[T], names: &[&str])
