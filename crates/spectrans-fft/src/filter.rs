@@ -6,7 +6,7 @@ use rayon::iter::Either;
 use rayon::prelude::*;
 
 use crate::filter_slices::{AdjointSlices, FilterSlices, ortho_scale};
-use crate::scratch::{FilterWorkspace, TileScratch, zeroed_prefix};
+use crate::scratch::{FilterWorkspace, TileScratch, with_thread_scratch, zeroed_prefix};
 use crate::shape::expect_shape;
 use crate::split::{Split, entry_tasks_fill_threads};
 use crate::tile::{gather_columns, scatter_columns};
@@ -56,13 +56,7 @@ impl SeqRealFft {
         if batch == 0 || cols == 0 {
             return Ok(());
         }
-        workspace.pool.prepare();
-        let FilterWorkspace {
-            pool,
-            filter_columns,
-            ..
-        } = workspace;
-        let pool = &*pool;
+        let FilterWorkspace { filter_columns, .. } = workspace;
         let mut spectrum = spectrum;
         if entry_tasks_fill_threads(batch) {
             let spectrum_slice = match spectrum.as_mut() {
@@ -82,7 +76,7 @@ impl SeqRealFft {
                     spectrum,
                     cols,
                 };
-                return self.filter_slices(slices, filter_columns, pool);
+                return self.filter_slices(slices, filter_columns);
             }
         }
         let split = Split::per_entry(batch, n, cols);
@@ -125,7 +119,7 @@ impl SeqRealFft {
                     .into_par_iter()
                     .try_for_each(
                         |(input, filter_half, mut output, mut spectrum)| {
-                            pool.with_slot(size, |scratch| {
+                            with_thread_scratch(size, |scratch| {
                                 for (b, (x, y)) in
                                     input.outer_iter().zip(output.outer_iter_mut()).enumerate()
                                 {
@@ -219,13 +213,10 @@ impl SeqRealFft {
         if batch == 0 || cols == 0 {
             return Ok(());
         }
-        workspace.pool.prepare();
         let FilterWorkspace {
-            pool,
             partial,
             filter_columns,
         } = workspace;
-        let pool = &*pool;
         let threads = rayon::current_num_threads();
         if entry_tasks_fill_threads(batch)
             && let (
@@ -249,7 +240,7 @@ impl SeqRealFft {
             };
             let batch_chunk = batch.div_ceil(threads.max(1));
             let groups =
-                self.filter_adjoint_slices(slices, batch_chunk, partial, filter_columns, pool)?;
+                self.filter_adjoint_slices(slices, batch_chunk, partial, filter_columns)?;
             return add_partials(partial, groups, cross_spectrum);
         }
         let split = Split::reducing(batch, n, cols, threads);
@@ -283,7 +274,7 @@ impl SeqRealFft {
                     .into_par_iter()
                     .try_for_each(
                         |(dy, spectrum, filter_half, mut dx, mut accumulator)| {
-                            pool.with_slot(size, |scratch| {
+                            with_thread_scratch(size, |scratch| {
                                 for ((dy, dx), forward) in dy
                                     .outer_iter()
                                     .zip(dx.outer_iter_mut())

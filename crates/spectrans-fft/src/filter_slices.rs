@@ -5,7 +5,7 @@ use num_complex::Complex32;
 use rayon::iter::Either;
 use rayon::prelude::*;
 
-use crate::scratch::{SlotPool, TileScratch, zeroed_prefix};
+use crate::scratch::{TileScratch, with_thread_scratch, zeroed_prefix};
 use crate::split::slice_tile;
 use crate::strided;
 use crate::{FftError, SeqRealFft};
@@ -34,7 +34,6 @@ impl SeqRealFft {
         &self,
         slices: FilterSlices<'_>,
         columns: &mut Vec<Complex32>,
-        pool: &SlotPool,
     ) -> Result<(), FftError> {
         let FilterSlices {
             input,
@@ -60,7 +59,7 @@ impl SeqRealFft {
         )
             .into_par_iter()
             .try_for_each(|(x, y, mut spectrum)| {
-                pool.with_slot(size, |scratch| {
+                with_thread_scratch(size, |scratch| {
                     for col0 in (0..cols).step_by(tile_cols) {
                         let tile = Tile {
                             cols,
@@ -88,7 +87,6 @@ impl SeqRealFft {
         batch_chunk: usize,
         partial: &mut Vec<Complex32>,
         columns: &mut Vec<Complex32>,
-        pool: &SlotPool,
     ) -> Result<usize, FftError> {
         let AdjointSlices {
             output_cotangent,
@@ -113,7 +111,7 @@ impl SeqRealFft {
         )
             .into_par_iter()
             .try_for_each(|(dy, forward, dx, accumulator)| {
-                pool.with_slot(size, |scratch| {
+                with_thread_scratch(size, |scratch| {
                     for ((dy, forward), dx) in dy
                         .chunks_exact(n * cols)
                         .zip(forward.chunks_exact(h * cols))

@@ -48,4 +48,4 @@ pub use fold::fold_filter;
 pub use norm::{FftNorm, UnknownVariant};
 pub use num_complex::Complex32;
 pub use real::SeqRealFft;
-pub use scratch::FilterWorkspace;
+pub use scratch::{FilterWorkspace, with_thread_local};

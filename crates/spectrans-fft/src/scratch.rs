@@ -1,7 +1,7 @@
 //! Scratch buffers for the tiled transforms: grown on demand, reused once warm.
 
 use std::cell::RefCell;
-use std::sync::{Mutex, PoisonError};
+use std::thread::LocalKey;
 
 use num_complex::Complex32;
 
@@ -43,31 +43,54 @@ thread_local! {
     static THREAD_SCRATCH: RefCell<TileScratch> = RefCell::new(TileScratch::default());
 }
 
-/// Runs `job` with this thread's scratch, grown to `size`.
+/// Runs `job` with the calling thread's value of `key`: **the workspace's one scratch
+/// strategy.**
+///
+/// Every temporary buffer of the FFT, the global filter and the feed-forward network lives in
+/// a thread-local, grown on demand and never shrunk, so a warm thread allocates nothing and a
+/// model's scratch does not grow with its depth (layers on one thread share it). A call that
+/// re-enters on the same thread while the value is borrowed (a rayon task run on a thread that
+/// waits inside `job`) gets a fresh `T::default()` instead of waiting or panicking.
+///
+/// ```
+/// use std::cell::RefCell;
+/// thread_local! { static BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) }; }
+/// let len = spectrans_fft::with_thread_local(&BUFFER, |buffer| {
+///     buffer.resize(16, 0.0);
+///     buffer.len()
+/// });
+/// assert_eq!(len, 16);
+/// ```
+pub fn with_thread_local<T: Default + 'static, R>(
+    key: &'static LocalKey<RefCell<T>>,
+    job: impl FnOnce(&mut T) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut value) => job(&mut value),
+        Err(_) => job(&mut T::default()),
+    })
+}
+
+/// Runs `job` with this thread's tile scratch, grown to `size`.
 pub(crate) fn with_thread_scratch<R>(
     size: ScratchSize,
     job: impl FnOnce(&mut TileScratch) -> R,
 ) -> R {
-    THREAD_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => {
-            scratch.reserve(size);
-            job(&mut scratch)
-        }
-        // Only reachable if a job re-entered on the same thread: use a private scratch.
-        Err(_) => {
-            let mut scratch = TileScratch::default();
-            scratch.reserve(size);
-            job(&mut scratch)
-        }
+    with_thread_local(&THREAD_SCRATCH, |scratch| {
+        scratch.reserve(size);
+        job(scratch)
     })
 }
 
-/// Reusable scratch for [`SeqRealFft::filter`](crate::SeqRealFft::filter) and
-/// [`SeqRealFft::filter_adjoint`](crate::SeqRealFft::filter_adjoint).
+/// Reusable buffers of [`SeqRealFft::filter`](crate::SeqRealFft::filter) and
+/// [`SeqRealFft::filter_adjoint`](crate::SeqRealFft::filter_adjoint) that belong to one call
+/// rather than to one worker: the filter laid out column after column, and the adjoint's
+/// partial cross spectra. (Each worker's tile buffers are its thread's, see
+/// [`with_thread_local`].)
 ///
-/// It holds one tile scratch per worker thread of the current rayon pool, and the partial
-/// cross spectra of `filter_adjoint`. Buffers grow on demand and are never shrunk, so once a
-/// workspace has seen the largest shape it is used with, calls allocate nothing.
+/// Buffers grow on demand and are never shrunk, so once a workspace has seen the largest
+/// shape it is used with, calls allocate nothing. Keep one per thread, for example in a
+/// thread-local used through [`with_thread_local`], as the global filter layer does.
 ///
 /// ```
 /// use spectrans_fft::FilterWorkspace;
@@ -76,7 +99,6 @@ pub(crate) fn with_thread_scratch<R>(
 /// ```
 #[derive(Debug, Default)]
 pub struct FilterWorkspace {
-    pub(crate) pool: SlotPool,
     pub(crate) partial: Vec<Complex32>,
     pub(crate) filter_columns: Vec<Complex32>,
 }
@@ -85,42 +107,6 @@ impl FilterWorkspace {
     /// An empty workspace; it grows on first use.
     pub fn new() -> Self {
         Self::default()
-    }
-}
-
-/// One tile scratch per worker thread of the rayon pool that runs the tasks.
-#[derive(Debug, Default)]
-pub(crate) struct SlotPool {
-    slots: Vec<Mutex<TileScratch>>,
-}
-
-impl SlotPool {
-    /// Makes sure there is one slot per thread of the current rayon pool.
-    pub(crate) fn prepare(&mut self) {
-        let threads = rayon::current_num_threads().max(1);
-        while self.slots.len() < threads {
-            self.slots.push(Mutex::new(TileScratch::default()));
-        }
-    }
-
-    /// Runs `job` with the scratch of the calling worker thread, grown to `size`.
-    ///
-    /// A task never calls back into rayon while it holds its slot, so no other task runs on
-    /// the same thread meanwhile and the lock is uncontended.
-    pub(crate) fn with_slot<R>(
-        &self,
-        size: ScratchSize,
-        job: impl FnOnce(&mut TileScratch) -> R,
-    ) -> R {
-        let index = rayon::current_thread_index().unwrap_or(0);
-        match self.slots.get(index % self.slots.len().max(1)) {
-            Some(slot) => {
-                let mut scratch = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                scratch.reserve(size);
-                job(&mut scratch)
-            }
-            None => with_thread_scratch(size, job),
-        }
     }
 }
 

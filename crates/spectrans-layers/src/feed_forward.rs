@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2};
 use rand::Rng;
 use rayon::prelude::*;
+use spectrans_fft::with_thread_local;
 
 use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
@@ -15,9 +16,10 @@ use crate::tensor::{
 };
 
 thread_local! {
-    /// The FFN's (rows, hidden) temporaries, shared by every FeedForward on this thread: a fresh
-    /// 4·D-wide buffer per call costs page faults on every call, and one buffer per layer
-    /// would multiply a model's memory by its depth.
+    /// The FFN's (rows, hidden) temporaries, shared by every FeedForward on this thread (see
+    /// [`spectrans_fft::with_thread_local`], the one scratch strategy): a fresh 4·D-wide buffer
+    /// per call costs page faults on every call, and one buffer per layer would multiply a
+    /// model's memory by its depth.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -107,10 +109,38 @@ impl FeedForward {
     /// Runs `job` with this thread's scratch buffer, or a fresh one when a call on this thread
     /// already holds it (a rayon task run while the holder waits).
     fn with_scratch<R>(&self, job: impl FnOnce(&mut Vec<f32>) -> R) -> R {
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => job(&mut buf),
-            Err(_) => job(&mut Vec::new()),
-        })
+        with_thread_local(&SCRATCH, job)
+    }
+
+    /// The one fc1 kernel of both forwards: `h = act(x W1ᵀ + b1)` into `h` (overwritten, so
+    /// it may be uninitialised scratch), and `act'(x W1ᵀ + b1)` into `derivative` when given
+    /// (training), from the same sweep.
+    fn hidden_into(
+        &self,
+        rows: ArrayView2<'_, f32>,
+        mut h: ArrayViewMut2<'_, f32>,
+        derivative: Option<ArrayViewMut2<'_, f32>>,
+    ) -> Result<(), LayerError> {
+        self.fc1.forward_no_bias_into(rows, h.view_mut())?;
+        let f = self.hidden();
+        if f == 0 {
+            return Ok(());
+        }
+        let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
+        let act = self.activation;
+        let hs = contiguous_mut("FeedForward hidden", &mut h)?;
+        match derivative {
+            Some(mut derivative) => hs
+                .par_chunks_mut(f)
+                .with_min_len(min_rows(f))
+                .zip(contiguous_mut("FeedForward act'", &mut derivative)?.par_chunks_mut(f))
+                .for_each(|(h, g)| act.apply_bias_row_with_derivative(h, g, b1)),
+            None => hs
+                .par_chunks_mut(f)
+                .with_min_len(min_rows(f))
+                .for_each(|row| act.apply_bias_row(row, b1)),
+        }
+        Ok(())
     }
 
     /// Eval hidden activations `act(x W1ᵀ + b1)` written into `buf` (grown, never zeroed: the
@@ -134,15 +164,7 @@ impl FeedForward {
                 &[len],
             )
         })?;
-        self.fc1.forward_no_bias_into(rows.view(), h.view_mut())?;
-        if f > 0 {
-            let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
-            let act = self.activation;
-            contiguous_mut("FeedForward hidden", &mut h)?
-                .par_chunks_mut(f)
-                .with_min_len(min_rows(f))
-                .for_each(|row| act.apply_bias_row(row, b1));
-        }
+        self.hidden_into(rows, h.view_mut(), None)?;
         self.fc2.forward_no_bias_accumulate(h.view(), out)
     }
 
@@ -221,17 +243,11 @@ impl FeedForward {
         let rows_n = b * n;
         let mut hidden = Array2::<f32>::zeros((rows_n, f));
         let mut act_derivative = Array2::<f32>::zeros((rows_n, f));
-        self.fc1
-            .forward_no_bias_into(input.view(), hidden.view_mut())?;
-        if f > 0 {
-            let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
-            let act = self.activation;
-            contiguous_mut("FeedForward hidden", &mut hidden)?
-                .par_chunks_mut(f)
-                .with_min_len(min_rows(f))
-                .zip(contiguous_mut("FeedForward act'", &mut act_derivative)?.par_chunks_mut(f))
-                .for_each(|(h, g)| act.apply_bias_row_with_derivative(h, g, b1));
-        }
+        self.hidden_into(
+            input.view(),
+            hidden.view_mut(),
+            Some(act_derivative.view_mut()),
+        )?;
         let mask = self
             .dropout
             .apply(contiguous_mut("FeedForward hidden", &mut hidden)?, ctx);

@@ -2,13 +2,15 @@
 //! `H = act(Wr) + i act(Wi)`, the filter resampled to the input length when it differs.
 
 use std::borrow::Cow;
-use std::sync::{Mutex, TryLockError};
+use std::cell::RefCell;
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
-use spectrans_fft::{Complex32, FftNorm, FilterWorkspace, fold_filter, real_plan};
+use spectrans_fft::{
+    Complex32, FftNorm, FilterWorkspace, fold_filter, real_plan, with_thread_local,
+};
 
 use crate::activation::{FilterActivation, FilterActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
@@ -21,7 +23,7 @@ use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows};
 /// `fft_norm` is carried for the config and the weights' round trip but does not change the
 /// result: the forward and inverse transforms use the same norm, so their scales multiply to
 /// `1/n` for every norm and `Re(IFFT(H ⊙ FFT(x)))` is the same.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GlobalFilter {
     /// `filter_real` Wr, (sequence_length, hidden_dim).
     pub filter_real: Array2<f32>,
@@ -33,20 +35,12 @@ pub struct GlobalFilter {
     pub fft_norm: FftNorm,
     /// Dropout after the filter.
     pub dropout: Dropout,
-    workspace: Mutex<FilterWorkspace>,
 }
 
-impl Clone for GlobalFilter {
-    fn clone(&self) -> Self {
-        Self {
-            filter_real: self.filter_real.clone(),
-            filter_imag: self.filter_imag.clone(),
-            activation: self.activation,
-            fft_norm: self.fft_norm,
-            dropout: self.dropout,
-            workspace: Mutex::new(FilterWorkspace::new()),
-        }
-    }
+thread_local! {
+    /// The FFT workspace of every GlobalFilter on this thread (see
+    /// [`spectrans_fft::with_thread_local`], the one scratch strategy).
+    static WORKSPACE: RefCell<FilterWorkspace> = RefCell::new(FilterWorkspace::new());
 }
 
 /// Gradients of a [`GlobalFilter`].
@@ -122,7 +116,6 @@ impl GlobalFilter {
             activation,
             fft_norm,
             dropout,
-            workspace: Mutex::new(FilterWorkspace::new()),
         })
     }
 
@@ -160,14 +153,10 @@ impl GlobalFilter {
         Ok(())
     }
 
-    /// Runs `job` with this layer's FFT workspace, or a fresh one when another call holds it
-    /// (concurrent forwards never wait on each other).
+    /// Runs `job` with this thread's FFT workspace (a fresh one on re-entry): concurrent
+    /// forwards never wait on each other.
     fn with_workspace<R>(&self, job: impl FnOnce(&mut FilterWorkspace) -> R) -> R {
-        match self.workspace.try_lock() {
-            Ok(mut guard) => job(&mut guard),
-            Err(TryLockError::Poisoned(p)) => job(&mut p.into_inner()),
-            Err(TryLockError::WouldBlock) => job(&mut FilterWorkspace::new()),
-        }
+        with_thread_local(&WORKSPACE, job)
     }
 
     /// The complex filter at input length `n`, folded for the real FFT.

@@ -4,6 +4,7 @@ use ndarray::{Array1, Array2, Array3, ArrayView3};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
+use rayon::iter::Either;
 use rayon::prelude::*;
 
 use crate::tensor::{
@@ -100,66 +101,24 @@ impl LayerNorm {
     /// assert_eq!(y, array![[[-1.0, 1.0]]]);
     /// ```
     pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
-        self.check_params()?;
-        check_hidden("LayerNorm input", &x, self.dim())?;
         let (b, n, d) = x.dim();
         let mut out = Array3::<f32>::zeros((b, n, d));
-        if d == 0 {
-            return Ok(out);
-        }
-        let rows = rows_of(&x)?;
-        let xs = contiguous("LayerNorm input", &rows)?;
-        let ws = contiguous("LayerNorm weight", &self.weight)?;
-        let bs = contiguous("LayerNorm bias", &self.bias)?;
-        let eps = self.eps;
-        contiguous_mut("LayerNorm output", &mut out)?
-            .par_chunks_mut(d)
-            .with_min_len(min_rows(d))
-            .zip(xs.par_chunks(d))
-            .for_each(|(o, r)| {
-                let (mean, rstd) = moments(r, eps);
-                for (((o, &v), &w), &b) in o.iter_mut().zip(r).zip(ws).zip(bs) {
-                    *o = (v - mean) * rstd * w + b;
-                }
-            });
+        self.normalize_into(x, &mut out, None)?;
         Ok(out)
     }
 
-    /// Training forward; caches `xhat` and `rstd`. (No dropout; `ctx` is unused.)
+    /// Training forward; caches `xhat` and `rstd`. (No dropout; `ctx` is unused.) The same
+    /// kernel as [`LayerNorm::forward`], so both give the same bits.
     pub fn forward_train(
         &self,
         x: ArrayView3<'_, f32>,
         _ctx: &mut TrainContext,
     ) -> Result<(Array3<f32>, LayerNormCache), LayerError> {
-        self.check_params()?;
-        check_hidden("LayerNorm input", &x, self.dim())?;
         let (b, n, d) = x.dim();
         let mut normalized = Array2::<f32>::zeros((b * n, d));
         let mut rstd = Array1::<f32>::zeros(b * n);
         let mut out = Array3::<f32>::zeros((b, n, d));
-        if d > 0 {
-            let rows = rows_of(&x)?;
-            let xs = contiguous("LayerNorm input", &rows)?;
-            let ws = contiguous("LayerNorm weight", &self.weight)?;
-            let bs = contiguous("LayerNorm bias", &self.bias)?;
-            let eps = self.eps;
-            contiguous_mut("LayerNorm cache", &mut normalized)?
-                .par_chunks_mut(d)
-                .with_min_len(min_rows(d))
-                .zip(contiguous_mut("LayerNorm output", &mut out)?.par_chunks_mut(d))
-                .zip(contiguous_mut("LayerNorm rstd", &mut rstd)?.par_iter_mut())
-                .zip(xs.par_chunks(d))
-                .for_each(|(((xh, o), s), r)| {
-                    let (mean, rs) = moments(r, eps);
-                    *s = rs;
-                    for ((((xh, o), &v), &w), &b) in
-                        xh.iter_mut().zip(o.iter_mut()).zip(r).zip(ws).zip(bs)
-                    {
-                        *xh = (v - mean) * rs;
-                        *o = *xh * w + b;
-                    }
-                });
-        }
+        self.normalize_into(x, &mut out, Some((&mut normalized, &mut rstd)))?;
         Ok((
             out,
             LayerNormCache {
@@ -168,6 +127,63 @@ impl LayerNorm {
                 batch_seq: (b, n),
             },
         ))
+    }
+
+    /// The one forward kernel: `out = xhat * w + b` row by row, and when `cache` is given,
+    /// `xhat` (rows, dim) and `rstd` (rows) into it. `out` and the cache are shaped by the
+    /// caller from `x`.
+    fn normalize_into(
+        &self,
+        x: ArrayView3<'_, f32>,
+        out: &mut Array3<f32>,
+        cache: Option<(&mut Array2<f32>, &mut Array1<f32>)>,
+    ) -> Result<(), LayerError> {
+        self.check_params()?;
+        check_hidden("LayerNorm input", &x, self.dim())?;
+        let d = self.dim();
+        if d == 0 {
+            return Ok(());
+        }
+        let rows = rows_of(&x)?;
+        let xs = contiguous("LayerNorm input", &rows)?;
+        let ws = contiguous("LayerNorm weight", &self.weight)?;
+        let bs = contiguous("LayerNorm bias", &self.bias)?;
+        let eps = self.eps;
+        let row_count = xs.len() / d;
+        let cached = match cache {
+            Some((normalized, rstd)) => Either::Left(
+                contiguous_mut("LayerNorm cache", normalized)?
+                    .par_chunks_mut(d)
+                    .zip(contiguous_mut("LayerNorm rstd", rstd)?.par_iter_mut())
+                    .map(Some),
+            ),
+            None => Either::Right((0..row_count).into_par_iter().map(|_| None)),
+        };
+        contiguous_mut("LayerNorm output", out)?
+            .par_chunks_mut(d)
+            .zip(xs.par_chunks(d))
+            .zip(cached)
+            .with_min_len(min_rows(d))
+            .for_each(|((o, r), cached)| {
+                let (mean, rstd) = moments(r, eps);
+                match cached {
+                    Some((xh, s)) => {
+                        *s = rstd;
+                        for ((((xh, o), &v), &w), &b) in
+                            xh.iter_mut().zip(o.iter_mut()).zip(r).zip(ws).zip(bs)
+                        {
+                            *xh = (v - mean) * rstd;
+                            *o = *xh * w + b;
+                        }
+                    }
+                    None => {
+                        for (((o, &v), &w), &b) in o.iter_mut().zip(r).zip(ws).zip(bs) {
+                            *o = (v - mean) * rstd * w + b;
+                        }
+                    }
+                }
+            });
+        Ok(())
     }
 
     /// Backward: `dx = rstd (ĝ - mean(ĝ) - x̂ mean(ĝ x̂))` with `ĝ = dy w`;

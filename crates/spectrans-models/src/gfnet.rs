@@ -52,16 +52,11 @@ impl ModelInput<'_> {
 #[derive(Debug, Clone)]
 pub struct Gfnet {
     config: Config,
-    /// `embedding`, when the config has a vocab_size.
-    pub embedding: Option<Embedding>,
-    /// `positional_encoding`, when enabled.
-    pub positional_encoding: Option<PositionalEncoding>,
-    /// `blocks.{i}`.
-    pub blocks: Vec<GfnetBlock>,
-    /// `final_norm`.
-    pub final_norm: LayerNorm,
-    /// `output_head`, when the output type has one.
-    pub output_head: Option<OutputHead>,
+    pub(crate) embedding: Option<Embedding>,
+    pub(crate) positional_encoding: Option<PositionalEncoding>,
+    pub(crate) blocks: Vec<GfnetBlock>,
+    pub(crate) final_norm: LayerNorm,
+    pub(crate) output_head: Option<OutputHead>,
     dropout: Dropout,
 }
 
@@ -194,6 +189,38 @@ impl Gfnet {
             output_head,
             dropout: Dropout::new(dropout)?,
         })
+    }
+
+    /// `embedding`, when the config has a vocab_size.
+    pub fn embedding(&self) -> Option<&Embedding> {
+        self.embedding.as_ref()
+    }
+
+    /// `positional_encoding`, when enabled.
+    pub fn positional_encoding(&self) -> Option<&PositionalEncoding> {
+        self.positional_encoding.as_ref()
+    }
+
+    /// `blocks.{i}`: as many as the config's `num_layers`.
+    pub fn blocks(&self) -> &[GfnetBlock] {
+        &self.blocks
+    }
+
+    /// The blocks, to edit their parameters in place. A slice, so the count always matches
+    /// the config; every layer checks its own fields on use, so a field set to a wrong shape
+    /// is a typed error at the next forward, never a panic.
+    pub fn blocks_mut(&mut self) -> &mut [GfnetBlock] {
+        &mut self.blocks
+    }
+
+    /// `final_norm`.
+    pub fn final_norm(&self) -> &LayerNorm {
+        &self.final_norm
+    }
+
+    /// `output_head`, when the output type has one.
+    pub fn output_head(&self) -> Option<&OutputHead> {
+        self.output_head.as_ref()
     }
 
     /// The config the model was built from.
