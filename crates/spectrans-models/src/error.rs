@@ -2,7 +2,6 @@
 
 use spectrans_layers::LayerError;
 
-use crate::loss::LossError;
 use crate::memory::MemoryError;
 use crate::tensor_file::TensorFileError;
 
@@ -109,6 +108,9 @@ pub enum ModelError {
     /// The config asks for something this model cannot build.
     #[error("config: {0}")]
     Config(String),
+    /// Settings that fail the config's validation (from [`crate::GfnetBuilder`]).
+    #[error(transparent)]
+    InvalidConfig(#[from] spectrans_config::ConfigError),
     /// The weights (or a training state) do not match the model; every problem is listed.
     #[error("weights {path}: {}", join_problems(.problems))]
     Weights {
@@ -123,24 +125,6 @@ pub enum ModelError {
     /// A file could not be read or written.
     #[error(transparent)]
     File(#[from] TensorFileError),
-    /// A loss refused.
-    #[error("loss: {0}")]
-    Loss(#[from] LossError),
-    /// Training produced a NaN or infinite loss or gradient; nothing was updated by the step.
-    #[error(
-        "training diverged at step {step} (epoch {epoch}): the {what} is NaN or infinite; the weights were not updated and the last checkpoint is kept"
-    )]
-    Diverged {
-        /// The loss or the gradient norm.
-        what: &'static str,
-        /// The 1-based optimisation step of the run.
-        step: u64,
-        /// The 1-based epoch.
-        epoch: usize,
-    },
-    /// A training checkpoint cannot be written or does not fit this run.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
     /// The model or the batch would not fit in memory.
     #[error(transparent)]
     Memory(#[from] MemoryError),

@@ -1,5 +1,6 @@
 //! GFNet and GFNetEncoder models with PyTorch spectrans parity: output heads, safetensors
-//! weights by `state_dict` name, losses, optimisers and training.
+//! weights by `state_dict` name, forward and backward. Training (losses, optimisers, the
+//! trainer, data sets) is in spectrans-train; inference needs only this crate.
 //!
 //! ```
 //! use ndarray::Array3;
@@ -18,24 +19,21 @@
 
 #![deny(missing_docs)]
 
-pub mod data;
+mod builder;
 mod error;
 mod gfnet;
 pub mod heads;
-pub mod loss;
 pub mod memory;
-pub mod optim;
 pub mod tensor_file;
-pub mod train;
 pub mod weights;
 
+pub use builder::GfnetBuilder;
 pub use error::{ModelError, WeightProblem};
 pub use gfnet::{Gfnet, GfnetCache, GfnetGrads, ModelInput, ModelOutput};
 // What a models user needs from the crates below, so one dependency is enough.
 pub use heads::{HeadKind, OutputHead, Pooling};
-pub use spectrans_config::{Activation, Config, ConfigError, FftNorm, FilterActivation};
-pub use spectrans_layers::{Parameters, TrainContext, parameter_count};
-pub use train::{
-    EpochMetrics, LossKind, StepProgress, Targets, TrainOptions, Trainer, argmax, batch_tensors,
-    compute_gradients, evaluate, loss_and_grad,
+pub use spectrans_config::{
+    Activation, Config, ConfigError, FftNorm, FilterActivation, ModelType, OutputType,
+    PositionalEncodingType,
 };
+pub use spectrans_layers::{Parameters, TrainContext, parameter_count};

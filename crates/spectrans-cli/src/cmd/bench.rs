@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use spectrans_config::Config;
 use spectrans_layers::TrainContext;
 use spectrans_models::memory::Workload;
-use spectrans_models::{Gfnet, LossKind, ModelInput, Targets, Trainer, compute_gradients};
+use spectrans_models::{Gfnet, ModelInput};
+use spectrans_train::{LossKind, Targets, Trainer, compute_gradients};
 
 use crate::io::{MemoryArgs, check_memory, load_config};
 

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use spectrans_config::Config;
-use spectrans_models::data::{Example, digits};
-use spectrans_models::{Gfnet, ModelInput, TrainOptions, Trainer, argmax, batch_tensors};
+use spectrans_models::{Gfnet, ModelInput};
+use spectrans_train::data::{Example, digits};
+use spectrans_train::{Batch, BatchInput, BatchTargets, TrainOptions, Trainer, argmax};
 
-use crate::cmd::train::{Outputs, check_data, train_loop};
+use crate::cmd::train::{Outputs, train_loop};
 
 /// The example config, embedded so the demo needs no files.
 pub const DIGITS_CONFIG: &str = include_str!("digits.toml");
@@ -32,7 +33,10 @@ pub struct Args {
 /// An 8x8 digit as text, darker characters for higher counts.
 fn ascii_digit(e: &Example) -> Vec<String> {
     const SHADES: [char; 5] = [' ', '.', ':', '#', '@'];
-    e.tokens[1..]
+    e.tokens()
+        .unwrap_or_default()
+        .get(1..)
+        .unwrap_or_default()
         .chunks(8)
         .map(|row| {
             row.iter()
@@ -47,7 +51,7 @@ fn ascii_digit(e: &Example) -> Vec<String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::from_toml_str(DIGITS_CONFIG)?;
     let data = digits();
-    check_data(&config, &data)?;
+    data.check_fits(&config)?;
     let (train, test) = data.split(0.2, args.seed);
     println!(
         "GFNet on the 8x8 digits: {} train / {} test images as {}-token sequences; hidden {}, {} layers",
@@ -79,15 +83,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(m) = &last {
         println!(
             "test accuracy {:.2}% after {} epochs in {elapsed:.1}s",
-            m.eval_accuracy * 100.0,
+            m.eval_metric("eval_accuracy").unwrap_or(f32::NAN) * 100.0,
             m.epoch
         );
     }
 
     let model = &trainer.model;
     let shown: Vec<&Example> = test.examples.iter().take(6).collect();
-    let (ids, labels) = batch_tensors(&shown, test.seq_len);
-    let logits = model.forward(ModelInput::TokenIds(ids.view()), None)?;
+    let batch = Batch::of(&shown, test.seq_len)?;
+    let logits = model.forward(batch.model_input(), None)?;
+    let labels = match &batch.targets {
+        BatchTargets::Classes(t) => t.iter().copied().collect(),
+        BatchTargets::Values(_) => Vec::new(),
+    };
     let logits = logits.into_dimensionality::<ndarray::Ix2>()?;
     let pictures: Vec<Vec<String>> = shown.iter().map(|e| ascii_digit(e)).collect();
     println!();
@@ -104,7 +112,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("  {}", verdicts.join("   "));
 
     let all: Vec<&Example> = test.examples.iter().collect();
-    let (batch_ids, _) = batch_tensors(&all, test.seq_len);
+    let batch = Batch::of(&all, test.seq_len)?;
+    let BatchInput::TokenIds(batch_ids) = &batch.input else {
+        anyhow::bail!("the digits are token ids");
+    };
     let input = ModelInput::TokenIds(batch_ids.view());
     model.forward(input, None)?;
     let mut times = Vec::new();

@@ -8,9 +8,10 @@ use anyhow::bail;
 use ndarray::{ArrayD, IxDyn};
 use spectrans_config::OutputType;
 use spectrans_layers::{Parameters, TrainContext};
+use spectrans_models::Gfnet;
 use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::{OwnedTensor, write_tensors};
-use spectrans_models::{Gfnet, LossKind, Targets, compute_gradients};
+use spectrans_train::{LossKind, Targets, compute_gradients};
 
 use crate::io::{MemoryArgs, check_memory, load_config, read_inputs};
 

@@ -1,26 +1,32 @@
-//! `spectrans train --config C [--data FILE] [--epochs E] [--seed S] --output W`.
+//! `spectrans train --config C [--data FILE] [--epochs E] [--seed S] --output W`: every head.
+//! The data's layout follows the head (see [`spectrans_train::data`]); the metrics log names
+//! each epoch's evaluation metrics.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
-use spectrans_config::{Config, OutputType, PositionalEncodingType};
-use spectrans_models::data::{Dataset, digits};
+use spectrans_models::Gfnet;
 use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::write_atomically;
-use spectrans_models::{EpochMetrics, Gfnet, TrainOptions, Trainer};
+use spectrans_train::data::{Dataset, Task, digits};
+use spectrans_train::{EpochMetrics, TrainOptions, Trainer};
 
 use crate::io::{MemoryArgs, check_memory, load_config};
 
 /// Arguments of `spectrans train`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The TOML model config (a classifier: output_type classification with num_classes).
+    /// The TOML model config; its head says what the data hold.
     #[arg(long)]
     pub config: PathBuf,
-    /// Training data: CSV (`label,token,...`) or JSON lines (`{"tokens": [..], "label": n}`).
-    /// Default: the embedded 8x8 digits.
+    /// Training data, by head: classification CSV `label,token,...` or JSON lines
+    /// `{"tokens": [..], "label": n}`; regression CSV `target,token,...` or
+    /// `{"tokens": [..], "target": x}`; sequence and lm `{"tokens": [..], "labels": [..]}`
+    /// (-100 ignored); any head, and a gfnet_encoder only, a .safetensors file with
+    /// `input_ids` or `inputs_embeds` and `targets`. Default: the embedded 8x8 digits (a
+    /// classifier with 10 classes).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Passes over the training split.
@@ -58,42 +64,6 @@ pub struct Args {
     pub memory: MemoryArgs,
 }
 
-/// Checks that the data fit the model.
-pub fn check_data(config: &Config, data: &Dataset) -> anyhow::Result<()> {
-    if config.output_type() != OutputType::Classification || config.num_classes().is_none() {
-        bail!(
-            "training needs a classifier: model.output_type = \"classification\" with model.num_classes"
-        );
-    }
-    let classes = config.num_classes().unwrap_or(0);
-    if data.num_classes() > classes {
-        bail!(
-            "the data have labels up to {}, but model.num_classes = {classes}",
-            data.num_classes() - 1
-        );
-    }
-    match config.vocab_size() {
-        Some(v) if data.vocab_size() > v => bail!(
-            "the data have token ids up to {}, but model.vocab_size = {v}",
-            data.vocab_size() - 1
-        ),
-        Some(_) => {}
-        None => bail!("training on token ids needs model.vocab_size"),
-    }
-    let table = matches!(
-        config.positional_encoding(),
-        PositionalEncodingType::Sinusoidal | PositionalEncodingType::Learned
-    );
-    if table && data.seq_len > config.sequence_length() {
-        bail!(
-            "the data's sequences have {} tokens, longer than model.sequence_length = {}",
-            data.seq_len,
-            config.sequence_length()
-        );
-    }
-    Ok(())
-}
-
 /// The metrics log path for a checkpoint path.
 fn default_metrics_path(output: &Path) -> PathBuf {
     let mut s = output.as_os_str().to_owned();
@@ -122,6 +92,10 @@ pub fn train_loop(
     epochs: usize,
     outputs: Outputs<'_>,
 ) -> anyhow::Result<Option<EpochMetrics>> {
+    anyhow::ensure!(
+        !train.is_empty(),
+        "no training examples left after the held-out split"
+    );
     let mut last = None;
     let batch = trainer.options().batch_size.max(1);
     while trainer.epoch < epochs {
@@ -151,11 +125,11 @@ pub fn train_loop(
         bar.finish_and_clear();
         let metrics = metrics?;
         println!(
-            "epoch {:>3}/{epochs}: train loss {:.4}, eval loss {:.4}, eval accuracy {:.2}%, {:.0} examples/s, {:.1}s",
+            "epoch {:>3}/{epochs}: train loss {:.4}, eval loss {:.4}{}, {:.0} examples/s, {:.1}s",
             metrics.epoch,
             metrics.train_loss,
             metrics.eval_loss,
-            metrics.eval_accuracy * 100.0,
+            describe(&metrics),
             metrics.examples_per_second,
             metrics.seconds
         );
@@ -168,6 +142,22 @@ pub fn train_loop(
         last = Some(metrics);
     }
     Ok(last)
+}
+
+/// The evaluation metrics for the epoch line: `, eval accuracy 97.50%, eval r2 0.9312`.
+fn describe(metrics: &EpochMetrics) -> String {
+    metrics
+        .eval
+        .iter()
+        .map(|(name, &v)| {
+            let label = name.replace('_', " ");
+            if name.ends_with("accuracy") {
+                format!(", {label} {:.2}%", v * 100.0)
+            } else {
+                format!(", {label} {v:.4}")
+            }
+        })
+        .collect()
 }
 
 /// Copies the timings of the epochs a resumed checkpoint holds from the metrics log the
@@ -204,11 +194,16 @@ fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.memory.apply();
     let config = load_config(&args.config)?;
+    let task = Task::of(&config);
     let data = match &args.data {
-        Some(p) => Dataset::load(p)?,
-        None => digits(),
+        Some(p) => Dataset::load_for(p, task)?,
+        None if task == Task::Classification => digits(),
+        None => bail!(
+            "the model's head does {}: give --data (the embedded digits are for classification)",
+            task.name()
+        ),
     };
-    check_data(&config, &data)?;
+    data.check_fits(&config)?;
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     anyhow::ensure!(
         (0.0..1.0).contains(&args.test_fraction),
@@ -262,7 +257,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     println!(
-        "training on {} examples, evaluating on {} ({} tokens each), {} epochs",
+        "training {} on {} examples, evaluating on {} ({} tokens each), {} epochs",
+        task.name(),
         train.len(),
         test.len(),
         data.seq_len,

@@ -319,7 +319,7 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
 }
 
 fn state(weights: &Path) -> PathBuf {
-    spectrans_models::train::optimizer_path(weights)
+    spectrans_train::optimizer_path(weights)
 }
 
 #[test]

@@ -2,4 +2,5 @@
 
 mod cli;
 mod common;
+mod train_heads;
 mod validate;

@@ -4,5 +4,3 @@ mod defaults;
 mod errors;
 mod fuzz;
 mod output;
-mod parity;
-mod training;

@@ -1,38 +1,82 @@
 //! Losses with their gradients: cross-entropy over rows of logits, and mean squared error.
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
 
-/// Errors in loss inputs.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum LossError {
-    /// Targets do not match the predictions.
-    #[error("targets ({what}): expected shape {expected:?}, found {found:?}")]
-    Shape {
-        /// What the shape should be.
-        what: &'static str,
-        /// The expected shape.
-        expected: Vec<usize>,
-        /// The shape given.
-        found: Vec<usize>,
-    },
-    /// A class id outside 0..classes.
-    #[error("target class {class} at row {row} is out of range: expected 0 <= class < {classes}")]
-    ClassOutOfRange {
-        /// The row of the bad target.
-        row: usize,
-        /// The value given.
-        class: i64,
-        /// The number of classes.
-        classes: usize,
-    },
-    /// Nothing to average over.
-    #[error("the loss has no rows to average over")]
-    Empty,
+use crate::data::IGNORE_INDEX;
+use crate::error::{LossError, TrainError};
+
+/// Which loss a step minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossKind {
+    /// Mean cross-entropy over every predicted row whose target is not -100 (targets: class ids).
+    CrossEntropy,
+    /// Mean squared error over every element (targets: the output's shape).
+    Mse,
+}
+
+/// Training targets.
+#[derive(Debug, Clone)]
+pub enum Targets<'a> {
+    /// Class ids: the output's shape minus its last axis.
+    Classes(ArrayViewD<'a, i64>),
+    /// Values of the output's shape.
+    Values(ArrayViewD<'a, f32>),
+}
+
+/// The loss of `output` against `targets`, and its gradient w.r.t. `output`.
+///
+/// ```
+/// use ndarray::{ArrayD, IxDyn};
+/// use spectrans_train::{LossKind, Targets, loss_and_grad};
+/// let logits = ArrayD::<f32>::zeros(IxDyn(&[2, 4]));
+/// let classes = ArrayD::from_shape_vec(IxDyn(&[2]), vec![1i64, 3]).unwrap();
+/// let (loss, grad) = loss_and_grad(logits.view(), Targets::Classes(classes.view()), LossKind::CrossEntropy)?;
+/// assert!((loss - 4f32.ln()).abs() < 1e-6);
+/// assert_eq!(grad.shape(), &[2, 4]);
+/// # Ok::<(), spectrans_train::TrainError>(())
+/// ```
+pub fn loss_and_grad(
+    output: ArrayViewD<'_, f32>,
+    targets: Targets<'_>,
+    kind: LossKind,
+) -> Result<(f32, ArrayD<f32>), TrainError> {
+    match (kind, targets) {
+        (LossKind::CrossEntropy, Targets::Classes(t)) => {
+            let shape = output.shape();
+            let classes = *shape.last().unwrap_or(&0);
+            if output.ndim() < 2 || t.shape() != &shape[..shape.len() - 1] {
+                return Err(LossError::Shape {
+                    what: "the output's shape minus its last axis",
+                    expected: shape[..shape.len().saturating_sub(1)].to_vec(),
+                    found: t.shape().to_vec(),
+                }
+                .into());
+            }
+            let rows = output.len() / classes.max(1);
+            let logits = output
+                .as_standard_layout()
+                .into_owned()
+                .into_shape_with_order((rows, classes))?;
+            let targets: Vec<i64> = t.iter().copied().collect();
+            let (loss, g) = cross_entropy(logits.view(), &targets)?;
+            Ok((loss, g.into_shape_with_order(IxDyn(shape))?))
+        }
+        (LossKind::Mse, Targets::Values(t)) => Ok(mse(output, t)?),
+        (LossKind::CrossEntropy, Targets::Values(_)) => Err(TrainError::Targets(
+            "cross-entropy needs integer class targets (I64)".into(),
+        )),
+        (LossKind::Mse, Targets::Classes(_)) => Err(TrainError::Targets(
+            "mse needs floating targets of the output's shape (F32)".into(),
+        )),
+    }
 }
 
 /// Mean cross-entropy over rows, with its gradient w.r.t. the logits.
 ///
-/// `loss = mean_r [ logsumexp(z_r) - z_r[t_r] ]`;  `d loss / d z_r = (softmax(z_r) - onehot(t_r)) / R`.
+/// `loss = mean_r [ logsumexp(z_r) - z_r[t_r] ]`;  `d loss / d z_r = (softmax(z_r) - onehot(t_r)) / R`,
+/// over the R rows whose target is not -100 ([`IGNORE_INDEX`], skipped as PyTorch's
+/// `ignore_index` does; their gradient is zero). When every row is ignored the loss is 0 with
+/// a zero gradient (PyTorch gives NaN), so a batch of padding does not stop a run.
 /// The sums run in f64 so the loss is accurate to f32 for any number of rows.
 pub fn cross_entropy(
     logits: ArrayView2<'_, f32>,
@@ -51,13 +95,20 @@ pub fn cross_entropy(
     }
     let mut grad = Array2::<f32>::zeros((rows, classes));
     let mut total = 0.0f64;
-    let scale = 1.0 / rows as f64;
+    let counted = targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
+    if counted == 0 {
+        return Ok((0.0, grad));
+    }
+    let scale = 1.0 / counted as f64;
     for (r, (z, mut g)) in logits
         .axis_iter(Axis(0))
         .zip(grad.axis_iter_mut(Axis(0)))
         .enumerate()
     {
         let t = targets[r];
+        if t == IGNORE_INDEX {
+            continue;
+        }
         if t < 0 || t as usize >= classes {
             return Err(LossError::ClassOutOfRange {
                 row: r,
@@ -136,6 +187,21 @@ mod tests {
             cross_entropy(z.view(), &[0, 1]),
             Err(LossError::Shape { .. })
         ));
+    }
+
+    #[test]
+    fn cross_entropy_skips_ignored_rows_like_pytorch() {
+        let z = arr2(&[[0.5f32, -1.0, 2.0], [3.0, 0.0, 1.0], [0.1, 0.2, 0.3]]);
+        let (all_but_one, g) = cross_entropy(z.view(), &[2, IGNORE_INDEX, 0]).unwrap();
+        let kept = arr2(&[[0.5f32, -1.0, 2.0], [0.1, 0.2, 0.3]]);
+        let (expected, g_kept) = cross_entropy(kept.view(), &[2, 0]).unwrap();
+        assert_eq!(all_but_one, expected);
+        assert!(g.row(1).iter().all(|&v| v == 0.0));
+        assert_eq!(g.row(0), g_kept.row(0));
+        assert_eq!(g.row(2), g_kept.row(1));
+        let (loss, g) = cross_entropy(z.view(), &[IGNORE_INDEX; 3]).unwrap();
+        assert_eq!(loss, 0.0);
+        assert!(g.iter().all(|&v| v == 0.0));
     }
 
     #[test]

@@ -4,11 +4,9 @@
 use ndarray::{Array2, ArrayD, IxDyn};
 use proptest::prelude::*;
 use spectrans_config::Config;
-use spectrans_layers::{Parameters, TrainContext};
-use spectrans_models::data::{Dataset, Example};
-use spectrans_models::{
-    Gfnet, GfnetGrads, LossKind, ModelInput, Targets, TrainOptions, Trainer, compute_gradients,
-};
+use spectrans_models::{Gfnet, GfnetGrads, ModelInput, Parameters, TrainContext};
+use spectrans_train::data::{Dataset, Example, Task};
+use spectrans_train::{LossKind, Targets, TrainError, TrainOptions, Trainer, compute_gradients};
 
 fn config(extra: &str) -> Config {
     Config::from_toml_str(&format!(
@@ -126,13 +124,12 @@ fn toy_data(n: usize) -> Dataset {
                 let tokens: Vec<i64> = (0..6)
                     .map(|t| ((i * 5 + t * 3 + i / 7) % 11) as i64)
                     .collect();
-                Example {
-                    label: tokens[2] % 3,
-                    tokens,
-                }
+                Example::classified(tokens.clone(), tokens[2] % 3)
             })
             .collect(),
         seq_len: 6,
+        task: Task::Classification,
+        source: "toy".into(),
     }
 }
 
@@ -254,13 +251,12 @@ fn wide_data(n: usize) -> Dataset {
         examples: (0..n)
             .map(|i| {
                 let tokens: Vec<i64> = (0..32).map(|t| ((i * 7 + t * 3) % 11) as i64).collect();
-                Example {
-                    label: (i % 3) as i64,
-                    tokens,
-                }
+                Example::classified(tokens, (i % 3) as i64)
             })
             .collect(),
         seq_len: 32,
+        task: Task::Classification,
+        source: "wide".into(),
     }
 }
 
@@ -320,7 +316,7 @@ fn a_checkpoint_in_the_middle_of_an_epoch_resumes_bit_for_bit() {
         let stop = first.run_epoch_with(&data, &data, &mut |t, p| {
             if p.done == 2 {
                 t.save_checkpoint(&path)?;
-                return Err(spectrans_models::ModelError::Checkpoint("stop".into()));
+                return Err(TrainError::Checkpoint("stop".into()));
             }
             Ok(())
         });
@@ -354,7 +350,7 @@ fn a_checkpoint_of_another_seed_or_batch_size_is_refused() {
         "{err}"
     );
     // A state file with a tensor missing names it, and changes nothing.
-    let state = spectrans_models::train::optimizer_path(&path);
+    let state = spectrans_train::optimizer_path(&path);
     let file = spectrans_models::tensor_file::TensorFile::open(&state).unwrap();
     let mut tensors = std::collections::BTreeMap::new();
     for name in file.names() {
@@ -387,7 +383,7 @@ fn a_non_finite_loss_stops_training_naming_the_step() {
     assert!(
         matches!(
             err,
-            spectrans_models::ModelError::Diverged {
+            TrainError::Diverged {
                 step: 2,
                 epoch: 1,
                 ..
@@ -396,6 +392,6 @@ fn a_non_finite_loss_stops_training_naming_the_step() {
         "{err}"
     );
     assert!(err.to_string().contains("step 2"), "{err}");
-    use spectrans_models::optim::Optimizer;
+    use spectrans_train::optim::Optimizer;
     assert_eq!(t.optimizer.steps(), 1, "the failing step updated nothing");
 }

@@ -5,72 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Axis, IxDyn};
-use spectrans_layers::{Parameters, TrainContext};
+use ndarray::ArrayD;
+use spectrans_models::tensor_file::{OwnedTensor, TensorFile, write_tensors_with_metadata};
+use spectrans_models::{
+    Gfnet, GfnetGrads, ModelError, ModelInput, Parameters, TrainContext, WeightProblem,
+};
 
+use crate::batch::Batch;
 use crate::data::{Dataset, Example};
-use crate::error::{ModelError, WeightProblem};
-use crate::gfnet::{Gfnet, GfnetGrads, ModelInput};
-use crate::loss::{cross_entropy, mse};
+use crate::error::TrainError;
+use crate::loss::{LossKind, Targets, loss_and_grad};
+use crate::metrics::{EpochMetrics, evaluate};
 use crate::optim::{AdamW, LrSchedule, Optimizer, clip_coefficient, global_norm};
-use crate::tensor_file::{OwnedTensor, TensorFile, write_tensors_with_metadata};
-
-/// Which loss a step minimises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LossKind {
-    /// Mean cross-entropy over every predicted row (targets: class ids).
-    CrossEntropy,
-    /// Mean squared error over every element (targets: the output's shape).
-    Mse,
-}
-
-/// Training targets.
-#[derive(Debug, Clone)]
-pub enum Targets<'a> {
-    /// Class ids: the output's shape minus its last axis.
-    Classes(ArrayViewD<'a, i64>),
-    /// Values of the output's shape.
-    Values(ArrayViewD<'a, f32>),
-}
-
-/// The loss of `output` against `targets`, and its gradient w.r.t. `output`.
-pub fn loss_and_grad(
-    output: ArrayViewD<'_, f32>,
-    targets: Targets<'_>,
-    kind: LossKind,
-) -> Result<(f32, ArrayD<f32>), ModelError> {
-    match (kind, targets) {
-        (LossKind::CrossEntropy, Targets::Classes(t)) => {
-            let shape = output.shape();
-            let classes = *shape.last().unwrap_or(&0);
-            if output.ndim() < 2 || t.shape() != &shape[..shape.len() - 1] {
-                return Err(ModelError::Shape {
-                    what: "targets",
-                    expected: format!(
-                        "{:?} (the output's shape minus its last axis)",
-                        &shape[..shape.len().saturating_sub(1)]
-                    ),
-                    found: t.shape().to_vec(),
-                });
-            }
-            let rows = output.len() / classes.max(1);
-            let logits = output
-                .as_standard_layout()
-                .into_owned()
-                .into_shape_with_order((rows, classes))?;
-            let targets: Vec<i64> = t.iter().copied().collect();
-            let (loss, g) = cross_entropy(logits.view(), &targets)?;
-            Ok((loss, g.into_shape_with_order(IxDyn(shape))?))
-        }
-        (LossKind::Mse, Targets::Values(t)) => Ok(mse(output, t)?),
-        (LossKind::CrossEntropy, Targets::Values(_)) => Err(ModelError::Config(
-            "cross-entropy needs integer class targets (I64)".into(),
-        )),
-        (LossKind::Mse, Targets::Classes(_)) => Err(ModelError::Config(
-            "mse needs floating targets of the output's shape (F32)".into(),
-        )),
-    }
-}
 
 /// One training-mode forward and backward, no update: the loss and every gradient.
 pub fn compute_gradients(
@@ -80,14 +26,15 @@ pub fn compute_gradients(
     targets: Targets<'_>,
     kind: LossKind,
     ctx: &mut TrainContext,
-) -> Result<(f32, GfnetGrads), ModelError> {
+) -> Result<(f32, GfnetGrads), TrainError> {
     let (output, cache) = model.forward_train(input, attention_mask, ctx)?;
     let (loss, grad_output) = loss_and_grad(output.view(), targets, kind)?;
     if !loss.is_finite() {
         return Err(ModelError::NonFinite {
             what: "loss",
             index: vec![],
-        });
+        }
+        .into());
     }
     let mut grads = model.zero_grads();
     model.backward(&cache, grad_output.view(), &mut grads)?;
@@ -160,48 +107,6 @@ pub struct StepProgress {
     pub loss: f32,
 }
 
-/// What one epoch measured. JSON writes NaN (an empty evaluation set) as `null`, which reads
-/// back as NaN.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's steps.
-    #[serde(deserialize_with = "f32_or_nan")]
-    pub train_loss: f32,
-    /// Loss on the held-out set.
-    #[serde(deserialize_with = "f32_or_nan")]
-    pub eval_loss: f32,
-    /// Accuracy on the held-out set.
-    #[serde(deserialize_with = "f32_or_nan")]
-    pub eval_accuracy: f32,
-    /// Training examples per second (of the steps this process ran, after a resume).
-    #[serde(deserialize_with = "f32_or_nan")]
-    pub examples_per_second: f32,
-    /// Wall time of the epoch's training steps (in this process, after a resume).
-    #[serde(deserialize_with = "f32_or_nan")]
-    pub seconds: f32,
-    /// Learning rate at the epoch's end.
-    #[serde(deserialize_with = "f32_or_nan")]
-    pub lr: f32,
-}
-
-impl EpochMetrics {
-    /// These metrics with the wall-clock figures (`seconds`, `examples_per_second`) set to NaN.
-    pub fn without_timings(&self) -> Self {
-        Self {
-            examples_per_second: f32::NAN,
-            seconds: f32::NAN,
-            ..self.clone()
-        }
-    }
-}
-
-fn f32_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
-    use serde::Deserialize;
-    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
-}
-
 /// The dropout seed of global step `step`: each step's masks depend on the run's seed and the
 /// step alone, so a run resumed mid-epoch draws the masks the uninterrupted run drew.
 fn step_seed(seed: u64, step: u64) -> u64 {
@@ -221,15 +126,6 @@ fn epoch_order(train: &Dataset, seed: u64, epoch: usize) -> Vec<&Example> {
         seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     ));
     order
-}
-
-/// Batches a slice of examples as (ids (B, N), labels (B,)).
-pub fn batch_tensors(examples: &[&Example], seq_len: usize) -> (Array2<i64>, Array1<i64>) {
-    let ids = Array2::from_shape_fn((examples.len(), seq_len), |(b, n)| {
-        examples[b].tokens.get(n).copied().unwrap_or(0)
-    });
-    let labels = Array1::from_iter(examples.iter().map(|e| e.label));
-    (ids, labels)
 }
 
 impl Trainer {
@@ -260,24 +156,18 @@ impl Trainer {
     }
 
     /// One optimisation step on a batch; returns the loss. A loss or a gradient that is NaN
-    /// or infinite stops with [`ModelError::Diverged`] before anything is updated.
-    pub fn step(
-        &mut self,
-        ids: ndarray::ArrayView2<'_, i64>,
-        labels: ndarray::ArrayView1<'_, i64>,
-        ctx: &mut TrainContext,
-    ) -> Result<f32, ModelError> {
-        let labels = labels.into_dyn();
+    /// or infinite stops with [`TrainError::Diverged`] before anything is updated.
+    pub fn step(&mut self, batch: &Batch, ctx: &mut TrainContext) -> Result<f32, TrainError> {
         let result = compute_gradients(
             &self.model,
-            ModelInput::TokenIds(ids),
+            batch.model_input(),
             None,
-            Targets::Classes(labels),
-            LossKind::CrossEntropy,
+            batch.loss_targets(),
+            batch.loss_kind(),
             ctx,
         );
         let (loss, grads) = match result {
-            Err(ModelError::NonFinite { what: "loss", .. }) => {
+            Err(TrainError::Model(ModelError::NonFinite { what: "loss", .. })) => {
                 return Err(self.diverged("loss"));
             }
             other => other?,
@@ -286,8 +176,8 @@ impl Trainer {
         Ok(loss)
     }
 
-    fn diverged(&self, what: &'static str) -> ModelError {
-        ModelError::Diverged {
+    fn diverged(&self, what: &'static str) -> TrainError {
+        TrainError::Diverged {
             what,
             step: self.optimizer.steps() + 1,
             epoch: self.epoch + 1,
@@ -296,7 +186,7 @@ impl Trainer {
 
     /// Clips and applies gradients with the scheduled learning rate. The global norm is summed
     /// in parameter-name order, so the clipping factor has the same bits on every run.
-    pub fn apply(&mut self, grads: &GfnetGrads) -> Result<(), ModelError> {
+    pub fn apply(&mut self, grads: &GfnetGrads) -> Result<(), TrainError> {
         let model = &self.model;
         let mut by_name: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
         grads.visit("", &mut |name, g| {
@@ -335,7 +225,7 @@ impl Trainer {
         train: &Dataset,
         eval: &Dataset,
         on_step: &mut dyn FnMut(usize, usize, f32),
-    ) -> Result<EpochMetrics, ModelError> {
+    ) -> Result<EpochMetrics, TrainError> {
         self.run_epoch_with(train, eval, &mut |_, p| {
             on_step(p.done, p.steps, p.loss);
             Ok(())
@@ -351,14 +241,14 @@ impl Trainer {
         &mut self,
         train: &Dataset,
         eval: &Dataset,
-        on_step: &mut dyn FnMut(&Trainer, StepProgress) -> Result<(), ModelError>,
-    ) -> Result<EpochMetrics, ModelError> {
+        on_step: &mut dyn FnMut(&Trainer, StepProgress) -> Result<(), TrainError>,
+    ) -> Result<EpochMetrics, TrainError> {
         let seed = self.options.seed;
         let batch = self.options.batch_size.max(1);
         let order = epoch_order(train, seed, self.epoch);
         let steps = order.len().div_ceil(batch);
         if self.epoch_step > steps {
-            return Err(ModelError::Checkpoint(format!(
+            return Err(TrainError::Checkpoint(format!(
                 "the checkpoint is {} steps into an epoch of {steps} steps: resume with the data and --batch-size it was trained with",
                 self.epoch_step
             )));
@@ -366,9 +256,9 @@ impl Trainer {
         let start = std::time::Instant::now();
         let first = self.epoch_step;
         for (i, chunk) in order.chunks(batch).enumerate().skip(first) {
-            let (ids, labels) = batch_tensors(chunk, train.seq_len);
+            let batch = Batch::of(chunk, train.seq_len)?;
             let mut ctx = TrainContext::new(step_seed(seed, self.optimizer.steps()), true);
-            let loss = self.step(ids.view(), labels.view(), &mut ctx)?;
+            let loss = self.step(&batch, &mut ctx)?;
             self.epoch_loss += loss as f64;
             self.epoch_step = i + 1;
             let progress = StepProgress {
@@ -384,13 +274,13 @@ impl Trainer {
         self.epoch += 1;
         self.epoch_step = 0;
         self.epoch_loss = 0.0;
-        let (eval_loss, eval_accuracy) = evaluate(&self.model, eval, 256)?;
+        let evaluation = evaluate(&self.model, eval, 256)?;
         let examples = order.len().saturating_sub(first * batch);
         let metrics = EpochMetrics {
             epoch: self.epoch,
             train_loss,
-            eval_loss,
-            eval_accuracy,
+            eval_loss: evaluation.loss,
+            eval: evaluation.metrics,
             examples_per_second: examples as f32 / seconds.max(1e-9),
             seconds,
             lr: self.schedule.lr_at(self.optimizer.steps()),
@@ -406,7 +296,7 @@ impl Trainer {
     /// to a temporary file and renamed, so a crash at any moment leaves whole files, and the
     /// state alone is what [`Trainer::resume`] reads: it always holds one step's weights and
     /// moments together.
-    pub fn save_checkpoint(&self, path: &Path) -> Result<(), ModelError> {
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), TrainError> {
         let mut state: BTreeMap<String, OwnedTensor> = BTreeMap::new();
         self.model.visit("", &mut |name, p| {
             state.insert(format!("model.{name}"), OwnedTensor::F32(p.to_owned()));
@@ -433,7 +323,7 @@ impl Trainer {
         // One metadata entry: safetensors writes its metadata map in hash order, and the file
         // must have the same bytes on every run.
         let json = serde_json::to_string(&counters)
-            .map_err(|e| ModelError::Checkpoint(format!("cannot encode the state: {e}")))?;
+            .map_err(|e| TrainError::Checkpoint(format!("cannot encode the state: {e}")))?;
         let metadata = BTreeMap::from([(STATE_KEY.to_string(), json)]);
         write_tensors_with_metadata(optimizer_path(path), &state, &metadata)?;
         self.model.save_weights(path)?;
@@ -444,12 +334,14 @@ impl Trainer {
     /// (it reads `<path>.optim.safetensors` alone). The restored [`Trainer::history`] has no
     /// timings (see [`EpochMetrics::without_timings`]). Nothing changes unless all of it is whole
     /// and fits this model; a checkpoint from another seed or batch size is refused.
-    pub fn resume(&mut self, path: &Path) -> Result<(), ModelError> {
+    pub fn resume(&mut self, path: &Path) -> Result<(), TrainError> {
         let file = TensorFile::open(optimizer_path(path))?;
         let where_ = file.path().display().to_string();
-        let bad = |problem: String| ModelError::Weights {
-            path: where_.clone(),
-            problems: vec![WeightProblem::TrainingState(problem)],
+        let bad = |problem: String| {
+            TrainError::from(ModelError::Weights {
+                path: where_.clone(),
+                problems: vec![WeightProblem::TrainingState(problem)],
+            })
         };
         let text = file.metadata(STATE_KEY).ok_or_else(|| {
             bad(format!(
@@ -473,7 +365,7 @@ impl Trainer {
             ),
         ] {
             if theirs != ours {
-                return Err(ModelError::Checkpoint(format!(
+                return Err(TrainError::Checkpoint(format!(
                     "{where_} was trained with {key} {theirs}; this run asks for {ours}: resume with the same {key}"
                 )));
             }
@@ -519,7 +411,8 @@ impl Trainer {
             return Err(ModelError::Weights {
                 path: where_,
                 problems,
-            });
+            }
+            .into());
         }
         self.model.visit_mut("", &mut |name, mut p| {
             if let Some(v) = params.get(name) {
@@ -558,48 +451,4 @@ pub fn optimizer_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".optim.safetensors");
     PathBuf::from(s)
-}
-
-/// Mean cross-entropy and accuracy of a classifier on a data set (eval mode).
-pub fn evaluate(
-    model: &Gfnet,
-    data: &Dataset,
-    batch_size: usize,
-) -> Result<(f32, f32), ModelError> {
-    if data.is_empty() {
-        return Ok((f32::NAN, f32::NAN));
-    }
-    let mut loss = 0.0f64;
-    let mut correct = 0usize;
-    let all: Vec<&Example> = data.examples.iter().collect();
-    for chunk in all.chunks(batch_size.max(1)) {
-        let (ids, labels) = batch_tensors(chunk, data.seq_len);
-        let logits = model.forward(ModelInput::TokenIds(ids.view()), None)?;
-        let logits = logits.into_dimensionality::<ndarray::Ix2>().map_err(|_| {
-            ModelError::Config("evaluation needs a classification model with num_classes".into())
-        })?;
-        let targets: Vec<i64> = labels.to_vec();
-        let (l, _) = cross_entropy(logits.view(), &targets)?;
-        loss += l as f64 * chunk.len() as f64;
-        for (row, &t) in logits.axis_iter(Axis(0)).zip(targets.iter()) {
-            if argmax(&row.to_vec()) == t as usize {
-                correct += 1;
-            }
-        }
-    }
-    Ok((
-        (loss / data.len() as f64) as f32,
-        correct as f32 / data.len() as f32,
-    ))
-}
-
-/// The index of the largest value (the first of equals).
-pub fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv { (i, v) } else { (bi, bv) }
-        })
-        .0
 }

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, Ix2, Ix3};
 use spectrans_config::Config;
-use spectrans_layers::{Parameters, TrainContext};
 use spectrans_models::tensor_file::TensorFile;
-use spectrans_models::{Gfnet, LossKind, ModelInput, Targets, compute_gradients};
+use spectrans_models::{Gfnet, ModelInput};
+use spectrans_models::{Parameters, TrainContext};
+use spectrans_train::{LossKind, Targets, compute_gradients};
 
 #[derive(serde::Deserialize)]
 struct Case {
