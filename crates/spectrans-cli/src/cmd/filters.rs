@@ -3,8 +3,9 @@
 //!
 //! The filter of block `i` is `H = act(Wr) + i act(Wi)`, shape (frequency = sequence_length,
 //! channel = hidden_dim): the same tensor as spectrans' `GlobalFilterMixing.get_filter_response()`
-//! (the parameters' own length, before any resampling to an input length), with the activation
-//! applied by the same `FilterActivationExt::apply` the forward uses. Written into DIR:
+//! (the parameters' own length, before any resampling to an input length), the activation
+//! applied by `FilterActivationExt::apply`, the scalar form of the forward's row kernel (within
+//! an f32 rounding of it). Written into DIR:
 //!
 //! - `layer_{i}.svg`: heat maps of `|H|` and `arg H` (radians) over (frequency, channel), each
 //!   with a colour bar, and `|H|` averaged over channels against frequency. Heat maps larger
@@ -434,6 +435,31 @@ const PLASMA: ColourMap = ColourMap(&[
     (240, 249, 33),
 ]);
 
+/// A cyclic map (twilight-like: light at both ends, dark in the middle) for phases spanning
+/// most of the circle, where -π and π are the same angle and must get the same colour.
+const CYCLIC: ColourMap = ColourMap(&[
+    (226, 217, 226),
+    (163, 184, 206),
+    (103, 133, 193),
+    (92, 74, 170),
+    (47, 20, 54),
+    (124, 40, 97),
+    (180, 86, 81),
+    (213, 153, 135),
+    (226, 217, 226),
+]);
+
+/// The phase heat map's scale: its own range on a sequential map when the phases stay within
+/// half the circle (sigmoid filters lie in (0, π/2)), else all of [-π, π] on the cyclic map.
+fn phase_scale(grid: &Grid) -> (f64, f64, ColourMap) {
+    let (lo, hi) = grid.range();
+    if hi - lo > std::f64::consts::PI {
+        (-std::f64::consts::PI, std::f64::consts::PI, CYCLIC)
+    } else {
+        (lo, hi, PLASMA)
+    }
+}
+
 impl ColourMap {
     /// The colour at `t` in [0, 1] (clamped).
     fn at(self, t: f64) -> RGBColor {
@@ -480,23 +506,25 @@ fn render_svg(layer: &LayerFilter, path: &Path) -> Result<String, FiltersError> 
         let (left, right) = top.split_horizontally(WIDTH / 2);
         let (n, d) = layer.shape();
         let magnitude = Grid::mean(layer.magnitude.view());
+        let (lo, hi) = magnitude.range();
         heat_map(
             &left,
             &magnitude,
             (n, d),
             &format!("layer {}: |H|", layer.layer),
             "|H|",
-            VIRIDIS,
+            (lo, hi, VIRIDIS),
         )
         .map_err(|e| err(&e))?;
         let phase = Grid::circular_mean(layer.real.view(), layer.imag.view());
+        let (lo, hi, colours) = phase_scale(&phase);
         heat_map(
             &right,
             &phase,
             (n, d),
             &format!("layer {}: phase arg H", layer.layer),
             "arg H (rad)",
-            PLASMA,
+            (lo, hi, colours),
         )
         .map_err(|e| err(&e))?;
         line_plot(&bottom, layer).map_err(|e| err(&e))?;
@@ -515,7 +543,7 @@ fn heat_map(
     (n, d): (usize, usize),
     title: &str,
     scale_name: &str,
-    colours: ColourMap,
+    (lo, hi, colours): (f64, f64, ColourMap),
 ) -> DrawResult {
     let (plot_area, bar_area) = area.split_horizontally(area.dim_in_pixel().0 - BAR);
     let title = if grid.downsampled(n, d) {
@@ -527,7 +555,6 @@ fn heat_map(
     } else {
         format!("{title} ({n} x {d})")
     };
-    let (lo, hi) = grid.range();
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, ("sans-serif", TITLE_FONT))
         .margin(12)
@@ -733,6 +760,21 @@ mod tests {
         assert!(svg.contains("frequency index") && svg.contains("channel"));
         assert!(svg.contains("mean |H|"));
         assert!(svg.len() < 8 << 20, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn phases_around_the_circle_get_the_cyclic_scale() {
+        let grid = |values: Array2<f32>| Grid {
+            freq: bins(values.nrows(), MAX_CELLS),
+            chan: bins(values.ncols(), MAX_CELLS),
+            values,
+        };
+        let (lo, hi, map) = phase_scale(&grid(ndarray::array![[0.7f32, 0.9]]));
+        assert_eq!((lo, hi), (0.7f32 as f64, 0.9f32 as f64));
+        assert_eq!(map.0, PLASMA.0);
+        let (lo, hi, map) = phase_scale(&grid(ndarray::array![[-3.0f32, 3.1]]));
+        assert_eq!((lo, hi), (-std::f64::consts::PI, std::f64::consts::PI));
+        assert_eq!(map.at(0.0), map.at(1.0), "-π and π look the same");
     }
 
     #[test]
