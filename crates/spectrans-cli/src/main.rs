@@ -40,6 +40,8 @@ enum Command {
     Init(cmd::init::Args),
     /// List the tensors of a weights file, the parameter count and per-layer filter statistics.
     Inspect(cmd::inspect::Args),
+    /// Plot each layer's learned global filter H (|H|, phase, mean |H|) to SVGs and filters.json.
+    Filters(cmd::filters::Args),
 }
 
 /// Restores the default action of SIGPIPE (Rust ignores it, so `println!` to a closed pipe
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Init(args) => cmd::init::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Filters(args) => cmd::filters::run(args),
     };
     match result {
         Ok(code) => code,

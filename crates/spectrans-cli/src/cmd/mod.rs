@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod filters;
 pub mod forward;
 pub mod grad;
 pub mod init;

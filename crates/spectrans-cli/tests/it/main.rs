@@ -2,5 +2,6 @@
 
 mod cli;
 mod common;
+mod filters;
 mod train_heads;
 mod validate;
