@@ -5,9 +5,9 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use ndarray::{Array2, Array3, ArrayD, Ix2, Ix3};
 use spectrans_config::Config;
-use spectrans_models::ModelInput;
 use spectrans_models::memory::{Workload, check_fits, parse_size, set_max_memory};
 use spectrans_models::tensor_file::TensorFile;
+use spectrans_models::{Gfnet, ModelInput, Precision};
 
 /// The tensors an input file may hold.
 const INPUT_NAMES: [&str; 4] = ["input_ids", "inputs_embeds", "attention_mask", "targets"];
@@ -129,6 +129,30 @@ impl MemoryArgs {
         if self.max_memory.is_some() {
             set_max_memory(self.max_memory);
         }
+    }
+}
+
+/// `--precision`, for the subcommands that run a model in eval mode.
+#[derive(Debug, clap::Args)]
+pub struct PrecisionArgs {
+    /// Number format of the linear layers: f32 (the parity path), bf16 or int8 (dynamic
+    /// quantization: weights per output channel, activations per row). Embedding, LayerNorm
+    /// and the global filter stay in f32.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|int8")]
+    pub precision: Precision,
+}
+
+impl PrecisionArgs {
+    /// Sets `model` to `--precision`; for bf16 and int8, says once on stderr that this build
+    /// runs them on the portable path (the accuracy of the format, not its speed).
+    pub fn apply(&self, model: &mut Gfnet) {
+        if self.precision != Precision::F32 {
+            eprintln!(
+                "note: --precision {} runs the portable path (operands rounded to {}, f32 GEMM):                  the accuracy of {}, not its speed; it is slower than f32 on this build",
+                self.precision, self.precision, self.precision
+            );
+        }
+        model.set_precision(self.precision);
     }
 }
 

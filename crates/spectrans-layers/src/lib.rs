@@ -40,6 +40,7 @@ mod linear;
 pub mod matmul;
 mod params;
 mod positional;
+pub mod precision;
 mod tensor;
 
 pub use activation::{
@@ -59,6 +60,7 @@ pub use positional::{
     LearnedEncoding, PositionalEncoding, PositionalEncodingCache, PositionalEncodingGrads,
     RotaryEncoding, SinusoidalEncoding, rotary_inv_freq, sinusoidal_table,
 };
+pub use precision::Precision;
 pub use spectrans_fft::FftNorm;
 
 /// What [`parameters!`] expands to needs, reachable from any crate.

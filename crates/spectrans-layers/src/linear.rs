@@ -4,9 +4,14 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
+use std::cell::RefCell;
+
+use spectrans_fft::with_thread_local;
+
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
 use crate::matmul::matmul_into;
+use crate::precision::{Precision, quantize_rows_into};
 use crate::tensor::{contiguous, contiguous_mut, min_rows, par_add_column_sums};
 use rayon::prelude::*;
 
@@ -17,6 +22,14 @@ pub struct Linear {
     pub weight: Array2<f32>,
     /// `bias`, shape (out).
     pub bias: Array1<f32>,
+    /// The number format of the eval forwards' product (see [`Linear::set_precision`]).
+    precision: Precision,
+}
+
+thread_local! {
+    /// The reduced-precision copies of the input and the weight (see
+    /// [`spectrans_fft::with_thread_local`], the one scratch strategy).
+    static QUANTIZED: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Gradients of a [`Linear`], same names and shapes.
@@ -53,7 +66,54 @@ impl Linear {
         };
         let weight = draw((out_features, in_features));
         let bias = draw((1, out_features)).remove_axis(Axis(0));
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            precision: Precision::F32,
+        }
+    }
+
+    /// Sets the number format of the eval forwards' product `x Wᵀ`: at `Bf16` both operands
+    /// are rounded to bfloat16, at `Int8` the weight is quantized per output channel
+    /// (symmetric) and the input per row (asymmetric u8), then multiplied with f32
+    /// accumulation and the bias added in f32 ([`crate::precision`]). The quantization is
+    /// done on each call from the current `weight`, so editing the weight never leaves a
+    /// stale copy behind. Training (`forward_train`, `backward`) always runs in f32.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    /// The number format of the eval forwards.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// `out = x Wᵀ` (or `out += x Wᵀ`) in this layer's precision.
+    fn product(
+        &self,
+        x: ArrayView2<'_, f32>,
+        out: ArrayViewMut2<'_, f32>,
+        accumulate: bool,
+    ) -> Result<(), LayerError> {
+        if self.precision == Precision::F32 {
+            return matmul_into(out, x, self.weight.t(), accumulate);
+        }
+        with_thread_local(&QUANTIZED, |(xs, ws)| {
+            let x_len = x.len();
+            let w_len = self.weight.len();
+            xs.resize(x_len.max(xs.len()), 0.0);
+            ws.resize(w_len.max(ws.len()), 0.0);
+            let shape_err = |what: &'static str, dim: (usize, usize)| {
+                shape_error(what, format!("({}, {})", dim.0, dim.1), &[dim.0 * dim.1])
+            };
+            let mut xq = ArrayViewMut2::from_shape(x.dim(), &mut xs[..x_len])
+                .map_err(|_| shape_err("Linear quantized input", x.dim()))?;
+            let mut wq = ArrayViewMut2::from_shape(self.weight.dim(), &mut ws[..w_len])
+                .map_err(|_| shape_err("Linear quantized weight", self.weight.dim()))?;
+            quantize_rows_into(x, xq.view_mut(), self.precision, false)?;
+            quantize_rows_into(self.weight.view(), wq.view_mut(), self.precision, true)?;
+            matmul_into(out, xq.view(), wq.view().t(), accumulate)
+        })
     }
 
     /// Input width.
@@ -100,7 +160,7 @@ impl Linear {
         out: ArrayViewMut2<'_, f32>,
     ) -> Result<(), LayerError> {
         self.check_input(&x)?;
-        matmul_into(out, x, self.weight.t(), false)
+        self.product(x, out, false)
     }
 
     /// `out += x Wᵀ` (no bias): fuses a residual add into the GEMM.
@@ -110,7 +170,7 @@ impl Linear {
         out: ArrayViewMut2<'_, f32>,
     ) -> Result<(), LayerError> {
         self.check_input(&x)?;
-        matmul_into(out, x, self.weight.t(), true)
+        self.product(x, out, true)
     }
 
     /// `out = x Wᵀ + b` into a caller-owned buffer of shape (rows, out).
@@ -138,7 +198,7 @@ impl Linear {
                 .into_iter()
                 .for_each(|mut r| r.assign(&self.bias)),
         }
-        matmul_into(out, x, self.weight.t(), true)
+        self.product(x, out, true)
     }
 
     /// Eval forward: `y = x Wᵀ + b`, x (rows, in) -> y (rows, out).

@@ -108,6 +108,14 @@ pub enum ModelError {
     /// The config asks for something this model cannot build.
     #[error("config: {0}")]
     Config(String),
+    /// A training forward on a model set to a reduced precision.
+    #[error(
+        "training runs in f32, but this model is set to {precision}: set_precision(Precision::F32) first"
+    )]
+    TrainingPrecision {
+        /// The precision the model is set to.
+        precision: spectrans_layers::Precision,
+    },
     /// Settings that fail the config's validation (from [`crate::GfnetBuilder`]).
     #[error(transparent)]
     InvalidConfig(#[from] spectrans_config::ConfigError),

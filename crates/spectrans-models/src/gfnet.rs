@@ -10,7 +10,7 @@ use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
 use spectrans_layers::{
     BlockOptions, Dropout, DropoutMask, Embedding, EmbeddingCache, EmbeddingGrads, GfnetBlock,
     GfnetBlockCache, GfnetBlockGrads, LayerNorm, LayerNormCache, LayerNormGrads, OutputTokens,
-    PositionalEncoding, PositionalEncodingCache, PositionalEncodingGrads, TrainContext,
+    PositionalEncoding, PositionalEncodingCache, PositionalEncodingGrads, Precision, TrainContext,
 };
 
 use crate::error::ModelError;
@@ -58,6 +58,7 @@ pub struct Gfnet {
     pub(crate) final_norm: LayerNorm,
     pub(crate) output_head: Option<OutputHead>,
     dropout: Dropout,
+    precision: Precision,
 }
 
 /// What a forward returns, by the kind of head, so a caller never guesses the rank.
@@ -188,7 +189,42 @@ impl Gfnet {
             final_norm,
             output_head,
             dropout: Dropout::new(dropout)?,
+            precision: Precision::F32,
         })
+    }
+
+    /// Sets the number format of every Linear (each block's `ffn.fc1` and `ffn.fc2`, and the
+    /// output head) in eval forwards; the embedding, the LayerNorms and the global filters stay
+    /// in f32. See [`spectrans_layers::Linear::set_precision`] for what `Bf16` and `Int8` do.
+    /// Training needs [`Precision::F32`]: [`Gfnet::forward_train`] refuses otherwise.
+    ///
+    /// ```
+    /// use ndarray::Array2;
+    /// use spectrans_models::{Gfnet, ModelInput, Precision};
+    /// let mut model = Gfnet::builder().vocab_size(50).hidden_dim(16).num_layers(1)
+    ///     .max_sequence_length(8).num_classes(3).build(0)?;
+    /// let ids = Array2::from_shape_fn((2, 8), |(b, n)| (b + 3 * n) as i64);
+    /// let exact = model.forward(ModelInput::TokenIds(ids.view()), None)?;
+    /// model.set_precision(Precision::Int8);
+    /// let int8 = model.forward(ModelInput::TokenIds(ids.view()), None)?;
+    /// let scale = exact.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    /// assert!(exact.iter().zip(&int8).all(|(a, b)| (a - b).abs() <= 0.1 * scale));
+    /// # Ok::<(), spectrans_models::ModelError>(())
+    /// ```
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+        for block in &mut self.blocks {
+            block.ffn.fc1.set_precision(precision);
+            block.ffn.fc2.set_precision(precision);
+        }
+        if let Some(head) = &mut self.output_head {
+            head.linear.set_precision(precision);
+        }
+    }
+
+    /// The number format set by [`Gfnet::set_precision`] (f32 unless set).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// `embedding`, when the config has a vocab_size.
@@ -353,6 +389,11 @@ impl Gfnet {
         attention_mask: Option<ArrayView2<'_, bool>>,
         ctx: &mut TrainContext,
     ) -> Result<(ArrayD<f32>, GfnetCache), ModelError> {
+        if self.precision != Precision::F32 {
+            return Err(ModelError::TrainingPrecision {
+                precision: self.precision,
+            });
+        }
         self.check_input(input, attention_mask)?;
         let (mut x, embedding) = match input {
             ModelInput::TokenIds(ids) => match &self.embedding {

@@ -281,3 +281,17 @@ mod tests {
         assert_eq!(FftNorm::Ortho.forward_scale(0), 1.0);
     }
 }
+
+choice_enum! {
+    /// The number format of a model's linear layers at inference (`--precision`). The
+    /// embedding, the LayerNorms and the global filter always run in f32.
+    Precision, "precision" {
+        /// Float32 everywhere: the parity path.
+        F32 => "f32",
+        /// bfloat16 weights and activations into each Linear, f32 accumulation.
+        Bf16 => "bf16",
+        /// int8 weights (symmetric, per output channel) and u8 activations (asymmetric, per
+        /// row) into each Linear, dequantized after the product.
+        Int8 => "int8",
+    }
+}

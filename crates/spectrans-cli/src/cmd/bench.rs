@@ -14,7 +14,7 @@ use spectrans_models::memory::Workload;
 use spectrans_models::{Gfnet, ModelInput};
 use spectrans_train::{LossKind, Targets, Trainer, compute_gradients};
 
-use crate::io::{MemoryArgs, check_memory, load_config};
+use crate::io::{MemoryArgs, PrecisionArgs, check_memory, load_config};
 
 /// Arguments of `spectrans bench`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +42,8 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub memory: MemoryArgs,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
 }
 
 /// Peak resident memory of this process in MiB (Linux: VmHWM), if known.
@@ -114,7 +116,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workload,
         &format!("{what} of {batch} x {seq_len} tokens"),
     )?;
-    let model = Gfnet::new(&config, 0)?;
+    let mut model = Gfnet::new(&config, 0)?;
+    if args.train {
+        anyhow::ensure!(
+            args.precision.precision == spectrans_models::Precision::F32,
+            "--train runs in f32; --precision applies to forwards"
+        );
+    }
+    args.precision.apply(&mut model);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let (ids, embeds) = random_input(&config, args.batch, n, &mut rng);
     let input = match (&ids, &embeds) {
@@ -169,6 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         let json = serde_json::json!({
             "impl": "spectrans-rs",
+            "precision": args.precision.precision.as_str(),
             key: med,
             "min_ms": min,
             "iters": args.iters,

@@ -12,6 +12,7 @@ use spectrans_train::data::{Example, digits};
 use spectrans_train::{Batch, BatchInput, BatchTargets, TrainOptions, Trainer, argmax};
 
 use crate::cmd::train::{Outputs, train_loop};
+use crate::io::PrecisionArgs;
 
 /// The example config, embedded so the demo needs no files.
 pub const DIGITS_CONFIG: &str = include_str!("digits.toml");
@@ -28,6 +29,9 @@ pub struct Args {
     /// Also save the trained weights here (safetensors).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Run the trained model's predictions and timing in this format (training is f32).
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
 }
 
 /// An 8x8 digit as text, darker characters for higher counts.
@@ -88,6 +92,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
 
+    if args.precision.precision != spectrans_models::Precision::F32 {
+        args.precision.apply(&mut trainer.model);
+        let at = spectrans_train::evaluate(&trainer.model, &test, 256)?;
+        println!(
+            "test accuracy at {}: {:.2}%",
+            args.precision.precision,
+            at.metrics.get("eval_accuracy").copied().unwrap_or(f32::NAN) * 100.0
+        );
+    }
     let model = &trainer.model;
     let shown: Vec<&Example> = test.examples.iter().take(6).collect();
     let batch = Batch::of(&shown, test.seq_len)?;

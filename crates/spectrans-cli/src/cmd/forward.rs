@@ -8,7 +8,7 @@ use spectrans_models::Gfnet;
 use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::{OwnedTensor, write_tensors};
 
-use crate::io::{MemoryArgs, check_memory, load_config, read_inputs};
+use crate::io::{MemoryArgs, PrecisionArgs, check_memory, load_config, read_inputs};
 
 /// Arguments of `spectrans forward`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +27,8 @@ pub struct Args {
     pub output: PathBuf,
     #[command(flatten)]
     pub memory: MemoryArgs,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
 }
 
 /// Runs the model in eval mode and writes its output.
@@ -40,7 +42,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Workload::Inference { batch, seq_len },
         &format!("a forward pass of {batch} x {seq_len} tokens"),
     )?;
-    let model = Gfnet::from_weights(&config, &args.weights)?;
+    let mut model = Gfnet::from_weights(&config, &args.weights)?;
+    args.precision.apply(&mut model);
     let output = model.forward(
         inputs.model_input()?,
         inputs.mask.as_ref().map(|m| m.view()),

@@ -28,6 +28,29 @@ fn stats(values: &[f32]) -> (f64, f64, f32, f32) {
     (mean, var.sqrt(), min, max)
 }
 
+/// The number format the file's tensors are stored in: `f32` when every tensor is F32, else
+/// the formats found (a weights file of ours is always f32: `--precision` quantizes at load).
+fn stored_precision(file: &TensorFile) -> String {
+    let mut formats: Vec<String> = file
+        .names()
+        .iter()
+        .filter_map(|n| file.info(n))
+        .map(|(dtype, _)| match format!("{dtype:?}").as_str() {
+            "F32" => "f32".to_string(),
+            "BF16" => "bf16".to_string(),
+            "I8" => "int8".to_string(),
+            other => other.to_lowercase(),
+        })
+        .collect();
+    formats.sort();
+    formats.dedup();
+    if formats.is_empty() {
+        "none (no tensors)".into()
+    } else {
+        formats.join(", ")
+    }
+}
+
 /// Prints what the file holds.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let file = TensorFile::open(&args.weights)?;
@@ -50,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     println!("parameters: {params}");
+    println!("precision: {}", stored_precision(&file));
     let filters: Vec<String> = file
         .names()
         .into_iter()

@@ -80,6 +80,49 @@ fn forward_reproduces_a_pytorch_fixture() {
 }
 
 #[test]
+fn forward_takes_a_precision_and_inspect_names_the_stored_one() {
+    let dir = Scratch::new();
+    let case = fixtures().join("forward/big_h128_s64");
+    let expected = TensorFile::open(case.join("expected.safetensors"))
+        .unwrap()
+        .read_f32("output_f32")
+        .unwrap();
+    let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let forward = |precision: &str| {
+        let out = dir.file(&format!("forward_{precision}.safetensors"));
+        let mut c = bin();
+        c.args(["forward", "--config"])
+            .arg(case.join("config.toml"))
+            .arg("--weights")
+            .arg(case.join("weights.safetensors"))
+            .arg("--input")
+            .arg(case.join("inputs.safetensors"))
+            .arg("--output")
+            .arg(&out)
+            .args(["--precision", precision]);
+        (c, out)
+    };
+    for (precision, bound) in [("f32", 1e-5), ("bf16", 2e-2), ("int8", 6e-2)] {
+        let (mut c, out) = forward(precision);
+        ok(&mut c);
+        let d = max_diff(
+            &TensorFile::open(&out).unwrap().read_f32("output").unwrap(),
+            &expected,
+        );
+        assert!(d <= bound * scale, "{precision}: {d} vs {}", bound * scale);
+        if precision != "f32" {
+            assert!(d > 1e-5 * scale, "{precision} changed nothing");
+        }
+    }
+    let e = fails(&mut forward("int4").0);
+    assert!(e.contains("int4") && e.contains("f32, bf16, int8"), "{e}");
+    let shown = ok(bin()
+        .args(["inspect", "--weights"])
+        .arg(case.join("weights.safetensors")));
+    assert!(shown.contains("precision: f32"), "{shown}");
+}
+
+#[test]
 fn grad_writes_the_loss_and_every_parameter_gradient() {
     let dir = Scratch::new();
     let case = fixtures().join("grad/ce_classification");

@@ -7,4 +7,5 @@
 mod fuzz;
 mod heads;
 mod parity;
+mod precision;
 mod training;
