@@ -337,9 +337,8 @@ impl PyGfnet {
 
     fn __repr__(&self) -> String {
         format!(
-            "GFNet({}; {} parameters; {} threads)",
+            "GFNet({}; {} threads)",
             self.model.config().summary(),
-            parameter_count(&self.model),
             pool::threads_of(self.pool.as_deref())
         )
     }
