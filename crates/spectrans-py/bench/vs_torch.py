@@ -18,15 +18,19 @@ from spectrans.models.gfnet import GFNet
 import spectrans_rs
 
 
-def median_ms(f, runs, warmup=3):
+def median_ms(fs, runs, warmup=3):
+    """Median, min and max ms of each function, the runs interleaved so that a change of the
+    machine's load falls on both sides alike."""
     for _ in range(warmup):
-        f()
-    times = []
+        for f in fs:
+            f()
+    times = [[] for _ in fs]
     for _ in range(runs):
-        t = time.perf_counter()
-        f()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times), min(times), max(times)
+        for f, t in zip(fs, times):
+            start = time.perf_counter()
+            f()
+            t.append((time.perf_counter() - start) * 1e3)
+    return [(statistics.median(t), min(t), max(t)) for t in times]
 
 
 def main():
@@ -58,8 +62,7 @@ def main():
         with torch.inference_mode():
             torch_model(input_ids=ids_t)
 
-    t_ours = median_ms(lambda: ours(input_ids=ids), a.runs)
-    t_torch = median_ms(run_torch, a.runs)
+    t_ours, t_torch = median_ms([lambda: ours(input_ids=ids), run_torch], a.runs)
     print(f"batch {a.batch} x 512 tokens, hidden 256, 4 layers, {a.threads} threads, "
           f"torch {torch.__version__}; max |diff| {err:.2e}")
     print(f"spectrans_rs      median {t_ours[0]:8.1f} ms  (min {t_ours[1]:.1f}, max {t_ours[2]:.1f})")

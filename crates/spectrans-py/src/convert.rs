@@ -59,10 +59,22 @@ pub fn to_array<T: Element + Clone>(
             )));
         }
     };
-    let dtype = array.getattr("dtype")?;
-    let kind: String = dtype.getattr("kind")?.extract()?;
-    let name: String = dtype.getattr("name")?.extract()?;
-    let kind = kind.chars().next().unwrap_or('?');
+    let (mut array, mut kind, mut name) = dtype_of(array)?;
+    if kind == 'O' {
+        // An object array (a pandas or Ray column of Python numbers or of equal-length rows):
+        // through NumPy's own inference, as `np.array(arr.tolist())` would.
+        let Ok(inferred) = array
+            .call_method0("tolist")
+            .and_then(|list| numpy.call_method1("array", (list,)))
+        else {
+            return Ok(Err(format!(
+                "{what}: dtype object holds values that are not numbers (or rows of unequal length); expected {}",
+                want.expected()
+            )));
+        };
+        (array, kind, name) = dtype_of(inferred)?;
+        name = format!("object (holding {name})");
+    }
     if !want.accepts(kind) {
         return Ok(Err(format!(
             "{what}: dtype {name} is not accepted; expected {}",
@@ -93,6 +105,14 @@ pub fn to_array<T: Element + Clone>(
         ))
     })?;
     Ok(Ok(typed.to_owned_array()))
+}
+
+/// An array with its dtype's kind (`i`, `u`, `f`, `b`, `O`...) and name.
+fn dtype_of(array: Bound<'_, PyAny>) -> PyResult<(Bound<'_, PyAny>, char, String)> {
+    let dtype = array.getattr("dtype")?;
+    let kind: String = dtype.getattr("kind")?.extract()?;
+    let name: String = dtype.getattr("name")?.extract()?;
+    Ok((array, kind.chars().next().unwrap_or('?'), name))
 }
 
 /// [`to_array`] of a fixed rank, `expected` being the shape in words (`(B, N)`); every

@@ -161,3 +161,23 @@ def test_docstrings_for_help():
         assert obj.__doc__ and len(obj.__doc__) > 40, obj
     assert "input_ids" in spectrans_rs.GFNet.forward.__doc__
     assert isinstance(spectrans_rs.__version__, str)
+
+
+def test_object_arrays_of_numbers_are_accepted():
+    """pandas and Ray columns of rows arrive as object arrays."""
+    model = spectrans_rs.GFNet({"hidden_dim": 8, "num_layers": 1, "sequence_length": 6,
+                                "vocab_size": 20, "num_classes": 2}, seed=2)
+    ids = np.random.default_rng(0).integers(0, 20, size=(3, 6))
+    reference = model(input_ids=ids)
+    rows = np.empty(3, dtype=object)
+    for i in range(3):
+        rows[i] = ids[i]
+    np.testing.assert_array_equal(model(input_ids=np.stack(rows)), reference)
+    np.testing.assert_array_equal(model(input_ids=rows), reference)
+    np.testing.assert_array_equal(model(input_ids=ids.astype(object)), reference)
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = [1, 2, 3], [1, 2]
+    with pytest.raises(ValueError, match="input_ids: dtype object holds values that are not numbers"):
+        model(input_ids=ragged)
+    with pytest.raises(ValueError, match=r"input_ids: dtype object \(holding <U1\) is not accepted|input_ids: dtype object \(holding str"):
+        model(input_ids=np.array([["a"] * 6], dtype=object))
