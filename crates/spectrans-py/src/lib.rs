@@ -378,6 +378,21 @@ fn get_threads() -> usize {
     pool::threads_of(None)
 }
 
+/// For the tests of the panic guard: panics in Rust, with the GIL (``released=False``) or
+/// without it, as a bug would; the caller must see ``RuntimeError``, never a Rust panic.
+#[pyfunction]
+#[pyo3(signature = (released = false))]
+fn _panic_for_tests(py: Python<'_>, released: bool) -> PyResult<()> {
+    no_panic("_panic_for_tests", || {
+        if released {
+            py.detach(|| catch_panic("_panic_for_tests", || panic!("deliberate")))
+                .map_err(PyRuntimeError::new_err)
+        } else {
+            panic!("deliberate")
+        }
+    })
+}
+
 /// GFNet inference from spectrans-rs, NumPy in and NumPy out. See ``help(spectrans_rs.GFNet)``.
 #[pymodule]
 fn spectrans_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -385,6 +400,7 @@ fn spectrans_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

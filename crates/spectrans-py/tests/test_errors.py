@@ -210,3 +210,9 @@ def test_validate_lists_every_problem(tmp_path, small_case):
     assert "line 1" in problem
     with pytest.raises(FileNotFoundError, match="missing.toml"):
         spectrans_rs.validate(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("released", [False, True])
+def test_a_rust_panic_becomes_a_runtimeerror(released):
+    with pytest.raises(RuntimeError, match="internal error in _panic_for_tests .*deliberate"):
+        spectrans_rs._panic_for_tests(released=released)
