@@ -216,3 +216,16 @@ def test_validate_lists_every_problem(tmp_path, small_case):
 def test_a_rust_panic_becomes_a_runtimeerror(released):
     with pytest.raises(RuntimeError, match="internal error in _panic_for_tests .*deliberate"):
         spectrans_rs._panic_for_tests(released=released)
+
+
+def test_a_batch_over_the_memory_budget_is_a_memoryerror(monkeypatch):
+    model = spectrans_rs.GFNet({"hidden_dim": 64, "num_layers": 1, "sequence_length": 512,
+                                "vocab_size": 10, "num_classes": 2})
+    monkeypatch.setenv("SPECTRANS_MAX_MEMORY", "4M")
+    with pytest.raises(MemoryError, match=r"a forward pass of 64 x 512 tokens needs .*SPECTRANS_MAX_MEMORY"):
+        model(input_ids=np.zeros((64, 512), dtype=np.int64))
+    monkeypatch.setenv("SPECTRANS_MAX_MEMORY", "lots")
+    with pytest.raises(ValueError, match="SPECTRANS_MAX_MEMORY"):
+        model(input_ids=np.zeros((1, 512), dtype=np.int64))
+    monkeypatch.delenv("SPECTRANS_MAX_MEMORY")
+    assert model(input_ids=np.zeros((1, 512), dtype=np.int64)).shape == (1, 2)
