@@ -80,21 +80,61 @@ impl Gfnet {
 
     /// Loads every parameter from an open file. Nothing is changed unless the whole file fits.
     pub fn load_tensor_file(&mut self, file: &TensorFile) -> Result<(), ModelError> {
+        self.load_from(file)
+    }
+
+    /// Loads every parameter from tensors in memory, by PyTorch `state_dict` name, as strictly
+    /// as [`Gfnet::load_weights`]: every missing, unexpected, misshapen or non-finite tensor is
+    /// named in one [`ModelError::Weights`] whose `path` is `source`. Nothing is changed unless
+    /// every tensor fits.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use spectrans_config::Config;
+    /// use spectrans_models::Gfnet;
+    ///
+    /// let config = Config::from_toml_str(
+    ///     "[model]\nhidden_dim = 8\nnum_layers = 1\nsequence_length = 4\nvocab_size = 10\n",
+    /// )?;
+    /// let trained = Gfnet::new(&config, 1)?;
+    /// let tensors: BTreeMap<_, _> = trained
+    ///     .state_dict()
+    ///     .into_iter()
+    ///     .filter_map(|(name, t)| match t {
+    ///         spectrans_models::tensor_file::OwnedTensor::F32(a) => Some((name, a)),
+    ///         _ => None,
+    ///     })
+    ///     .collect();
+    /// let mut model = Gfnet::new(&config, 0)?;
+    /// model.load_state_dict("state_dict", &tensors)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn load_state_dict(
+        &mut self,
+        source: &str,
+        tensors: &BTreeMap<String, ArrayD<f32>>,
+    ) -> Result<(), ModelError> {
+        self.load_from(&NamedTensors { source, tensors })
+    }
+
+    /// Loads every parameter from any [`TensorSource`] (strict, all or nothing).
+    pub fn load_from(&mut self, source: &dyn TensorSource) -> Result<(), ModelError> {
         let mut problems: Vec<WeightProblem> = Vec::new();
         let mut loaded: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
         let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
         self.visit("", &mut |name, t| {
             expected.push((name.to_string(), t.shape().to_vec()))
         });
+        let names = source.names();
         for (name, shape) in &expected {
-            if !file.contains(name) {
+            if !names.contains(name) {
                 problems.push(WeightProblem::Missing {
                     name: name.clone(),
                     shape: shape.clone(),
                 });
                 continue;
             }
-            match file.read_f32(name) {
+            match source.read_f32(name) {
                 Ok(t) if t.shape() != shape.as_slice() => problems.push(WeightProblem::Shape {
                     name: name.clone(),
                     buffer: false,
@@ -111,17 +151,17 @@ impl Gfnet {
                         loaded.insert(name.clone(), t);
                     }
                 }
-                Err(e) => problems.push(WeightProblem::Unreadable(e.to_string())),
+                Err(e) => problems.push(WeightProblem::Unreadable(e)),
             }
         }
         let buffers = self.buffers();
-        for name in file.names() {
+        for name in names {
             if expected.iter().any(|(n, _)| n == &name) {
                 continue;
             }
             match buffers.get(&name) {
                 Some(ours) => {
-                    if let Err(p) = check_buffer(file, &name, ours.view()) {
+                    if let Err(p) = check_buffer(source, &name, ours.view()) {
                         problems.push(p);
                     }
                 }
@@ -130,7 +170,7 @@ impl Gfnet {
         }
         if !problems.is_empty() {
             return Err(ModelError::Weights {
-                path: file.path().display().to_string(),
+                path: source.label(),
                 problems,
             });
         }
@@ -143,14 +183,56 @@ impl Gfnet {
     }
 }
 
+/// Named f32 tensors a model can be loaded from: a safetensors file, a map in memory, or a
+/// caller's own (the Python bindings read NumPy arrays through it).
+pub trait TensorSource {
+    /// What to call the source in errors (a file's path, `state_dict`).
+    fn label(&self) -> String;
+    /// The names of every tensor the source holds.
+    fn names(&self) -> Vec<String>;
+    /// One tensor as f32; the error says why it cannot be (its dtype, its bytes) and names it.
+    fn read_f32(&self, name: &str) -> Result<ArrayD<f32>, String>;
+}
+
+impl TensorSource for TensorFile {
+    fn label(&self) -> String {
+        self.path().display().to_string()
+    }
+    fn names(&self) -> Vec<String> {
+        TensorFile::names(self)
+    }
+    fn read_f32(&self, name: &str) -> Result<ArrayD<f32>, String> {
+        TensorFile::read_f32(self, name).map_err(|e| e.to_string())
+    }
+}
+
+/// A map of tensors in memory, under a label.
+struct NamedTensors<'a> {
+    source: &'a str,
+    tensors: &'a BTreeMap<String, ArrayD<f32>>,
+}
+
+impl TensorSource for NamedTensors<'_> {
+    fn label(&self) -> String {
+        self.source.to_string()
+    }
+    fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+    fn read_f32(&self, name: &str) -> Result<ArrayD<f32>, String> {
+        self.tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("{}: tensor `{name}` is missing", self.source))
+    }
+}
+
 fn check_buffer(
-    file: &TensorFile,
+    source: &dyn TensorSource,
     name: &str,
     ours: ArrayViewD<'_, f32>,
 ) -> Result<(), WeightProblem> {
-    let theirs = file
-        .read_f32(name)
-        .map_err(|e| WeightProblem::Unreadable(e.to_string()))?;
+    let theirs = source.read_f32(name).map_err(WeightProblem::Unreadable)?;
     if theirs.shape() != ours.shape() {
         return Err(WeightProblem::Shape {
             name: name.to_owned(),
@@ -174,4 +256,53 @@ fn check_buffer(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spectrans_config::Config;
+
+    fn f32_state_dict(model: &Gfnet) -> BTreeMap<String, ArrayD<f32>> {
+        model
+            .state_dict()
+            .into_iter()
+            .filter_map(|(name, t)| match t {
+                OwnedTensor::F32(a) => Some((name, a)),
+                OwnedTensor::I64(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn load_state_dict_names_every_problem_and_changes_nothing() {
+        let config = Config::from_toml_str(
+            "[model]\nhidden_dim = 8\nnum_layers = 1\nsequence_length = 4\nvocab_size = 10\n",
+        )
+        .unwrap();
+        let trained = Gfnet::new(&config, 1).unwrap();
+        let mut tensors = f32_state_dict(&trained);
+        tensors.remove("final_norm.weight");
+        tensors.insert("extra".into(), ArrayD::zeros(IxDyn(&[2])));
+        tensors.insert("final_norm.bias".into(), ArrayD::zeros(IxDyn(&[3])));
+        tensors.get_mut("embedding.weight").unwrap()[[0, 0]] = f32::NAN;
+        let mut model = Gfnet::new(&config, 0).unwrap();
+        let before = f32_state_dict(&model);
+        let err = model.load_state_dict("state_dict", &tensors).unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "weights state_dict:",
+            "missing tensor `final_norm.weight`",
+            "unexpected tensor `extra`",
+            "tensor `final_norm.bias`: expected shape [8], found [3]",
+            "tensor `embedding.weight` holds a non-finite value at flat index 0",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in {text}");
+        }
+        assert_eq!(f32_state_dict(&model), before);
+        model
+            .load_state_dict("state_dict", &f32_state_dict(&trained))
+            .unwrap();
+        assert_eq!(f32_state_dict(&model), f32_state_dict(&trained));
+    }
 }
