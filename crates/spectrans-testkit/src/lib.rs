@@ -15,7 +15,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -86,6 +87,27 @@ fn cases(default: u32) -> u32 {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
+}
+
+/// Writes `bytes` to a fresh file in `dir` (named `case-<n><ext>`, one name per call), runs
+/// `f` on its path [`guarded`] by `limits`, and removes the file.
+pub fn on_file<T: Send + 'static>(
+    limits: Limits,
+    dir: &Path,
+    ext: &str,
+    bytes: &[u8],
+    f: impl FnOnce(PathBuf) -> T + Send + 'static,
+) -> Result<T, String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("case-{n}{ext}"));
+    std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let result = guarded(limits, {
+        let path = path.clone();
+        move || f(path)
+    });
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 /// Runs `f` on a fresh thread under `catch_unwind`; a panic, a run past `limits.case_time` or

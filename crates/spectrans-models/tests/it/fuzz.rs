@@ -32,7 +32,7 @@ use serde_json::{Map, Value, json};
 use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
 use spectrans_models::tensor_file::{OwnedTensor, TensorFile, TensorFileError, write_tensors};
 use spectrans_models::{Gfnet, ModelError, ModelInput};
-use spectrans_testkit::{LargestRequest, Limits, fuzz, guarded};
+use spectrans_testkit::{LargestRequest, Limits, fuzz};
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------------
@@ -50,28 +50,14 @@ const LIMITS: Limits = Limits {
 #[global_allocator]
 static ALLOCATOR: LargestRequest = LargestRequest;
 
-/// A fresh file name in `dir` for one case (cases run one after another).
-fn case_path(dir: &Path, ext: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    dir.join(format!("case-{n}{ext}"))
-}
-
-/// Writes `bytes` to a fresh file, runs `f` on it guarded, and removes the file.
+/// Writes `bytes` to a fresh file, runs `f` on it guarded by [`LIMITS`], removes the file.
 fn on_file<T: Send + 'static>(
     dir: &Path,
     ext: &str,
     bytes: &[u8],
     f: impl FnOnce(PathBuf) -> T + Send + 'static,
 ) -> Result<T, String> {
-    let path = case_path(dir, ext);
-    std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let result = guarded(LIMITS, {
-        let path = path.clone();
-        move || f(path)
-    });
-    let _ = std::fs::remove_file(&path);
-    result
+    spectrans_testkit::on_file(LIMITS, dir, ext, bytes, f)
 }
 
 // ---------------------------------------------------------------------------------------------
