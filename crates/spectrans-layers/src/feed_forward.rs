@@ -11,9 +11,8 @@ use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
 use crate::linear::{Linear, LinearGrads};
-use crate::tensor::{
-    check_hidden, contiguous, contiguous_mut, min_rows, par_add_bias_rows, rows_of, to_3d,
-};
+use crate::sgemm::Epilogue;
+use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, to_3d};
 
 thread_local! {
     /// The FFN's (rows, hidden) temporaries, shared by every FeedForward on this thread (see
@@ -100,7 +99,7 @@ impl FeedForward {
             return Err(shape_error(
                 "FeedForward fc2.weight",
                 format!("(out, {}) to read fc1's output", self.fc1.out_features()),
-                self.fc2.weight.shape(),
+                &[self.fc2.out_features(), self.fc2.in_features()],
             ));
         }
         Ok(())
@@ -121,25 +120,28 @@ impl FeedForward {
         mut h: ArrayViewMut2<'_, f32>,
         derivative: Option<ArrayViewMut2<'_, f32>>,
     ) -> Result<(), LayerError> {
+        let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
+        let act = self.activation;
+        let Some(mut derivative) = derivative else {
+            // Eval: the bias and activation run in the GEMM's epilogue, on each block of h
+            // while it is in cache.
+            let epilogue = Epilogue {
+                bias: Some(b1),
+                activation: Some(act),
+                ..Epilogue::default()
+            };
+            return self.fc1.product_with(rows, h, epilogue);
+        };
         self.fc1.forward_no_bias_into(rows, h.view_mut())?;
         let f = self.hidden();
         if f == 0 {
             return Ok(());
         }
-        let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
-        let act = self.activation;
-        let hs = contiguous_mut("FeedForward hidden", &mut h)?;
-        match derivative {
-            Some(mut derivative) => hs
-                .par_chunks_mut(f)
-                .with_min_len(min_rows(f))
-                .zip(contiguous_mut("FeedForward act'", &mut derivative)?.par_chunks_mut(f))
-                .for_each(|(h, g)| act.apply_bias_row_with_derivative(h, g, b1)),
-            None => hs
-                .par_chunks_mut(f)
-                .with_min_len(min_rows(f))
-                .for_each(|row| act.apply_bias_row(row, b1)),
-        }
+        contiguous_mut("FeedForward hidden", &mut h)?
+            .par_chunks_mut(f)
+            .with_min_len(min_rows(f))
+            .zip(contiguous_mut("FeedForward act'", &mut derivative)?.par_chunks_mut(f))
+            .for_each(|(h, g)| act.apply_bias_row_with_derivative(h, g, b1));
         Ok(())
     }
 
@@ -165,7 +167,12 @@ impl FeedForward {
             )
         })?;
         self.hidden_into(rows, h.view_mut(), None)?;
-        self.fc2.forward_no_bias_accumulate(h.view(), out)
+        let epilogue = Epilogue {
+            accumulate: true,
+            bias: Some(contiguous("fc2.bias", &self.fc2.bias)?),
+            activation: None,
+        };
+        self.fc2.product_with(h.view(), out, epilogue)
     }
 
     /// Eval forward on (batch, seq, dim).
@@ -178,7 +185,7 @@ impl FeedForward {
     }
 
     /// Eval forward accumulated into `acc`: `acc += FFN(x)` (the residual add of a pre-norm
-    /// block fused into fc2's GEMM, `acc += b2` then `acc += act(z) W2ᵀ`).
+    /// block and fc2's bias fused into fc2's GEMM: `acc = acc + act(z) W2ᵀ + b2`).
     pub fn forward_add_into(
         &self,
         x: ArrayView3<'_, f32>,
@@ -195,8 +202,6 @@ impl FeedForward {
             ));
         }
         let rows = rows_of(&x)?;
-        let b2 = contiguous("fc2.bias", &self.fc2.bias)?;
-        par_add_bias_rows(contiguous_mut("FeedForward accumulator", acc)?, b2);
         let d = self.dim();
         let mut acc_rows = acc
             .view_mut()

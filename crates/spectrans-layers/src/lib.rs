@@ -41,6 +41,7 @@ pub mod matmul;
 mod params;
 mod positional;
 pub mod precision;
+pub mod sgemm;
 mod tensor;
 
 pub use activation::{

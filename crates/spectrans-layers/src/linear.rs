@@ -1,6 +1,8 @@
 //! Linear(in, out): `y = x Wᵀ + b` on rows, PyTorch layout (weight is (out, in)).
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use std::borrow::Cow;
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
@@ -8,22 +10,39 @@ use std::cell::RefCell;
 
 use spectrans_fft::with_thread_local;
 
+use crate::activation::ActivationExt;
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
 use crate::matmul::matmul_into;
+use crate::params::{Parameters, join};
 use crate::precision::{Precision, quantize_rows_into};
-use crate::tensor::{contiguous, contiguous_mut, min_rows, par_add_column_sums};
+use crate::sgemm::{Epilogue, PackedRhs, gemm_packed};
+use crate::tensor::{contiguous, contiguous_mut, min_rows, par_add_bias_rows, par_add_column_sums};
 use rayon::prelude::*;
 
 /// A fully connected layer: `y = x Wᵀ + b`, `x` (rows, in), `W` (out, in), `b` (out).
+///
+/// The weight is read through [`Linear::weight`] and changed through
+/// [`Linear::weight_mut`] or [`Linear::set_weight`]: [`Linear::pack`] may keep it in the
+/// GEMM's packed layout instead (for inference), and every way of changing it unpacks it
+/// first, so a packed copy can never go stale.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `weight`, shape (out, in).
-    pub weight: Array2<f32>,
+    /// `weight`, shape (out, in), plain or packed.
+    weight: Weight,
     /// `bias`, shape (out).
     pub bias: Array1<f32>,
     /// The number format of the eval forwards' product (see [`Linear::set_precision`]).
     precision: Precision,
+}
+
+/// Where a [`Linear`]'s weight lives: one copy, never two.
+#[derive(Debug, Clone)]
+enum Weight {
+    /// PyTorch layout (out, in).
+    Plain(Array2<f32>),
+    /// Packed for [`gemm_packed`] (B = Wᵀ), for eval forwards.
+    Packed(PackedRhs),
 }
 
 thread_local! {
@@ -66,10 +85,74 @@ impl Linear {
         };
         let weight = draw((out_features, in_features));
         let bias = draw((1, out_features)).remove_axis(Axis(0));
+        Self::from_parts(weight, bias)
+    }
+
+    /// A layer with this weight (out, in) and bias (out). The shapes are checked on use (a
+    /// bias of the wrong length is a typed error at the first forward).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use spectrans_layers::Linear;
+    /// let lin = Linear::from_parts(array![[1.0f32, -1.0]], array![0.5]);
+    /// assert_eq!(lin.forward(array![[3.0f32, 1.0]].view()).unwrap(), array![[2.5]]);
+    /// ```
+    pub fn from_parts(weight: Array2<f32>, bias: Array1<f32>) -> Self {
         Self {
-            weight,
+            weight: Weight::Plain(weight),
             bias,
             precision: Precision::F32,
+        }
+    }
+
+    /// The weight, (out, in): borrowed, or unpacked into a copy when the layer is packed.
+    pub fn weight(&self) -> Cow<'_, Array2<f32>> {
+        match &self.weight {
+            Weight::Plain(w) => Cow::Borrowed(w),
+            Weight::Packed(p) => Cow::Owned(p.to_weight()),
+        }
+    }
+
+    /// The weight for editing in place (unpacks a packed layer first).
+    pub fn weight_mut(&mut self) -> &mut Array2<f32> {
+        if let Weight::Packed(p) = &self.weight {
+            self.weight = Weight::Plain(p.to_weight());
+        }
+        match &mut self.weight {
+            Weight::Plain(w) => w,
+            Weight::Packed(_) => unreachable!("unpacked just above"),
+        }
+    }
+
+    /// Replaces the weight, (out, in) (shapes are checked on use).
+    pub fn set_weight(&mut self, weight: Array2<f32>) {
+        self.weight = Weight::Plain(weight);
+    }
+
+    /// Keeps the weight in the layout our GEMM reads ([`crate::sgemm`]), so that eval forwards
+    /// skip packing it on every call; the plain copy is dropped, so the memory stays the same.
+    /// Done only where that GEMM is the CPU's fastest ([`crate::sgemm::is_fastest`]) and the
+    /// precision is f32; otherwise nothing changes. Training works on a packed layer too
+    /// (the first parameter update unpacks it).
+    pub fn pack(&mut self) {
+        if let Weight::Plain(w) = &self.weight
+            && self.precision == Precision::F32
+            && crate::sgemm::is_fastest()
+        {
+            self.weight = Weight::Packed(PackedRhs::from_weight(w.view()));
+        }
+    }
+
+    /// Whether [`Linear::pack`] packed the weight.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.weight, Weight::Packed(_))
+    }
+
+    /// (out, in) of the weight, packed or not.
+    fn weight_dim(&self) -> (usize, usize) {
+        match &self.weight {
+            Weight::Plain(w) => w.dim(),
+            Weight::Packed(p) => (p.cols(), p.rows()),
         }
     }
 
@@ -80,12 +163,50 @@ impl Linear {
     /// done on each call from the current `weight`, so editing the weight never leaves a
     /// stale copy behind. Training (`forward_train`, `backward`) always runs in f32.
     pub fn set_precision(&mut self, precision: Precision) {
+        if precision != Precision::F32 {
+            self.weight_mut();
+        }
         self.precision = precision;
     }
 
     /// The number format of the eval forwards.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// `out = epilogue(x Wᵀ)` in this layer's precision (the epilogue's bias has the layer's
+    /// out width; see [`Epilogue`]).
+    pub(crate) fn product_with(
+        &self,
+        x: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut2<'_, f32>,
+        epilogue: Epilogue<'_>,
+    ) -> Result<(), LayerError> {
+        if let Weight::Packed(p) = &self.weight {
+            return gemm_packed(out, x, p, epilogue);
+        }
+        if epilogue.bias.is_none() && epilogue.activation.is_none() {
+            return self.product(x, out, epilogue.accumulate);
+        }
+        let n = self.out_features();
+        self.product(x, out.view_mut(), epilogue.accumulate)?;
+        let rows = contiguous_mut("Linear output buffer", &mut out)?;
+        match (epilogue.activation, epilogue.bias) {
+            (None, Some(bias)) => par_add_bias_rows(rows, bias),
+            (Some(act), bias) if n > 0 => {
+                let zeros = if bias.is_none() {
+                    vec![0.0; n]
+                } else {
+                    Vec::new()
+                };
+                let bias = bias.unwrap_or(&zeros);
+                rows.par_chunks_mut(n)
+                    .with_min_len(min_rows(n))
+                    .for_each(|row| act.apply_bias_row(row, bias));
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// `out = x Wᵀ` (or `out += x Wᵀ`) in this layer's precision.
@@ -95,12 +216,22 @@ impl Linear {
         out: ArrayViewMut2<'_, f32>,
         accumulate: bool,
     ) -> Result<(), LayerError> {
+        let weight = match &self.weight {
+            Weight::Plain(w) => w,
+            Weight::Packed(p) => {
+                let epilogue = Epilogue {
+                    accumulate,
+                    ..Epilogue::default()
+                };
+                return gemm_packed(out, x, p, epilogue);
+            }
+        };
         if self.precision == Precision::F32 {
-            return matmul_into(out, x, self.weight.t(), accumulate);
+            return matmul_into(out, x, weight.t(), accumulate);
         }
         with_thread_local(&QUANTIZED, |(xs, ws)| {
             let x_len = x.len();
-            let w_len = self.weight.len();
+            let w_len = weight.len();
             xs.resize(x_len.max(xs.len()), 0.0);
             ws.resize(w_len.max(ws.len()), 0.0);
             let shape_err = |what: &'static str, dim: (usize, usize)| {
@@ -108,22 +239,22 @@ impl Linear {
             };
             let mut xq = ArrayViewMut2::from_shape(x.dim(), &mut xs[..x_len])
                 .map_err(|_| shape_err("Linear quantized input", x.dim()))?;
-            let mut wq = ArrayViewMut2::from_shape(self.weight.dim(), &mut ws[..w_len])
-                .map_err(|_| shape_err("Linear quantized weight", self.weight.dim()))?;
+            let mut wq = ArrayViewMut2::from_shape(weight.dim(), &mut ws[..w_len])
+                .map_err(|_| shape_err("Linear quantized weight", weight.dim()))?;
             quantize_rows_into(x, xq.view_mut(), self.precision, false)?;
-            quantize_rows_into(self.weight.view(), wq.view_mut(), self.precision, true)?;
+            quantize_rows_into(weight.view(), wq.view_mut(), self.precision, true)?;
             matmul_into(out, xq.view(), wq.view().t(), accumulate)
         })
     }
 
     /// Input width.
     pub fn in_features(&self) -> usize {
-        self.weight.ncols()
+        self.weight_dim().1
     }
 
     /// Output width.
     pub fn out_features(&self) -> usize {
-        self.weight.nrows()
+        self.weight_dim().0
     }
 
     /// The public fields agree: `bias` has one entry per weight row. Every forward and the
@@ -177,7 +308,7 @@ impl Linear {
     pub fn forward_into(
         &self,
         x: ArrayView2<'_, f32>,
-        mut out: ArrayViewMut2<'_, f32>,
+        out: ArrayViewMut2<'_, f32>,
     ) -> Result<(), LayerError> {
         self.check_input(&x)?;
         if out.dim() != (x.nrows(), self.out_features()) {
@@ -187,18 +318,12 @@ impl Linear {
                 out.shape(),
             ));
         }
-        let n = self.out_features();
-        match (out.as_slice_mut(), self.bias.as_slice()) {
-            (Some(o), Some(b)) if n > 0 => o
-                .par_chunks_mut(n)
-                .with_min_len(min_rows(n))
-                .for_each(|r| r.copy_from_slice(b)),
-            _ => out
-                .rows_mut()
-                .into_iter()
-                .for_each(|mut r| r.assign(&self.bias)),
-        }
-        self.product(x, out, true)
+        let bias = contiguous("Linear bias", &self.bias)?;
+        let epilogue = Epilogue {
+            bias: Some(bias),
+            ..Epilogue::default()
+        };
+        self.product_with(x, out, epilogue)
     }
 
     /// Eval forward: `y = x Wᵀ + b`, x (rows, in) -> y (rows, out).
@@ -207,14 +332,22 @@ impl Linear {
     /// use ndarray::array;
     /// use spectrans_layers::Linear;
     /// let mut lin = Linear::new(2, 1, &mut rand::thread_rng());
-    /// lin.weight = array![[1.0, -1.0]];
+    /// lin.set_weight(array![[1.0, -1.0]]);
     /// lin.bias = array![0.5];
     /// let y = lin.forward(array![[3.0f32, 1.0]].view()).unwrap();
     /// assert_eq!(y, array![[2.5]]);
     /// ```
     pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, LayerError> {
-        let mut out = Array2::zeros((x.nrows(), self.out_features()));
-        self.forward_into(x, out.view_mut())?;
+        let out = Array2::uninit((x.nrows(), self.out_features()));
+        // The product overwrites every element (the epilogue does not read C unless it
+        // accumulates), so zero-filling first would be a wasted sweep.
+        let out = {
+            // SAFETY: f32 has no invalid bit patterns and no drop; every element is written
+            // by `forward_into` before the array is read (on error it is dropped unread).
+            let mut out = unsafe { out.assume_init() };
+            self.forward_into(x, out.view_mut())?;
+            out
+        };
         Ok(out)
     }
 
@@ -266,7 +399,7 @@ impl Linear {
     pub fn backward_input(&self, grad_out: ArrayView2<'_, f32>) -> Result<Array2<f32>, LayerError> {
         self.check_grad_out(&grad_out, grad_out.nrows())?;
         let mut dx = Array2::zeros((grad_out.nrows(), self.in_features()));
-        matmul_into(dx.view_mut(), grad_out, self.weight.view(), false)?;
+        matmul_into(dx.view_mut(), grad_out, self.weight().view(), false)?;
         Ok(dx)
     }
 
@@ -277,7 +410,7 @@ impl Linear {
         dx: ArrayViewMut2<'_, f32>,
     ) -> Result<(), LayerError> {
         self.check_grad_out(&grad_out, grad_out.nrows())?;
-        matmul_into(dx, grad_out, self.weight.view(), false)
+        matmul_into(dx, grad_out, self.weight().view(), false)
     }
 
     fn check_grad_out(&self, g: &ArrayView2<'_, f32>, rows: usize) -> Result<(), LayerError> {
@@ -293,10 +426,11 @@ impl Linear {
 }
 
 fn check_grads(grads: &LinearGrads, lin: &Linear) -> Result<(), LayerError> {
-    if grads.weight.dim() != lin.weight.dim() || grads.bias.len() != lin.bias.len() {
+    let (out, inp) = lin.weight_dim();
+    if grads.weight.dim() != (out, inp) || grads.bias.len() != lin.bias.len() {
         return Err(shape_error(
             "Linear gradient buffer (weight)",
-            format!("{:?}", lin.weight.shape()),
+            format!("[{out}, {inp}]"),
             grads.weight.shape(),
         ));
     }
@@ -307,10 +441,26 @@ impl LinearGrads {
     /// Zero gradients shaped like `lin`.
     pub fn zeros_like(lin: &Linear) -> Self {
         Self {
-            weight: Array2::zeros(lin.weight.raw_dim()),
+            weight: Array2::zeros(lin.weight_dim()),
             bias: Array1::zeros(lin.bias.raw_dim()),
         }
     }
 }
 
-crate::parameters!(Linear, LinearGrads => [tensor weight, tensor bias]);
+crate::parameters!(LinearGrads => [tensor weight, tensor bias]);
+
+impl Parameters for Linear {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewD<'_, f32>)) {
+        f(&join(prefix, "weight"), self.weight().view().into_dyn());
+        f(&join(prefix, "bias"), self.bias.view().into_dyn());
+    }
+
+    /// Unpacks a packed weight first: whatever `f` writes lands in the plain copy.
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ArrayViewMutD<'_, f32>)) {
+        f(
+            &join(prefix, "weight"),
+            self.weight_mut().view_mut().into_dyn(),
+        );
+        f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
+    }
+}

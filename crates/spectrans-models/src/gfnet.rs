@@ -181,7 +181,7 @@ impl Gfnet {
                 )?)
             }
         };
-        Ok(Self {
+        let mut model = Self {
             config: config.clone(),
             embedding,
             positional_encoding,
@@ -190,7 +190,25 @@ impl Gfnet {
             output_head,
             dropout: Dropout::new(dropout)?,
             precision: Precision::F32,
-        })
+        };
+        model.pack_weights();
+        Ok(model)
+    }
+
+    /// Keeps every Linear's weight (each block's `ffn.fc1`, `ffn.fc2`, and the output head)
+    /// in the layout our GEMM reads, so that eval forwards do not repack them on every call
+    /// ([`spectrans_layers::Linear::pack`]: only at f32, only where that GEMM is the CPU's
+    /// fastest; one copy of each weight either way). [`Gfnet::new`] and the weight loaders
+    /// call it; any change to a weight (an optimiser step, `blocks_mut`, a load) unpacks that
+    /// weight first, so a packed copy is never stale.
+    pub fn pack_weights(&mut self) {
+        for block in &mut self.blocks {
+            block.ffn.fc1.pack();
+            block.ffn.fc2.pack();
+        }
+        if let Some(head) = &mut self.output_head {
+            head.linear.pack();
+        }
     }
 
     /// Sets the number format of every Linear (each block's `ffn.fc1` and `ffn.fc2`, and the
@@ -220,6 +238,7 @@ impl Gfnet {
         if let Some(head) = &mut self.output_head {
             head.linear.set_precision(precision);
         }
+        self.pack_weights();
     }
 
     /// The number format set by [`Gfnet::set_precision`] (f32 unless set).

@@ -179,6 +179,7 @@ impl Gfnet {
                 t.assign(v);
             }
         });
+        self.pack_weights();
         Ok(())
     }
 }

@@ -223,7 +223,7 @@ proptest! {
         for i in 0..rows {
             for o in 0..out {
                 let want: f64 = lin.bias[o] as f64
-                    + (0..inp).map(|k| x[[i, k]] as f64 * lin.weight[[o, k]] as f64).sum::<f64>();
+                    + (0..inp).map(|k| x[[i, k]] as f64 * lin.weight()[[o, k]] as f64).sum::<f64>();
                 prop_assert!((y[[i, o]] as f64 - want).abs() < 1e-5 * (1.0 + inp as f64).sqrt());
             }
         }
@@ -265,11 +265,11 @@ proptest! {
             for t in 0..n {
                 let h: Vec<f64> = (0..f).map(|j| {
                     act64(act, ffn.fc1.bias[j] as f64
-                        + (0..d).map(|k| x[[bi, t, k]] as f64 * ffn.fc1.weight[[j, k]] as f64).sum::<f64>())
+                        + (0..d).map(|k| x[[bi, t, k]] as f64 * ffn.fc1.weight()[[j, k]] as f64).sum::<f64>())
                 }).collect();
                 for o in 0..d {
                     let want = ffn.fc2.bias[o] as f64
-                        + (0..f).map(|j| h[j] * ffn.fc2.weight[[o, j]] as f64).sum::<f64>();
+                        + (0..f).map(|j| h[j] * ffn.fc2.weight()[[o, j]] as f64).sum::<f64>();
                     prop_assert!((y[[bi, t, o]] as f64 - want).abs() < 1e-5, "{} vs {want}", y[[bi, t, o]]);
                 }
             }

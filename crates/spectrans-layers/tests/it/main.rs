@@ -5,3 +5,4 @@ mod errors;
 mod forward_refs;
 mod grad_global_filter;
 mod grad_layers;
+mod packing;

@@ -1,0 +1,460 @@
+//! Our single-precision GEMM for the Linear layers: `C = epilogue(A · B)` with B packed once.
+//!
+//! A BLIS-style blocked product: B (k, n) is packed into [`PackedRhs`] (once per weight when
+//! the caller keeps it), A is packed per task into MR-row panels of KC columns, and a
+//! 6 x 16 micro-kernel (AVX2 + FMA where the CPU has it, chosen at run time, else portable
+//! Rust) multiplies panel pairs straight into C. The epilogue (bias, activation, and adding
+//! to what C held) runs on each task's block of C while it is still in cache, so a Linear
+//! layer's bias and its GELU cost no extra sweep over memory.
+//!
+//! Each element of C is summed in the same order whatever the thread count (the k blocks in
+//! order, each block's steps in order), so results do not depend on how many threads ran.
+
+mod kernel;
+mod pack;
+
+use std::cell::RefCell;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+use spectrans_fft::with_thread_local;
+
+use crate::activation::{Activation, ActivationExt};
+use crate::error::{LayerError, shape_error};
+use kernel::{Kernel, MR, NR};
+use pack::{KC, Strided, pack_lhs, pack_rhs, panels};
+
+/// The most rows of A one task packs (an A block of MC x KC floats stays in L2).
+const MC: usize = 168;
+/// The most floats of C one task sums over all of k before moving on (256 KiB, in L2).
+const C_BLOCK_FLOATS: usize = 64 * 1024;
+/// Products with fewer multiply-adds than this run on the calling thread.
+const PARALLEL_MIN_FLOPS: usize = 48 * 48 * 48;
+
+thread_local! {
+    /// The packed A block of the task running on this thread (the one scratch strategy,
+    /// [`spectrans_fft::with_thread_local`]).
+    static LHS_PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// B packed per call by products whose B is not kept packed.
+    static RHS_PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The right operand B (k, n) of `C = A · B`, packed into the panels the micro-kernels read.
+///
+/// A Linear layer's weight W (out, in) gives B = Wᵀ: [`PackedRhs::from_weight`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedRhs {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedRhs {
+    /// Packs B (k, n), any strides.
+    pub fn new(b: ArrayView2<'_, f32>) -> Self {
+        let (k, n) = b.dim();
+        let mut data = Vec::new();
+        let strided = Strided {
+            ptr: b.as_ptr(),
+            rows: k,
+            cols: n,
+            rs: b.strides()[0],
+            cs: b.strides()[1],
+        };
+        pack_rhs(strided, &mut data);
+        Self { k, n, data }
+    }
+
+    /// Packs `B = Wᵀ` for a weight W (out, in) in PyTorch layout, so `C = A · Wᵀ`.
+    pub fn from_weight(weight: ArrayView2<'_, f32>) -> Self {
+        Self::new(weight.t())
+    }
+
+    /// Rows of B (the inner dimension k).
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B (the output width n).
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+
+    /// Unpacks the weight W (n, k) that [`PackedRhs::from_weight`] packed (B = Wᵀ).
+    pub fn to_weight(&self) -> Array2<f32> {
+        let view = self.view();
+        Array2::from_shape_fn((self.n, self.k), |(j, p)| {
+            let kc = KC.min(self.k - p / KC * KC);
+            view.panel(p / KC * KC, kc, j / NR)[(p % KC) * NR + j % NR]
+        })
+    }
+
+    fn view(&self) -> PackedView<'_> {
+        PackedView {
+            k: self.k,
+            n: self.n,
+            data: &self.data,
+        }
+    }
+}
+
+/// A packed B, borrowed (from a [`PackedRhs`] or a per-call scratch buffer).
+#[derive(Debug, Clone, Copy)]
+struct PackedView<'a> {
+    k: usize,
+    n: usize,
+    data: &'a [f32],
+}
+
+impl PackedView<'_> {
+    /// The panel of columns `16j..` in the block of B rows starting at `p0` (`kc` rows).
+    fn panel(&self, p0: usize, kc: usize, j: usize) -> &[f32] {
+        let start = p0 * panels(self.n) * NR + j * kc * NR;
+        &self.data[start..start + kc * NR]
+    }
+}
+
+/// Whether [`gemm_packed`] is this CPU's fastest f32 product: true on x86-64 with AVX2 and
+/// FMA but without AVX-512, where its 6 x 16 kernel outruns the `gemm` crate at the model's
+/// shapes (docs/benchmarks.md). On AVX-512 CPUs the `gemm` crate's wider kernels are used,
+/// and with the `openblas` feature OpenBLAS.
+pub fn is_fastest() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !cfg!(feature = "openblas")
+            && Kernel::detect() == Kernel::Avx2Fma
+            && !is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs`), any strides, B packed on the fly into this
+/// thread's scratch. Shapes were checked by the caller (lhs (m, k), rhs (k, n), dst (m, n),
+/// all non-empty).
+pub(crate) fn gemm_unpacked(
+    dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: ArrayView2<'_, f32>,
+    accumulate: bool,
+) -> Result<(), LayerError> {
+    let (k, n) = rhs.dim();
+    let strided = Strided {
+        ptr: rhs.as_ptr(),
+        rows: k,
+        cols: n,
+        rs: rhs.strides()[0],
+        cs: rhs.strides()[1],
+    };
+    with_thread_local(&RHS_PANELS, |buf| {
+        pack_rhs(strided, buf);
+        let packed = PackedView { k, n, data: buf };
+        let epilogue = Epilogue {
+            accumulate,
+            ..Epilogue::default()
+        };
+        product(dst, lhs, packed, epilogue)
+    })
+}
+
+/// What happens to `A · B` before it lands in C: `C = act(A · B + bias)`, or with
+/// `accumulate`, `C = act(C + A · B + bias)` (a residual add fused into the product). Without
+/// an activation the identity; without a bias zero.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Add the product to what C holds instead of overwriting it.
+    pub accumulate: bool,
+    /// Added to every row of C, one value per column.
+    pub bias: Option<&'a [f32]>,
+    /// Applied to every element last.
+    pub activation: Option<Activation>,
+}
+
+/// A C block one task owns: rows `i0..i0 + mc`, panels `j0..j1` (columns `16 j0..`).
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    i0: usize,
+    mc: usize,
+    j0: usize,
+    j1: usize,
+}
+
+/// C's pointer, shared by tasks that write disjoint blocks of it.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    ldc: usize,
+}
+// SAFETY: tasks write disjoint (row block x panel range) blocks of one exclusive borrow of C.
+unsafe impl Send for Out {}
+// SAFETY: as for Send.
+unsafe impl Sync for Out {}
+
+/// `dst = epilogue(lhs · rhs)`: lhs (m, k) with any strides, rhs packed (k, n), dst (m, n).
+///
+/// ```
+/// use ndarray::{array, Array2};
+/// use spectrans_layers::sgemm::{gemm_packed, Epilogue, PackedRhs};
+/// let w = array![[1.0f32, 0.0], [1.0, 1.0], [0.0, -2.0]]; // Linear(2 -> 3) weight
+/// let packed = PackedRhs::from_weight(w.view());
+/// let x = array![[1.0f32, 2.0]];
+/// let mut y = Array2::zeros((1, 3));
+/// let bias = [0.5f32, 0.0, 0.0];
+/// let epilogue = Epilogue { bias: Some(&bias), ..Epilogue::default() };
+/// gemm_packed(y.view_mut(), x.view(), &packed, epilogue).unwrap();
+/// assert_eq!(y, array![[1.5, 3.0, -4.0]]);
+/// ```
+pub fn gemm_packed(
+    dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: &PackedRhs,
+    epilogue: Epilogue<'_>,
+) -> Result<(), LayerError> {
+    product(dst, lhs, rhs.view(), epilogue)
+}
+
+/// [`gemm_packed`] on a borrowed packing.
+fn product(
+    mut dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: PackedView<'_>,
+    epilogue: Epilogue<'_>,
+) -> Result<(), LayerError> {
+    let (m, k) = lhs.dim();
+    let n = rhs.n;
+    if k != rhs.k {
+        return Err(shape_error(
+            "matmul left operand",
+            format!(
+                "(m, {}) to match the packed right operand's {} rows",
+                rhs.k, rhs.k
+            ),
+            lhs.shape(),
+        ));
+    }
+    if dst.dim() != (m, n) {
+        return Err(shape_error(
+            "matmul destination",
+            format!("({m}, {n})"),
+            dst.shape(),
+        ));
+    }
+    if let Some(bias) = epilogue.bias
+        && bias.len() != n
+    {
+        return Err(shape_error("matmul bias", format!("({n})"), &[bias.len()]));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let unit_rows = dst.strides()[1] == 1 || n == 1;
+    let ldc = usize::try_from(dst.strides()[0])
+        .ok()
+        .filter(|&s| s >= n || m == 1);
+    match (unit_rows, ldc) {
+        (true, Some(ldc)) => {
+            let out = Out {
+                ptr: dst.as_mut_ptr(),
+                ldc: if m == 1 { n } else { ldc },
+            };
+            run(out, m, lhs, rhs, epilogue);
+        }
+        _ => {
+            // C's rows are not contiguous: compute into a standard-layout copy.
+            let mut tmp = if epilogue.accumulate {
+                dst.to_owned()
+            } else {
+                Array2::zeros((m, n))
+            };
+            let out = Out {
+                ptr: tmp.as_mut_ptr(),
+                ldc: n,
+            };
+            run(out, m, lhs, rhs, epilogue);
+            dst.assign(&tmp);
+        }
+    }
+    Ok(())
+}
+
+/// The blocked product into C at `out` (shapes checked, m, n > 0).
+fn run(out: Out, m: usize, lhs: ArrayView2<'_, f32>, rhs: PackedView<'_>, epilogue: Epilogue<'_>) {
+    let a = Strided {
+        ptr: lhs.as_ptr(),
+        rows: m,
+        cols: rhs.k,
+        rs: lhs.strides()[0],
+        cs: lhs.strides()[1],
+    };
+    let kernel = Kernel::detect();
+    let flops = m.saturating_mul(rhs.n).saturating_mul(rhs.k);
+    let threads = if flops >= PARALLEL_MIN_FLOPS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let tasks = plan(m, rhs.n, threads);
+    let job = |task: &Task| run_task(kernel, out, a, &rhs, epilogue, *task);
+    if threads > 1 && tasks.len() > 1 {
+        tasks.par_iter().with_max_len(1).for_each(job);
+    } else {
+        tasks.iter().for_each(job);
+    }
+}
+
+/// Cuts C into tasks: row blocks of at most MC rows (a whole number of MR panels), and when
+/// that gives fewer than two tasks per thread, column ranges too.
+fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
+    let row_blocks = m.div_ceil(MC).max(1);
+    let row_blocks = if threads > 1 {
+        row_blocks.next_multiple_of(threads).min(m.div_ceil(MR))
+    } else {
+        row_blocks
+    };
+    let mc = m.div_ceil(row_blocks).next_multiple_of(MR);
+    let np = panels(n);
+    let want = 2 * threads;
+    let col_chunks = if threads > 1 && m.div_ceil(mc) < want {
+        want.div_ceil(m.div_ceil(mc)).min(np)
+    } else {
+        1
+    };
+    let per_chunk = np.div_ceil(col_chunks);
+    let mut tasks = Vec::new();
+    for i0 in (0..m).step_by(mc) {
+        for j0 in (0..np).step_by(per_chunk) {
+            tasks.push(Task {
+                i0,
+                mc: mc.min(m - i0),
+                j0,
+                j1: (j0 + per_chunk).min(np),
+            });
+        }
+    }
+    tasks
+}
+
+/// One task: pack A's rows for every block of KC columns, then, a few panels of C's
+/// columns at a time (so that the C block being summed stays in L2), multiply each A block
+/// with every B panel; then the epilogue over the task's block of C.
+fn run_task(
+    kernel: Kernel,
+    out: Out,
+    a: Strided,
+    rhs: &PackedView<'_>,
+    epilogue: Epilogue<'_>,
+    task: Task,
+) {
+    let Task { i0, mc, j0, j1 } = task;
+    let (k, n) = (rhs.k, rhs.n);
+    let row_panels = mc.div_ceil(MR);
+    let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
+    with_thread_local(&LHS_PANELS, |buf| {
+        let need = row_panels * MR * k;
+        if buf.len() < need {
+            buf.resize(need, 0.0);
+        }
+        let a_all = &mut buf[..need];
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            pack_lhs(
+                a,
+                i0,
+                mc,
+                p0,
+                kc,
+                &mut a_all[row_panels * MR * p0..][..row_panels * MR * kc],
+            );
+        }
+        let a_all = &a_all[..];
+        for s0 in (j0..j1).step_by(stripe) {
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                let a_block = &a_all[row_panels * MR * p0..][..row_panels * MR * kc];
+                let add = epilogue.accumulate || p0 > 0;
+                for j in s0..(s0 + stripe).min(j1) {
+                    let b_panel = rhs.panel(p0, kc, j);
+                    let cols = NR.min(n - j * NR);
+                    for (i, a_panel) in a_block.chunks_exact(kc * MR).enumerate() {
+                        let rows = MR.min(mc - i * MR);
+                        let row0 = i0 + i * MR;
+                        // SAFETY: `c` is row row0, column 16 j of C, inside C (row0 < m,
+                        // 16 j < n); the task owns rows i0..i0 + mc and panels j0..j1, so no
+                        // other task touches this tile.
+                        let c = unsafe { out.ptr.add(row0 * out.ldc + j * NR) };
+                        if rows == MR && cols == NR {
+                            // SAFETY: the whole MR x NR tile lies inside C (rows and columns
+                            // checked just above), rows ldc apart.
+                            unsafe { kernel.run(kc, a_panel, b_panel, c, out.ldc, add) };
+                        } else {
+                            edge_tile(kernel, kc, a_panel, b_panel, c, out.ldc, rows, cols, add);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    finish(out, task, n, epilogue);
+}
+
+/// A tile at C's bottom or right edge: the kernel writes a full tile into a local buffer,
+/// and the `rows x cols` part that lies inside C is stored (or added).
+#[allow(clippy::too_many_arguments)]
+fn edge_tile(
+    kernel: Kernel,
+    kc: usize,
+    a_panel: &[f32],
+    b_panel: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+) {
+    let mut tile = [0.0f32; MR * NR];
+    // SAFETY: `tile` is a local MR x NR buffer, rows NR apart.
+    unsafe { kernel.run(kc, a_panel, b_panel, tile.as_mut_ptr(), NR, false) };
+    for (r, src) in tile.chunks_exact(NR).take(rows).enumerate() {
+        // SAFETY: the caller's tile origin `c` plus r < rows rows and cols columns stays
+        // inside C and inside its task's block.
+        let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), cols) };
+        if add {
+            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+        } else {
+            dst.copy_from_slice(&src[..cols]);
+        }
+    }
+}
+
+/// The epilogue's bias and activation over a task's block of C, row by row.
+fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
+    let Epilogue {
+        bias, activation, ..
+    } = epilogue;
+    if bias.is_none() && activation.is_none() {
+        return;
+    }
+    let c0 = task.j0 * NR;
+    let c1 = (task.j1 * NR).min(n);
+    let zeros;
+    let bias = match bias {
+        Some(b) => &b[c0..c1],
+        None => {
+            zeros = vec![0.0f32; c1 - c0];
+            &zeros[..]
+        }
+    };
+    for r in task.i0..task.i0 + task.mc {
+        // SAFETY: row r < m and columns c0..c1 <= n lie inside C, in this task's block.
+        let row = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(r * out.ldc + c0), c1 - c0) };
+        match activation {
+            Some(act) => act.apply_bias_row(row, bias),
+            None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! Packing: the operands rearranged into the panels the micro-kernels read, so that each
+//! step of a kernel loads consecutive memory.
+//!
+//! - B (k, n) is cut into blocks of `KC` rows; within a block of `kc` rows, panel `j` holds
+//!   columns `16j..16j+16` as `kc` runs of [`NR`] values (zero past column n).
+//! - A (m, k) is packed per task and block: panel `i` holds rows `6i..6i+6` as `kc` runs of
+//!   [`MR`] values (zero past the last row).
+
+use rayon::prelude::*;
+
+use super::kernel::{MR, NR};
+
+/// B matrices with at least this many elements are packed on the rayon pool.
+const PARALLEL_PACK_MIN: usize = 1 << 16;
+
+/// Rows of B in one block: a B panel (KC x NR) and an A panel (KC x MR) stay in L1.
+pub(crate) const KC: usize = 256;
+
+/// A strided read-only matrix: element (r, c) at `ptr + r * rs + c * cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Strided {
+    pub(crate) ptr: *const f32,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) rs: isize,
+    pub(crate) cs: isize,
+}
+
+// SAFETY: a `Strided` is only built from a shared ndarray view that outlives its use, and it
+// is only read through, so sharing it across threads is sharing `&[f32]`.
+unsafe impl Send for Strided {}
+// SAFETY: as for Send.
+unsafe impl Sync for Strided {}
+
+impl Strided {}
+
+/// Number of NR-wide panels covering `n` columns.
+pub(crate) fn panels(n: usize) -> usize {
+    n.div_ceil(NR)
+}
+
+/// Packs all of B (k, n) into `out` (resized to k * panels(n) * NR values; every value is
+/// written, so the buffer is not cleared first).
+pub(crate) fn pack_rhs(b: Strided, out: &mut Vec<f32>) {
+    let (k, n) = (b.rows, b.cols);
+    let width = panels(n) * NR;
+    if out.len() != k * width {
+        out.resize(k * width, 0.0);
+    }
+    let parallel = k * n >= PARALLEL_PACK_MIN && rayon::current_num_threads() > 1;
+    for p0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - p0);
+        let block = &mut out[p0 * width..(p0 + kc) * width];
+        let job = |(j, panel): (usize, &mut [f32])| pack_rhs_panel(b, p0, kc, j, panel);
+        if parallel {
+            block.par_chunks_mut(kc * NR).enumerate().for_each(job);
+        } else {
+            block.chunks_exact_mut(kc * NR).enumerate().for_each(job);
+        }
+    }
+}
+
+/// Panel `j` (columns `16 j..`) of the block of B rows `p0..p0 + kc` (`kc * NR` values,
+/// zero past column n), reading along B's unit stride.
+fn pack_rhs_panel(b: Strided, p0: usize, kc: usize, j: usize, panel: &mut [f32]) {
+    let cols = NR.min(b.cols - j * NR);
+    // SAFETY: (p0, 16 j) is an element of B (p0 < k, 16 j < n).
+    let origin = unsafe { b.ptr.offset(p0 as isize * b.rs + (j * NR) as isize * b.cs) };
+    if b.cs == 1 {
+        for (kk, dst) in panel.chunks_exact_mut(NR).take(kc).enumerate() {
+            // SAFETY: row p0 + kk < k of B, columns 16 j .. 16 j + cols <= n, contiguous.
+            let src =
+                unsafe { std::slice::from_raw_parts(origin.offset(kk as isize * b.rs), cols) };
+            dst[..cols].copy_from_slice(src);
+            dst[cols..].fill(0.0);
+        }
+    } else {
+        for jj in 0..NR {
+            if jj >= cols {
+                panel.iter_mut().skip(jj).step_by(NR).for_each(|v| *v = 0.0);
+                continue;
+            }
+            // SAFETY: column 16 j + jj < n of B.
+            let col = unsafe { origin.offset(jj as isize * b.cs) };
+            for (kk, v) in panel.iter_mut().skip(jj).step_by(NR).take(kc).enumerate() {
+                // SAFETY: row p0 + kk < k.
+                *v = unsafe { *col.offset(kk as isize * b.rs) };
+            }
+        }
+    }
+}
+
+/// Packs rows `i0..i0 + mc` and columns `p0..p0 + kc` of A into `out` (MR-row panels, the
+/// last one zero-padded). `out` must hold `mc.div_ceil(MR) * MR * kc` values.
+pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
+    for (i, panel) in out
+        .chunks_exact_mut(kc * MR)
+        .take(mc.div_ceil(MR))
+        .enumerate()
+    {
+        let rows = MR.min(mc - i * MR);
+        let row0 = i0 + i * MR;
+        // SAFETY: (row0, p0) is an element of A (row0 < m, p0 < k).
+        let origin = unsafe { a.ptr.offset(row0 as isize * a.rs + p0 as isize * a.cs) };
+        if a.rs == 1 && a.cs != 1 {
+            // A transposed view: the MR values of a step are contiguous.
+            for (kk, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                // SAFETY: column p0 + kk < k of A, rows row0 .. row0 + rows <= m.
+                let src =
+                    unsafe { std::slice::from_raw_parts(origin.offset(kk as isize * a.cs), rows) };
+                dst[..rows].copy_from_slice(src);
+                dst[rows..].fill(0.0);
+            }
+        } else {
+            for r in 0..MR {
+                if r >= rows {
+                    panel.iter_mut().skip(r).step_by(MR).for_each(|v| *v = 0.0);
+                    continue;
+                }
+                // SAFETY: row row0 + r < m of A.
+                let row = unsafe { origin.offset(r as isize * a.rs) };
+                for (kk, v) in panel.iter_mut().skip(r).step_by(MR).take(kc).enumerate() {
+                    // SAFETY: column p0 + kk < k.
+                    *v = unsafe { *row.offset(kk as isize * a.cs) };
+                }
+            }
+        }
+    }
+}

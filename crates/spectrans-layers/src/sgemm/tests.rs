@@ -1,0 +1,215 @@
+use ndarray::{Array2, ArrayView2};
+use proptest::prelude::*;
+
+use super::kernel::{Kernel, MR, NR};
+use super::*;
+
+/// `act(c0 + a · b + bias)` in f64.
+fn naive(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    c0: Option<&Array2<f32>>,
+    bias: Option<&[f32]>,
+    act: Option<Activation>,
+) -> Array2<f64> {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    Array2::from_shape_fn((m, n), |(i, j)| {
+        let mut s: f64 = (0..k)
+            .map(|p| f64::from(a[[i, p]]) * f64::from(b[[p, j]]))
+            .sum();
+        s += c0.map_or(0.0, |c| f64::from(c[[i, j]]));
+        s += bias.map_or(0.0, |b| f64::from(b[j]));
+        match act {
+            Some(act) => f64::from(act.apply(s as f32)),
+            None => s,
+        }
+    })
+}
+
+fn matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |(i, j)| {
+        let x = (i as u64 * 7919 + j as u64 * 104_729 + seed * 31) % 2003;
+        x as f32 / 1001.5 - 1.0
+    })
+}
+
+fn check_close(got: &Array2<f32>, want: &Array2<f64>, k: usize) {
+    let tol = 1e-5 * (k as f64).sqrt().max(1.0) * 4.0;
+    for ((i, j), &w) in want.indexed_iter() {
+        let g = f64::from(got[[i, j]]);
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "({i}, {j}): {g} vs {w}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Every shape (edges included), k past one block, each epilogue, transposed A.
+    #[test]
+    fn matches_the_naive_product(
+        m in 1usize..40, k in 1usize..600, n in 1usize..50, seed in 0u64..1000,
+        accumulate: bool, with_bias: bool, gelu: bool, transposed: bool,
+    ) {
+        let a_store = if transposed { matrix(k, m, seed) } else { matrix(m, k, seed) };
+        let a = if transposed { a_store.t() } else { a_store.view() };
+        let w = matrix(n, k, seed + 1);
+        let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
+        let c0 = matrix(m, n, seed + 2);
+        let mut c = c0.clone();
+        let epilogue = Epilogue {
+            accumulate,
+            bias: with_bias.then_some(&bias[..]),
+            activation: gelu.then_some(Activation::Gelu),
+        };
+        gemm_packed(c.view_mut(), a, &PackedRhs::from_weight(w.view()), epilogue).unwrap();
+        let want = naive(a, w.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
+        check_close(&c, &want, k);
+    }
+}
+
+#[test]
+fn the_portable_kernel_agrees_with_the_dispatched_one() {
+    let kc = 300;
+    let a: Vec<f32> = (0..kc * MR)
+        .map(|i| ((i * 13) % 17) as f32 * 0.1 - 0.8)
+        .collect();
+    let b: Vec<f32> = (0..kc * NR)
+        .map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0)
+        .collect();
+    for accumulate in [false, true] {
+        let mut fast = [0.5f32; MR * NR];
+        let mut slow = [0.5f32; MR * NR];
+        // SAFETY: both tiles are local MR x NR buffers with rows NR apart; the panels hold
+        // kc steps each.
+        unsafe {
+            Kernel::detect().run(kc, &a, &b, fast.as_mut_ptr(), NR, accumulate);
+            Kernel::Portable.run(kc, &a, &b, slow.as_mut_ptr(), NR, accumulate);
+        }
+        for (f, s) in fast.iter().zip(&slow) {
+            assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{f} vs {s}");
+        }
+    }
+}
+
+#[test]
+fn the_bits_do_not_depend_on_the_thread_count() {
+    let (m, k, n) = (301, 700, 83);
+    let a = matrix(m, k, 3);
+    let packed = PackedRhs::from_weight(matrix(n, k, 4).view());
+    let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
+    let run = |threads: usize| {
+        let mut c = Array2::zeros((m, n));
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            activation: Some(Activation::Gelu),
+            ..Epilogue::default()
+        };
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| gemm_packed(c.view_mut(), a.view(), &packed, epilogue).unwrap());
+        c
+    };
+    let one = run(1);
+    for threads in [2, 3, 4, 16] {
+        assert_eq!(run(threads), one, "{threads} threads");
+    }
+}
+
+#[test]
+fn a_destination_with_strided_rows_gets_the_same_values() {
+    let (m, k, n) = (9, 20, 18);
+    let a = matrix(m, k, 5);
+    let packed = PackedRhs::from_weight(matrix(n, k, 6).view());
+    let mut plain = Array2::zeros((m, n));
+    gemm_packed(plain.view_mut(), a.view(), &packed, Epilogue::default()).unwrap();
+    let mut store = Array2::zeros((n, m));
+    gemm_packed(
+        store.view_mut().reversed_axes(),
+        a.view(),
+        &packed,
+        Epilogue::default(),
+    )
+    .unwrap();
+    assert_eq!(store.t(), plain);
+}
+
+#[test]
+fn wrong_shapes_are_typed_errors() {
+    let packed = PackedRhs::from_weight(matrix(4, 3, 0).view());
+    let mut c = Array2::zeros((2, 4));
+    let err = gemm_packed(
+        c.view_mut(),
+        matrix(2, 5, 0).view(),
+        &packed,
+        Epilogue::default(),
+    );
+    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+    let mut c = Array2::zeros((2, 3));
+    let err = gemm_packed(
+        c.view_mut(),
+        matrix(2, 3, 0).view(),
+        &packed,
+        Epilogue::default(),
+    );
+    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+    let mut c = Array2::zeros((2, 4));
+    let bias = [0.0f32; 3];
+    let epilogue = Epilogue {
+        bias: Some(&bias),
+        ..Epilogue::default()
+    };
+    let err = gemm_packed(c.view_mut(), matrix(2, 3, 0).view(), &packed, epilogue);
+    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+}
+
+#[test]
+fn a_packed_weight_unpacks_to_itself() {
+    for (n, k) in [(1, 1), (17, 300), (33, 513), (16, 256)] {
+        let w = matrix(n, k, 9);
+        assert_eq!(PackedRhs::from_weight(w.view()).to_weight(), w);
+    }
+}
+
+#[test]
+fn the_unpacked_entry_matches_the_packed_one() {
+    let (m, k, n) = (50, 270, 40);
+    let a = matrix(m, k, 1);
+    let w = matrix(n, k, 2);
+    let mut packed = Array2::zeros((m, n));
+    gemm_packed(
+        packed.view_mut(),
+        a.view(),
+        &PackedRhs::from_weight(w.view()),
+        Epilogue::default(),
+    )
+    .unwrap();
+    let mut unpacked = Array2::zeros((m, n));
+    gemm_unpacked(unpacked.view_mut(), a.view(), w.t(), false).unwrap();
+    assert_eq!(packed, unpacked);
+    gemm_unpacked(unpacked.view_mut(), a.view(), w.t(), true).unwrap();
+    for (u, p) in unpacked.iter().zip(&packed) {
+        assert!(
+            (u - 2.0 * p).abs() <= 1e-5 * (1.0 + p.abs()),
+            "{u} vs 2 x {p}"
+        );
+    }
+}
+
+#[test]
+fn packing_reads_any_layout_the_same() {
+    for (n, k) in [(5, 3), (17, 300), (40, 513)] {
+        let w = matrix(n, k, 4);
+        let from_weight = PackedRhs::from_weight(w.view());
+        let row_major_b = w.t().as_standard_layout().into_owned();
+        assert_eq!(PackedRhs::new(row_major_b.view()), from_weight);
+        let reversed = w.slice(ndarray::s![..;-1, ..]).to_owned();
+        let flipped = PackedRhs::new(reversed.slice(ndarray::s![..;-1, ..]).t());
+        assert_eq!(flipped, from_weight);
+    }
+}
