@@ -1,11 +1,21 @@
-//! The micro-kernels: `C[0..MR, 0..NR] (+)= A_panel · B_panel` over `kc` steps, where the A
-//! panel holds `MR` values per step and the B panel `NR` (the packed layouts of
-//! [`super::pack`]). One portable kernel, and one in AVX2 + FMA chosen at run time.
+//! The micro-kernels: `C[0..MR, 0..NR] (+)= A_panel · B_panel` over `kc` steps. The B panel
+//! holds `NR` values per step ([`super::pack`]); the A panel is either packed (`MR` values
+//! per step) or read in place from `MR` rows of a row-major A. One portable kernel, and one
+//! in AVX2 + FMA chosen at run time.
 
 /// Rows of a micro-tile.
 pub(crate) const MR: usize = 6;
 /// Columns of a micro-tile (two 8-lane vectors).
 pub(crate) const NR: usize = 16;
+
+/// Where a kernel reads its MR x kc block of A: element (r, p) at `ptr + r * rs + p * cs`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum APanel {
+    /// A packed panel: `rs = 1`, `cs = MR`.
+    Packed(*const f32),
+    /// MR rows of a row-major A, `lda` floats apart: `rs = lda`, `cs = 1`.
+    Rows(*const f32, usize),
+}
 
 /// Which micro-kernel runs, detected once per product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,31 +39,40 @@ impl Kernel {
         Kernel::Portable
     }
 
-    /// `C (+)= A_panel · B_panel` over `kc` steps, for the MR x NR tile of C at `c` whose
-    /// rows are `ldc` floats apart (added to C when `accumulate`, else overwriting it).
+    /// `C (+)= A · B_panel` over `kc` steps, for the MR x NR tile of C at `c` whose rows are
+    /// `ldc` floats apart (added to C when `accumulate`, else overwriting it).
     ///
     /// # Safety
-    /// `a` holds at least `kc * MR` values and `b` `kc * NR`; `c + r * ldc + j` is valid for
-    /// writes (and reads) for every `r < MR`, `j < NR`, and no other reference aliases it.
+    /// `a` addresses MR x kc readable floats as its variant says; `b` holds at least
+    /// `kc * NR` values; `c + r * ldc + j` is valid for writes (and reads) for every `r < MR`,
+    /// `j < NR`, and no other reference aliases it.
     #[inline]
     pub(crate) unsafe fn run(
         self,
         kc: usize,
-        a: &[f32],
+        a: APanel,
         b: &[f32],
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
     ) {
-        let (a, b) = (&a[..kc * MR], &b[..kc * NR]);
-        match self {
-            // SAFETY: the caller's contract.
-            Kernel::Portable => unsafe { portable(kc, a, b, c, ldc, accumulate) },
+        let b = &b[..kc * NR];
+        match (self, a) {
+            // SAFETY (every arm): the caller's contract; `detect` chose the AVX2 kernel only
+            // when the CPU has AVX2 and FMA.
+            (Kernel::Portable, APanel::Packed(p)) => unsafe {
+                portable(kc, p, 1, MR, b, c, ldc, accumulate)
+            },
+            (Kernel::Portable, APanel::Rows(p, lda)) => unsafe {
+                portable(kc, p, lda, 1, b, c, ldc, accumulate)
+            },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `detect` chose this kernel only when the CPU has AVX2 and FMA; the
-            // slices were cut to the lengths the kernel reads; C is the caller's contract.
-            Kernel::Avx2Fma => unsafe {
-                avx2::kernel(kc, a.as_ptr(), b.as_ptr(), c, ldc, accumulate)
+            (Kernel::Avx2Fma, APanel::Packed(p)) => unsafe {
+                avx2::kernel::<false>(kc, p, 1, b.as_ptr(), c, ldc, accumulate)
+            },
+            #[cfg(target_arch = "x86_64")]
+            (Kernel::Avx2Fma, APanel::Rows(p, lda)) => unsafe {
+                avx2::kernel::<true>(kc, p, lda, b.as_ptr(), c, ldc, accumulate)
             },
         }
     }
@@ -63,11 +82,23 @@ impl Kernel {
 /// each multiply-add, so the two are compared with a tolerance, not bit for bit).
 ///
 /// # Safety
-/// As [`Kernel::run`].
-unsafe fn portable(kc: usize, a: &[f32], b: &[f32], c: *mut f32, ldc: usize, accumulate: bool) {
+/// As [`Kernel::run`], with A's element (r, p) at `a + r * rs + p * cs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable(
+    kc: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    b: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     let mut acc = [[0.0f32; NR]; MR];
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(kc) {
-        for (row, &av) in acc.iter_mut().zip(ap) {
+    for (p, bp) in b.chunks_exact(NR).take(kc).enumerate() {
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r < MR, p < kc: inside A's block (the caller's contract).
+            let av = unsafe { *a.add(r * rs + p * cs) };
             for (s, &bv) in row.iter_mut().zip(bp) {
                 *s += av * bv;
             }
@@ -90,50 +121,58 @@ mod avx2 {
 
     use super::{MR, NR};
 
-    /// One step: broadcast each of the MR values of A and multiply-add it into the two
-    /// vectors of B.
+    /// One step: broadcast each of the MR values of A (`rs` apart) and multiply-add it into
+    /// the two vectors of B.
     macro_rules! step {
-        ($acc:ident, $a:expr, $b:expr) => {{
-            // SAFETY (caller): `$a` points at MR readable floats and `$b` at NR.
-            let (a, b) = unsafe { ($a, $b) };
+        ($acc:ident, $a:expr, $rs:expr, $b:expr) => {{
+            // SAFETY (caller): `$a + r * $rs` is readable for r < MR, `$b` holds NR floats.
+            let (a, b) = ($a, $b);
             let b0 = unsafe { _mm256_loadu_ps(b) };
             let b1 = unsafe { _mm256_loadu_ps(b.add(8)) };
             for r in 0..MR {
                 // SAFETY: as above, r < MR.
-                let av = unsafe { _mm256_broadcast_ss(&*a.add(r)) };
+                let av = unsafe { _mm256_broadcast_ss(&*a.add(r * $rs)) };
                 $acc[2 * r] = _mm256_fmadd_ps(av, b0, $acc[2 * r]);
                 $acc[2 * r + 1] = _mm256_fmadd_ps(av, b1, $acc[2 * r + 1]);
             }
         }};
     }
 
-    /// `C (+)= A · B` over `kc` steps with 12 accumulators (6 rows x 2 vectors).
+    /// `C (+)= A · B` over `kc` steps with 12 accumulators (6 rows x 2 vectors). A's element
+    /// (r, p) is at `a + r * lda + p` when `ROWS`, else at `a + r + p * MR` (packed).
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; `a` points at `kc * MR` floats and `b` at `kc * NR`; the
+    /// The CPU has AVX2 and FMA; A's block and `b` (`kc * NR` floats) are readable; the
     /// tile at `c` (rows `ldc` apart) is as [`super::Kernel::run`] asks.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel(
+    pub(super) unsafe fn kernel<const ROWS: bool>(
         kc: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
     ) {
+        let (rs, cs) = if ROWS { (lda, 1) } else { (1, MR) };
         let mut acc = [_mm256_setzero_ps(); 2 * MR];
         let mut p = 0;
+        // SAFETY (every step): p + u < kc, so each step reads inside A's block and B's panel.
         while p + 4 <= kc {
-            // p + 3 < kc, so each step reads inside the panels.
-            step!(acc, a.add(p * MR), b.add(p * NR));
-            step!(acc, a.add((p + 1) * MR), b.add((p + 1) * NR));
-            step!(acc, a.add((p + 2) * MR), b.add((p + 2) * NR));
-            step!(acc, a.add((p + 3) * MR), b.add((p + 3) * NR));
+            step!(acc, unsafe { a.add(p * cs) }, rs, unsafe { b.add(p * NR) });
+            step!(acc, unsafe { a.add((p + 1) * cs) }, rs, unsafe {
+                b.add((p + 1) * NR)
+            });
+            step!(acc, unsafe { a.add((p + 2) * cs) }, rs, unsafe {
+                b.add((p + 2) * NR)
+            });
+            step!(acc, unsafe { a.add((p + 3) * cs) }, rs, unsafe {
+                b.add((p + 3) * NR)
+            });
             p += 4;
         }
         while p < kc {
-            // p < kc.
-            step!(acc, a.add(p * MR), b.add(p * NR));
+            step!(acc, unsafe { a.add(p * cs) }, rs, unsafe { b.add(p * NR) });
             p += 1;
         }
         for r in 0..MR {

@@ -21,7 +21,7 @@ use spectrans_fft::with_thread_local;
 
 use crate::activation::{Activation, ActivationExt};
 use crate::error::{LayerError, shape_error};
-use kernel::{Kernel, MR, NR};
+use kernel::{APanel, Kernel, MR, NR};
 use pack::{KC, Strided, pack_lhs, pack_rhs, panels};
 
 /// The most rows of A one task packs (an A block of MC x KC floats stays in L2).
@@ -336,9 +336,10 @@ fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
     tasks
 }
 
-/// One task: pack A's rows for every block of KC columns, then, a few panels of C's
-/// columns at a time (so that the C block being summed stays in L2), multiply each A block
-/// with every B panel; then the epilogue over the task's block of C.
+/// One task: A's rows are read in place when A is row-major (only a last, partial panel of
+/// MR rows is packed, zero-padded), else packed for every block of KC columns; then, a few
+/// panels of C's columns at a time (so that the C block being summed stays in L2), each
+/// block of A is multiplied with every B panel; then the epilogue over the task's block of C.
 fn run_task(
     kernel: Kernel,
     out: Out,
@@ -351,42 +352,54 @@ fn run_task(
     let (k, n) = (rhs.k, rhs.n);
     let row_panels = mc.div_ceil(MR);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
+    // Rows read in place: unit column stride, non-negative row stride.
+    let lda = usize::try_from(a.rs).ok().filter(|_| a.cs == 1);
+    // The packed panels: all of them, or only the partial last one when rows are read in place.
+    let (first_packed, packed_rows) = match lda {
+        Some(_) => (mc / MR, mc % MR),
+        None => (0, mc),
+    };
+    let packed_panels = packed_rows.div_ceil(MR);
     with_thread_local(&LHS_PANELS, |buf| {
-        let need = row_panels * MR * k;
+        let need = packed_panels * MR * k;
         if buf.len() < need {
             buf.resize(need, 0.0);
         }
-        let a_all = &mut buf[..need];
-        for p0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - p0);
-            pack_lhs(
-                a,
-                i0,
-                mc,
-                p0,
-                kc,
-                &mut a_all[row_panels * MR * p0..][..row_panels * MR * kc],
-            );
+        let packed = &mut buf[..need];
+        if packed_panels > 0 {
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                let block = &mut packed[packed_panels * MR * p0..][..packed_panels * MR * kc];
+                pack_lhs(a, i0 + first_packed * MR, packed_rows, p0, kc, block);
+            }
         }
-        let a_all = &a_all[..];
+        let packed = &packed[..];
         for s0 in (j0..j1).step_by(stripe) {
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
-                let a_block = &a_all[row_panels * MR * p0..][..row_panels * MR * kc];
+                let block = &packed[packed_panels * MR * p0..][..packed_panels * MR * kc];
                 let add = epilogue.accumulate || p0 > 0;
                 for j in s0..(s0 + stripe).min(j1) {
                     let b_panel = rhs.panel(p0, kc, j);
                     let cols = NR.min(n - j * NR);
-                    for (i, a_panel) in a_block.chunks_exact(kc * MR).enumerate() {
+                    for i in 0..row_panels {
                         let rows = MR.min(mc - i * MR);
                         let row0 = i0 + i * MR;
+                        let a_panel = match lda {
+                            // SAFETY: rows row0..row0 + MR (< m, a full panel) and columns
+                            // p0..p0 + kc of A: inside the view.
+                            Some(lda) if i < first_packed => {
+                                APanel::Rows(unsafe { a.ptr.add(row0 * lda + p0) }, lda)
+                            }
+                            _ => APanel::Packed(block[(i - first_packed) * kc * MR..].as_ptr()),
+                        };
                         // SAFETY: `c` is row row0, column 16 j of C, inside C (row0 < m,
                         // 16 j < n); the task owns rows i0..i0 + mc and panels j0..j1, so no
                         // other task touches this tile.
                         let c = unsafe { out.ptr.add(row0 * out.ldc + j * NR) };
                         if rows == MR && cols == NR {
                             // SAFETY: the whole MR x NR tile lies inside C (rows and columns
-                            // checked just above), rows ldc apart.
+                            // checked just above), rows ldc apart; A's panel is MR x kc.
                             unsafe { kernel.run(kc, a_panel, b_panel, c, out.ldc, add) };
                         } else {
                             edge_tile(kernel, kc, a_panel, b_panel, c, out.ldc, rows, cols, add);
@@ -405,7 +418,7 @@ fn run_task(
 fn edge_tile(
     kernel: Kernel,
     kc: usize,
-    a_panel: &[f32],
+    a_panel: APanel,
     b_panel: &[f32],
     c: *mut f32,
     ldc: usize,
@@ -414,7 +427,8 @@ fn edge_tile(
     add: bool,
 ) {
     let mut tile = [0.0f32; MR * NR];
-    // SAFETY: `tile` is a local MR x NR buffer, rows NR apart.
+    // SAFETY: `tile` is a local MR x NR buffer, rows NR apart; A's panel is MR x kc (a
+    // partial panel of rows is always packed, zero-padded).
     unsafe { kernel.run(kc, a_panel, b_panel, tile.as_mut_ptr(), NR, false) };
     for (r, src) in tile.chunks_exact(NR).take(rows).enumerate() {
         // SAFETY: the caller's tile origin `c` plus r < rows rows and cols columns stays

@@ -71,8 +71,7 @@ fn pack_rhs_panel(b: Strided, p0: usize, kc: usize, j: usize, panel: &mut [f32])
             // SAFETY: row p0 + kk < k of B, columns 16 j .. 16 j + cols <= n, contiguous.
             let src =
                 unsafe { std::slice::from_raw_parts(origin.offset(kk as isize * b.rs), cols) };
-            dst[..cols].copy_from_slice(src);
-            dst[cols..].fill(0.0);
+            copy_padded::<NR>(dst, src);
         }
     } else {
         for jj in 0..NR {
@@ -108,8 +107,7 @@ pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, o
                 // SAFETY: column p0 + kk < k of A, rows row0 .. row0 + rows <= m.
                 let src =
                     unsafe { std::slice::from_raw_parts(origin.offset(kk as isize * a.cs), rows) };
-                dst[..rows].copy_from_slice(src);
-                dst[rows..].fill(0.0);
+                copy_padded::<MR>(dst, src);
             }
         } else {
             for r in 0..MR {
@@ -125,5 +123,20 @@ pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, o
                 }
             }
         }
+    }
+}
+
+/// `dst = src` followed by zeros, for `dst` of `L` values; the full-length case is a
+/// fixed-size copy (a few vector moves, no call to memcpy for a handful of floats).
+#[inline(always)]
+fn copy_padded<const L: usize>(dst: &mut [f32], src: &[f32]) {
+    if let (Ok(d), Ok(s)) = (
+        <&mut [f32; L]>::try_from(&mut *dst),
+        <&[f32; L]>::try_from(src),
+    ) {
+        *d = *s;
+    } else {
+        dst[..src.len()].copy_from_slice(src);
+        dst[src.len()..].fill(0.0);
     }
 }

@@ -1,7 +1,7 @@
 use ndarray::{Array2, ArrayView2};
 use proptest::prelude::*;
 
-use super::kernel::{Kernel, MR, NR};
+use super::kernel::{APanel, Kernel, MR, NR};
 use super::*;
 
 /// `act(c0 + a · b + bias)` in f64.
@@ -86,9 +86,19 @@ fn the_portable_kernel_agrees_with_the_dispatched_one() {
         // SAFETY: both tiles are local MR x NR buffers with rows NR apart; the panels hold
         // kc steps each.
         unsafe {
-            Kernel::detect().run(kc, &a, &b, fast.as_mut_ptr(), NR, accumulate);
-            Kernel::Portable.run(kc, &a, &b, slow.as_mut_ptr(), NR, accumulate);
+            let packed = APanel::Packed(a.as_ptr());
+            Kernel::detect().run(kc, packed, &b, fast.as_mut_ptr(), NR, accumulate);
+            Kernel::Portable.run(kc, packed, &b, slow.as_mut_ptr(), NR, accumulate);
         }
+        // The same A read in place as MR rows of kc (row-major), a transposed copy.
+        let rows: Vec<f32> = (0..MR * kc).map(|i| a[(i % kc) * MR + i / kc]).collect();
+        let mut direct = [0.5f32; MR * NR];
+        // SAFETY: as above; `rows` holds MR rows of kc values.
+        unsafe {
+            let panel = APanel::Rows(rows.as_ptr(), kc);
+            Kernel::detect().run(kc, panel, &b, direct.as_mut_ptr(), NR, accumulate);
+        }
+        assert_eq!(direct, fast);
         for (f, s) in fast.iter().zip(&slow) {
             assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{f} vs {s}");
         }
