@@ -22,7 +22,7 @@ use spectrans_fft::with_thread_local;
 use crate::activation::{Activation, ActivationExt};
 use crate::error::{LayerError, shape_error};
 use kernel::{APanel, Kernel, MR, NR};
-use pack::{KC, Strided, pack_lhs, pack_rhs, panels};
+use pack::{KC, Line, Strided, floats, pack_lhs, pack_rhs, panels};
 
 /// The most rows of A one task packs (an A block of MC x KC floats stays in L2).
 const MC: usize = 168;
@@ -36,7 +36,7 @@ thread_local! {
     /// [`spectrans_fft::with_thread_local`]).
     static LHS_PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// B packed per call by products whose B is not kept packed.
-    static RHS_PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static RHS_PANELS: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The right operand B (k, n) of `C = A · B`, packed into the panels the micro-kernels read.
@@ -46,7 +46,7 @@ thread_local! {
 pub struct PackedRhs {
     k: usize,
     n: usize,
-    data: Vec<f32>,
+    data: Vec<Line>,
 }
 
 impl PackedRhs {
@@ -93,7 +93,7 @@ impl PackedRhs {
         PackedView {
             k: self.k,
             n: self.n,
-            data: &self.data,
+            data: floats(&self.data),
         }
     }
 }
@@ -150,7 +150,11 @@ pub(crate) fn gemm_unpacked(
     };
     with_thread_local(&RHS_PANELS, |buf| {
         pack_rhs(strided, buf);
-        let packed = PackedView { k, n, data: buf };
+        let packed = PackedView {
+            k,
+            n,
+            data: floats(buf),
+        };
         let epilogue = Epilogue {
             accumulate,
             ..Epilogue::default()

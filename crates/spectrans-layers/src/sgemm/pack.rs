@@ -32,21 +32,39 @@ unsafe impl Send for Strided {}
 // SAFETY: as for Send.
 unsafe impl Sync for Strided {}
 
-impl Strided {}
-
 /// Number of NR-wide panels covering `n` columns.
 pub(crate) fn panels(n: usize) -> usize {
     n.div_ceil(NR)
 }
 
-/// Packs all of B (k, n) into `out` (resized to k * panels(n) * NR values; every value is
+/// One step of a B panel: NR floats on a 64-byte cache line of their own, so that each
+/// step of a kernel loads one line, never two.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[repr(C, align(64))]
+pub(crate) struct Line(pub(crate) [f32; NR]);
+
+/// The floats of `lines`, in order.
+pub(crate) fn floats(lines: &[Line]) -> &[f32] {
+    // SAFETY: `Line` is `repr(C)` around `[f32; NR]` with size NR * 4 = 64 = its alignment
+    // (no padding), so `len` lines are `len * NR` consecutive, initialised floats.
+    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<f32>(), lines.len() * NR) }
+}
+
+/// The floats of `lines`, in order, to write.
+fn floats_mut(lines: &mut [Line]) -> &mut [f32] {
+    // SAFETY: as in `floats`, through the unique borrow.
+    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<f32>(), lines.len() * NR) }
+}
+
+/// Packs all of B (k, n) into `lines` (resized to k * panels(n) lines; every value is
 /// written, so the buffer is not cleared first).
-pub(crate) fn pack_rhs(b: Strided, out: &mut Vec<f32>) {
+pub(crate) fn pack_rhs(b: Strided, lines: &mut Vec<Line>) {
     let (k, n) = (b.rows, b.cols);
     let width = panels(n) * NR;
-    if out.len() != k * width {
-        out.resize(k * width, 0.0);
+    if lines.len() != k * panels(n) {
+        lines.resize(k * panels(n), Line::default());
     }
+    let out = floats_mut(lines);
     let parallel = k * n >= PARALLEL_PACK_MIN && rayon::current_num_threads() > 1;
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
