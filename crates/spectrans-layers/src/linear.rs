@@ -338,16 +338,8 @@ impl Linear {
     /// assert_eq!(y, array![[2.5]]);
     /// ```
     pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, LayerError> {
-        let out = Array2::uninit((x.nrows(), self.out_features()));
-        // The product overwrites every element (the epilogue does not read C unless it
-        // accumulates), so zero-filling first would be a wasted sweep.
-        let out = {
-            // SAFETY: f32 has no invalid bit patterns and no drop; every element is written
-            // by `forward_into` before the array is read (on error it is dropped unread).
-            let mut out = unsafe { out.assume_init() };
-            self.forward_into(x, out.view_mut())?;
-            out
-        };
+        let mut out = Array2::zeros((x.nrows(), self.out_features()));
+        self.forward_into(x, out.view_mut())?;
         Ok(out)
     }
 

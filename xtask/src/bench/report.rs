@@ -619,19 +619,15 @@ pub fn implications(b: &Breakdown, forward_ms: Option<f64>, threads: usize) -> S
         "The global filter itself, the FFT part that replaces attention, takes {fft:.0} % \
          (half-length real FFTs through the real-FFT identity); GELU takes {gelu:.0} % \
          (one erf per element of the 4·D-wide hidden layer, vectorised with fused \
-         multiply-adds, fused with the fc1 bias){}; LayerNorm {ln:.0} %; bias adds, residual \
-         adds and buffer copies {glue:.0} %. ",
-        if gelu >= 8.0 {
-            "; running it on the fc1 output while that is still in cache would win more"
-        } else {
-            ""
-        }
+         multiply-adds, run with the fc1 bias in the GEMM's epilogue on each block of the \
+         fc1 output while it is in cache); LayerNorm {ln:.0} %; bias adds, residual adds and \
+         buffer copies {glue:.0} % (fc2's bias and the block's residual add are in fc2's \
+         epilogue). "
     );
     let _ = write!(
         text,
-        "So beyond the GEMM kernel, the remaining levers are fusing the element-wise passes \
-         (bias, GELU, residual, LayerNorm) into fewer sweeps over memory and keeping both cores \
-         busy in them; the FFT is {}.",
+        "So beyond the GEMM kernel, the remaining levers are LayerNorm (a sweep of its own) \
+         and keeping both cores busy between the products; the FFT is {}.",
         if fft < 15.0 {
             "not where the time goes"
         } else {
