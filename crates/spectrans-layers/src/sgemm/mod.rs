@@ -22,7 +22,7 @@ use spectrans_fft::with_thread_local;
 use crate::activation::{Activation, ActivationExt};
 use crate::error::{LayerError, shape_error};
 use kernel::{APanel, Kernel, MR, NR};
-use pack::{KC, Line, Strided, floats, pack_lhs, pack_rhs, panels};
+use pack::{KC, Line, Strided, lines_for, pack_lhs, pack_rhs, packed_len, panels};
 
 /// The most rows of A one task packs (an A block of MC x KC floats stays in L2).
 const MC: usize = 168;
@@ -46,14 +46,15 @@ thread_local! {
 pub struct PackedRhs {
     k: usize,
     n: usize,
-    data: Vec<Line>,
+    data: Vec<f32>,
 }
 
 impl PackedRhs {
     /// Packs B (k, n), any strides.
     pub fn new(b: ArrayView2<'_, f32>) -> Self {
         let (k, n) = b.dim();
-        let mut data = Vec::new();
+        // Exactly the weight's size (when n is a multiple of 16): see `pack::Line`.
+        let mut data = vec![0.0f32; packed_len(k, n)];
         let strided = Strided {
             ptr: b.as_ptr(),
             rows: k,
@@ -93,7 +94,7 @@ impl PackedRhs {
         PackedView {
             k: self.k,
             n: self.n,
-            data: floats(&self.data),
+            data: &self.data,
         }
     }
 }
@@ -148,13 +149,10 @@ pub(crate) fn gemm_unpacked(
         rs: rhs.strides()[0],
         cs: rhs.strides()[1],
     };
-    with_thread_local(&RHS_PANELS, |buf| {
-        pack_rhs(strided, buf);
-        let packed = PackedView {
-            k,
-            n,
-            data: floats(buf),
-        };
+    with_thread_local(&RHS_PANELS, |lines| {
+        let data = lines_for(k, n, lines);
+        pack_rhs(strided, data);
+        let packed = PackedView { k, n, data };
         let epilogue = Epilogue {
             accumulate,
             ..Epilogue::default()

@@ -38,33 +38,40 @@ pub(crate) fn panels(n: usize) -> usize {
 }
 
 /// One step of a B panel: NR floats on a 64-byte cache line of their own, so that each
-/// step of a kernel loads one line, never two.
+/// step of a kernel loads one line, never two (the per-call scratch; a kept [`super::PackedRhs`]
+/// is a plain `Vec<f32>` the size of the weight, so that packing a model's weights one by one
+/// reuses each freed weight's memory instead of leaving it as a hole in the heap).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[repr(C, align(64))]
 pub(crate) struct Line(pub(crate) [f32; NR]);
 
 /// The floats of `lines`, in order.
-pub(crate) fn floats(lines: &[Line]) -> &[f32] {
-    // SAFETY: `Line` is `repr(C)` around `[f32; NR]` with size NR * 4 = 64 = its alignment
-    // (no padding), so `len` lines are `len * NR` consecutive, initialised floats.
-    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<f32>(), lines.len() * NR) }
-}
-
-/// The floats of `lines`, in order, to write.
 fn floats_mut(lines: &mut [Line]) -> &mut [f32] {
-    // SAFETY: as in `floats`, through the unique borrow.
+    // SAFETY: `Line` is `repr(C)` around `[f32; NR]` with size NR * 4 = 64 = its alignment
+    // (no padding), so `len` lines are `len * NR` consecutive, initialised floats; the
+    // borrow is unique.
     unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<f32>(), lines.len() * NR) }
 }
 
-/// Packs all of B (k, n) into `lines` (resized to k * panels(n) lines; every value is
-/// written, so the buffer is not cleared first).
-pub(crate) fn pack_rhs(b: Strided, lines: &mut Vec<Line>) {
+/// The number of floats B (k, n) takes packed: k steps of every NR-wide panel.
+pub(crate) fn packed_len(k: usize, n: usize) -> usize {
+    k * panels(n) * NR
+}
+
+/// Lines enough for B (k, n) packed, in `lines` (grown, never shrunk), as floats.
+pub(crate) fn lines_for(k: usize, n: usize, lines: &mut Vec<Line>) -> &mut [f32] {
+    let need = k * panels(n);
+    if lines.len() < need {
+        lines.resize(need, Line::default());
+    }
+    &mut floats_mut(lines)[..packed_len(k, n)]
+}
+
+/// Packs all of B (k, n) into `out` ([`packed_len`] floats; every value is written, so it
+/// need not be cleared first).
+pub(crate) fn pack_rhs(b: Strided, out: &mut [f32]) {
     let (k, n) = (b.rows, b.cols);
     let width = panels(n) * NR;
-    if lines.len() != k * panels(n) {
-        lines.resize(k * panels(n), Line::default());
-    }
-    let out = floats_mut(lines);
     let parallel = k * n >= PARALLEL_PACK_MIN && rayon::current_num_threads() > 1;
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
