@@ -117,35 +117,40 @@ fn pack_rhs_panel(b: Strided, p0: usize, kc: usize, j: usize, panel: &mut [f32])
 /// Packs rows `i0..i0 + mc` and columns `p0..p0 + kc` of A into `out` (MR-row panels, the
 /// last one zero-padded). `out` must hold `mc.div_ceil(MR) * MR * kc` values.
 pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
-    for (i, panel) in out
-        .chunks_exact_mut(kc * MR)
-        .take(mc.div_ceil(MR))
-        .enumerate()
-    {
+    let panels_here = mc.div_ceil(MR);
+    if a.rs == 1 && a.cs != 1 {
+        // A transposed view (the usual dW = dYᵀ X): step kk of every panel is a piece of
+        // one contiguous run of mc values, so walk the steps outside and the panels inside,
+        // reading each run once, in order.
+        for kk in 0..kc {
+            // SAFETY: column p0 + kk < k of A, rows i0 .. i0 + mc <= m, contiguous (rs = 1).
+            let run = unsafe {
+                std::slice::from_raw_parts(
+                    a.ptr.offset(i0 as isize + (p0 + kk) as isize * a.cs),
+                    mc,
+                )
+            };
+            for (i, src) in run.chunks(MR).enumerate() {
+                copy_padded::<MR>(&mut out[i * kc * MR + kk * MR..][..MR], src);
+            }
+        }
+        return;
+    }
+    for (i, panel) in out.chunks_exact_mut(kc * MR).take(panels_here).enumerate() {
         let rows = MR.min(mc - i * MR);
         let row0 = i0 + i * MR;
         // SAFETY: (row0, p0) is an element of A (row0 < m, p0 < k).
         let origin = unsafe { a.ptr.offset(row0 as isize * a.rs + p0 as isize * a.cs) };
-        if a.rs == 1 && a.cs != 1 {
-            // A transposed view: the MR values of a step are contiguous.
-            for (kk, dst) in panel.chunks_exact_mut(MR).enumerate() {
-                // SAFETY: column p0 + kk < k of A, rows row0 .. row0 + rows <= m.
-                let src =
-                    unsafe { std::slice::from_raw_parts(origin.offset(kk as isize * a.cs), rows) };
-                copy_padded::<MR>(dst, src);
+        for r in 0..MR {
+            if r >= rows {
+                panel.iter_mut().skip(r).step_by(MR).for_each(|v| *v = 0.0);
+                continue;
             }
-        } else {
-            for r in 0..MR {
-                if r >= rows {
-                    panel.iter_mut().skip(r).step_by(MR).for_each(|v| *v = 0.0);
-                    continue;
-                }
-                // SAFETY: row row0 + r < m of A.
-                let row = unsafe { origin.offset(r as isize * a.rs) };
-                for (kk, v) in panel.iter_mut().skip(r).step_by(MR).take(kc).enumerate() {
-                    // SAFETY: column p0 + kk < k.
-                    *v = unsafe { *row.offset(kk as isize * a.cs) };
-                }
+            // SAFETY: row row0 + r < m of A.
+            let row = unsafe { origin.offset(r as isize * a.rs) };
+            for (kk, v) in panel.iter_mut().skip(r).step_by(MR).take(kc).enumerate() {
+                // SAFETY: column p0 + kk < k.
+                *v = unsafe { *row.offset(kk as isize * a.cs) };
             }
         }
     }
