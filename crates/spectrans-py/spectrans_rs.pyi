@@ -4,7 +4,7 @@ Type stubs of the compiled module; see docs/python.md.
 """
 
 import os
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 ConfigLike = Union[PathLike, Mapping[str, Any]]
 #: A NumPy array or anything with ``__array__`` (a torch tensor, a list).
 ArrayLike = npt.ArrayLike
+#: The number format of the Linear layers (docs/precision.md).
+Precision = Literal["f32", "bf16", "int8"]
 
 class GFNet:
     """A GFNet (or GFNetEncoder) model, run from NumPy arrays.
@@ -27,13 +29,22 @@ class GFNet:
     """
 
     def __init__(
-        self, config: ConfigLike, *, seed: int = 0, threads: Optional[int] = None
+        self,
+        config: ConfigLike,
+        *,
+        seed: int = 0,
+        threads: Optional[int] = None,
+        precision: Precision = "f32",
     ) -> None:
         """A new model initialised as spectrans does, seeded."""
 
     @staticmethod
     def from_files(
-        config: ConfigLike, weights: PathLike, *, threads: Optional[int] = None
+        config: ConfigLike,
+        weights: PathLike,
+        *,
+        threads: Optional[int] = None,
+        precision: Precision = "f32",
     ) -> "GFNet":
         """A model from a config and a safetensors file (PyTorch state_dict names), strictly:
         every missing, unexpected, misshapen or non-finite tensor in one ValueError; OSError
@@ -45,6 +56,7 @@ class GFNet:
         state_dict: Mapping[str, ArrayLike],
         *,
         threads: Optional[int] = None,
+        precision: Precision = "f32",
     ) -> "GFNet":
         """A model from a config and a mapping of PyTorch names to arrays, as strictly as
         ``from_files``: ``{k: v.numpy() for k, v in torch_model.state_dict().items()}``."""
@@ -78,6 +90,10 @@ class GFNet:
     @property
     def num_parameters(self) -> int:
         """The number of scalar parameters (buffers excluded)."""
+
+    @property
+    def precision(self) -> Precision:
+        """The Linear layers' number format: "f32" (parity), "bf16" or "int8"."""
 
     @property
     def threads(self) -> int:

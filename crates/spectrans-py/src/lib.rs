@@ -25,7 +25,7 @@ use rayon::ThreadPool;
 use spectrans_config::Config;
 use spectrans_models::memory::{Workload, check_fits};
 use spectrans_models::weights::TensorSource;
-use spectrans_models::{Gfnet, ModelError, ModelInput, parameter_count};
+use spectrans_models::{Gfnet, ModelError, ModelInput, Precision, parameter_count};
 
 pub mod convert;
 pub mod errors;
@@ -50,6 +50,12 @@ pub struct PyGfnet {
     model: Gfnet,
     /// The pool of `threads=`, when given.
     pool: Option<Arc<ThreadPool>>,
+}
+
+/// `precision=`: "f32", "bf16" or "int8" (see `Gfnet::set_precision`).
+fn parse_precision(name: &str) -> PyResult<Precision> {
+    name.parse::<Precision>()
+        .map_err(|e| PyValueError::new_err(format!("precision: {e}")))
 }
 
 /// A config from a path (str or os.PathLike) or a dict.
@@ -168,12 +174,19 @@ impl PyGfnet {
     /// A new model, initialised as spectrans initialises one (seeded): ``GFNet(config,
     /// seed=0, threads=None)``. ``config`` is a TOML path or a dict.
     #[new]
-    #[pyo3(signature = (config, *, seed = 0, threads = None))]
-    fn new(config: &Bound<'_, PyAny>, seed: u64, threads: Option<usize>) -> PyResult<Self> {
+    #[pyo3(signature = (config, *, seed = 0, threads = None, precision = "f32"))]
+    fn new(
+        config: &Bound<'_, PyAny>,
+        seed: u64,
+        threads: Option<usize>,
+        precision: &str,
+    ) -> PyResult<Self> {
         no_panic("GFNet()", || {
+            let precision = parse_precision(precision)?;
             let config = load_config(config)?;
             let pool = pool_for(threads)?;
-            let model = Gfnet::new(&config, seed).map_err(model_error)?;
+            let mut model = Gfnet::new(&config, seed).map_err(model_error)?;
+            model.set_precision(precision);
             Ok(Self { model, pool })
         })
     }
@@ -183,14 +196,16 @@ impl PyGfnet {
     /// non-finite tensor is named in one ``ValueError``; a file that cannot be read raises
     /// ``OSError`` naming it. ``threads=n`` gives the model its own pool of n threads.
     #[staticmethod]
-    #[pyo3(signature = (config, weights, *, threads = None))]
+    #[pyo3(signature = (config, weights, *, threads = None, precision = "f32"))]
     fn from_files(
         py: Python<'_>,
         config: &Bound<'_, PyAny>,
         weights: PathBuf,
         threads: Option<usize>,
+        precision: &str,
     ) -> PyResult<Self> {
         no_panic("GFNet.from_files", || {
+            let precision = parse_precision(precision)?;
             let config = load_config(config)?;
             let pool = pool_for(threads)?;
             let model = py
@@ -199,6 +214,8 @@ impl PyGfnet {
                 })
                 .map_err(PyRuntimeError::new_err)?
                 .map_err(model_error)?;
+            let mut model = model;
+            model.set_precision(precision);
             Ok(Self { model, pool })
         })
     }
@@ -209,18 +226,21 @@ impl PyGfnet {
     /// converted to float32. As strict as ``from_files``: every problem is named in one
     /// ``ValueError``.
     #[staticmethod]
-    #[pyo3(signature = (config, state_dict, *, threads = None))]
+    #[pyo3(signature = (config, state_dict, *, threads = None, precision = "f32"))]
     fn from_state_dict(
         config: &Bound<'_, PyAny>,
         state_dict: &Bound<'_, PyAny>,
         threads: Option<usize>,
+        precision: &str,
     ) -> PyResult<Self> {
         no_panic("GFNet.from_state_dict", || {
+            let precision = parse_precision(precision)?;
             let config = load_config(config)?;
             let pool = pool_for(threads)?;
             let tensors = read_state_dict(state_dict)?;
             let mut model = Gfnet::new(&config, 0).map_err(model_error)?;
             model.load_from(&tensors).map_err(model_error)?;
+            model.set_precision(precision);
             Ok(Self { model, pool })
         })
     }
@@ -327,6 +347,14 @@ impl PyGfnet {
     #[getter]
     fn num_parameters(&self) -> usize {
         parameter_count(&self.model)
+    }
+
+    /// The number format of the Linear layers' products in a forward: ``"f32"`` (the parity
+    /// path), ``"bf16"`` or ``"int8"``, as given to ``precision=`` when the model was built.
+    /// The embedding, the LayerNorms and the global filters always run in float32.
+    #[getter]
+    fn precision(&self) -> String {
+        self.model.precision().to_string()
     }
 
     /// The number of threads a forward pass runs on.

@@ -181,3 +181,31 @@ def test_object_arrays_of_numbers_are_accepted():
         model(input_ids=ragged)
     with pytest.raises(ValueError, match=r"input_ids: dtype object \(holding <U1\) is not accepted|input_ids: dtype object \(holding str"):
         model(input_ids=np.array([["a"] * 6], dtype=object))
+
+
+def test_precision_is_chosen_at_load_and_stays_close_to_f32(small_case):
+    config, weights, inputs = small_case
+    exact = spectrans_rs.GFNet.from_files(config, weights)
+    assert exact.precision == "f32"
+    reference = exact(**model_kwargs(inputs))
+    scale = float(np.abs(reference).max())
+    # docs/precision.md's bounds on the forward fixtures: 2e-2 (bf16), 6e-2 (int8), relative.
+    for precision, bound in (("bf16", 2e-2), ("int8", 6e-2)):
+        model = spectrans_rs.GFNet.from_files(config, weights, precision=precision)
+        assert model.precision == precision
+        out = model(**model_kwargs(inputs))
+        assert out.shape == reference.shape and out.dtype == np.float32
+        assert np.abs(out - reference).max() <= bound * scale
+        assert not np.array_equal(out, reference)
+    state = exact.state_dict()
+    again = spectrans_rs.GFNet.from_state_dict(config, state, precision="int8")
+    assert again.precision == "int8"
+    assert spectrans_rs.GFNet(config, seed=1, precision="bf16").precision == "bf16"
+
+
+def test_an_unknown_precision_is_a_value_error_naming_the_choices(small_case):
+    config, weights, _ = small_case
+    with pytest.raises(ValueError, match="precision.*f32.*bf16.*int8"):
+        spectrans_rs.GFNet.from_files(config, weights, precision="fp8")
+    with pytest.raises(ValueError, match="precision"):
+        spectrans_rs.GFNet(config, precision="F32 ")
