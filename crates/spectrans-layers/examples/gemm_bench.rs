@@ -78,7 +78,7 @@ fn implementation() -> &'static str {
     if cfg!(feature = "openblas") {
         "OpenBLAS cblas_sgemm (feature openblas)"
     } else if sgemm::is_fastest() {
-        "spectrans-rs sgemm (AVX2+FMA 6x16 kernel, weights packed once)"
+        "sgemm (AVX2+FMA 6x16 kernel, weights packed once)"
     } else {
         "gemm crate 0.19 (run-time dispatch)"
     }
