@@ -138,6 +138,14 @@ impl Gfnet {
     /// A model whose parameters would not fit in memory ([`crate::memory`]) is refused with
     /// [`ModelError::Memory`] before anything is allocated.
     pub fn new(config: &Config, seed: u64) -> Result<Self, ModelError> {
+        let mut model = Self::new_unpacked(config, seed)?;
+        model.pack_weights();
+        Ok(model)
+    }
+
+    /// [`Gfnet::new`] without packing the weights: for the loaders, which overwrite every
+    /// weight and pack once at the end.
+    pub(crate) fn new_unpacked(config: &Config, seed: u64) -> Result<Self, ModelError> {
         crate::memory::check_fits(config, crate::memory::Workload::Parameters, "the model")?;
         let rng = &mut ChaCha8Rng::seed_from_u64(seed);
         let d = config.hidden_dim();
@@ -181,7 +189,7 @@ impl Gfnet {
                 )?)
             }
         };
-        let mut model = Self {
+        Ok(Self {
             config: config.clone(),
             embedding,
             positional_encoding,
@@ -190,9 +198,7 @@ impl Gfnet {
             output_head,
             dropout: Dropout::new(dropout)?,
             precision: Precision::F32,
-        };
-        model.pack_weights();
-        Ok(model)
+        })
     }
 
     /// Keeps every Linear's weight (each block's `ffn.fc1`, `ffn.fc2`, and the output head)

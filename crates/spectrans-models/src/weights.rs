@@ -62,12 +62,13 @@ impl Gfnet {
         Ok(write_tensors(path, &self.state_dict())?)
     }
 
-    /// Builds a model from `config` and loads `path` into it (strict).
+    /// Builds a model from `config` and loads `path` into it (strict). The weights are
+    /// packed once, after loading ([`Gfnet::pack_weights`]).
     pub fn from_weights(
         config: &spectrans_config::Config,
         path: impl AsRef<Path>,
     ) -> Result<Self, ModelError> {
-        let mut model = Gfnet::new(config, 0)?;
+        let mut model = Gfnet::new_unpacked(config, 0)?;
         model.load_weights(path)?;
         Ok(model)
     }

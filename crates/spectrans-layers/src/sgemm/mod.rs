@@ -55,14 +55,7 @@ impl PackedRhs {
         let (k, n) = b.dim();
         // Exactly the weight's size (when n is a multiple of 16): see `pack::Line`.
         let mut data = vec![0.0f32; packed_len(k, n)];
-        let strided = Strided {
-            ptr: b.as_ptr(),
-            rows: k,
-            cols: n,
-            rs: b.strides()[0],
-            cs: b.strides()[1],
-        };
-        pack_rhs(strided, &mut data);
+        pack_rhs(Strided::of(&b), &mut data);
         Self { k, n, data }
     }
 
@@ -142,16 +135,9 @@ pub(crate) fn gemm_unpacked(
     accumulate: bool,
 ) -> Result<(), LayerError> {
     let (k, n) = rhs.dim();
-    let strided = Strided {
-        ptr: rhs.as_ptr(),
-        rows: k,
-        cols: n,
-        rs: rhs.strides()[0],
-        cs: rhs.strides()[1],
-    };
     with_thread_local(&RHS_PANELS, |lines| {
         let data = lines_for(k, n, lines);
-        pack_rhs(strided, data);
+        pack_rhs(Strided::of(&rhs), data);
         let packed = PackedView { k, n, data };
         let epilogue = Epilogue {
             accumulate,
@@ -283,13 +269,7 @@ fn product(
 
 /// The blocked product into C at `out` (shapes checked, m, n > 0).
 fn run(out: Out, m: usize, lhs: ArrayView2<'_, f32>, rhs: PackedView<'_>, epilogue: Epilogue<'_>) {
-    let a = Strided {
-        ptr: lhs.as_ptr(),
-        rows: m,
-        cols: rhs.k,
-        rs: lhs.strides()[0],
-        cs: lhs.strides()[1],
-    };
+    let a = Strided::of(&lhs);
     let kernel = Kernel::detect();
     let flops = m.saturating_mul(rhs.n).saturating_mul(rhs.k);
     let threads = if flops >= PARALLEL_MIN_FLOPS {

@@ -6,6 +6,7 @@
 //! - A (m, k) is packed per task and block: panel `i` holds rows `6i..6i+6` as `kc` runs of
 //!   [`MR`] values (zero past the last row).
 
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::kernel::{MR, NR};
@@ -31,6 +32,20 @@ pub(crate) struct Strided {
 unsafe impl Send for Strided {}
 // SAFETY: as for Send.
 unsafe impl Sync for Strided {}
+
+impl Strided {
+    /// The view's pointer, shape and strides (in elements).
+    pub(crate) fn of(view: &ArrayView2<'_, f32>) -> Self {
+        let (rows, cols) = view.dim();
+        Self {
+            ptr: view.as_ptr(),
+            rows,
+            cols,
+            rs: view.strides()[0],
+            cs: view.strides()[1],
+        }
+    }
+}
 
 /// Number of NR-wide panels covering `n` columns.
 pub(crate) fn panels(n: usize) -> usize {

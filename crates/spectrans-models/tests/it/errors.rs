@@ -55,6 +55,20 @@ fn saved_weights_load_back_identically() {
         .forward(ModelInput::TokenIds(ids.view()), None)
         .unwrap();
     assert_eq!(a, b);
+    // Both come out packed where our GEMM runs (new packs; the loader packs once, after
+    // loading), and the loaded weights read back as saved.
+    let fastest = spectrans_layers::sgemm::is_fastest();
+    for m in [&model, &loaded] {
+        let ffn = &m.blocks()[0].ffn;
+        assert_eq!(
+            (ffn.fc1.is_packed(), ffn.fc2.is_packed()),
+            (fastest, fastest)
+        );
+    }
+    assert_eq!(
+        *loaded.blocks()[0].ffn.fc1.weight(),
+        *model.blocks()[0].ffn.fc1.weight()
+    );
 }
 
 #[test]
