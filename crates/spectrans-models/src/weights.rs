@@ -68,8 +68,18 @@ impl Gfnet {
         config: &spectrans_config::Config,
         path: impl AsRef<Path>,
     ) -> Result<Self, ModelError> {
+        let file = TensorFile::open(path)?;
+        Self::from_source(config, &file)
+    }
+
+    /// Builds a model from `config` and loads every parameter from `source` (strict, as
+    /// [`Gfnet::load_from`]); the weights are packed once, after loading.
+    pub fn from_source(
+        config: &spectrans_config::Config,
+        source: &dyn TensorSource,
+    ) -> Result<Self, ModelError> {
         let mut model = Gfnet::new_unpacked(config, 0)?;
-        model.load_weights(path)?;
+        model.load_from(source)?;
         Ok(model)
     }
 

@@ -238,8 +238,7 @@ impl PyGfnet {
             let config = load_config(config)?;
             let pool = pool_for(threads)?;
             let tensors = read_state_dict(state_dict)?;
-            let mut model = Gfnet::new(&config, 0).map_err(model_error)?;
-            model.load_from(&tensors).map_err(model_error)?;
+            let mut model = Gfnet::from_source(&config, &tensors).map_err(model_error)?;
             model.set_precision(precision);
             Ok(Self { model, pool })
         })
