@@ -10,15 +10,13 @@ use std::cell::RefCell;
 
 use spectrans_fft::with_thread_local;
 
-use crate::activation::ActivationExt;
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
 use crate::matmul::matmul_into;
 use crate::params::{Parameters, join};
 use crate::precision::{Precision, quantize_rows_into};
-use crate::sgemm::{Epilogue, PackedRhs, gemm_packed};
-use crate::tensor::{contiguous, contiguous_mut, min_rows, par_add_bias_rows, par_add_column_sums};
-use rayon::prelude::*;
+use crate::sgemm::{Epilogue, PackedRhs, apply_epilogue, gemm_packed, gemm_unpacked};
+use crate::tensor::{contiguous, contiguous_mut, par_add_column_sums};
 
 /// A fully connected layer: `y = x Wᵀ + b`, `x` (rows, in), `W` (out, in), `b` (out).
 ///
@@ -188,24 +186,16 @@ impl Linear {
         if epilogue.bias.is_none() && epilogue.activation.is_none() {
             return self.product(x, out, epilogue.accumulate);
         }
-        let n = self.out_features();
+        if let Weight::Plain(w) = &self.weight
+            && self.precision == Precision::F32
+            && crate::sgemm::is_fastest()
+        {
+            // Training's products (weights unpacked by the optimiser): still fused.
+            return gemm_unpacked(out, x, w.t(), epilogue);
+        }
         self.product(x, out.view_mut(), epilogue.accumulate)?;
         let rows = contiguous_mut("Linear output buffer", &mut out)?;
-        match (epilogue.activation, epilogue.bias) {
-            (None, Some(bias)) => par_add_bias_rows(rows, bias),
-            (Some(act), bias) if n > 0 => {
-                let zeros = if bias.is_none() {
-                    vec![0.0; n]
-                } else {
-                    Vec::new()
-                };
-                let bias = bias.unwrap_or(&zeros);
-                rows.par_chunks_mut(n)
-                    .with_min_len(min_rows(n))
-                    .for_each(|row| act.apply_bias_row(row, bias));
-            }
-            _ => {}
-        }
+        apply_epilogue(rows, self.out_features(), epilogue);
         Ok(())
     }
 

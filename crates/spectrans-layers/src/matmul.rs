@@ -62,7 +62,11 @@ pub fn matmul_into(
         return Ok(());
     }
     if crate::sgemm::is_fastest() {
-        return crate::sgemm::gemm_unpacked(dst, lhs, rhs, accumulate);
+        let epilogue = crate::sgemm::Epilogue {
+            accumulate,
+            ..Default::default()
+        };
+        return crate::sgemm::gemm_unpacked(dst, lhs, rhs, epilogue);
     }
     let flops = m.saturating_mul(n).saturating_mul(k);
     let threads = rayon::current_num_threads();

@@ -118,18 +118,6 @@ pub(crate) fn par_add_assign<D: ndarray::Dimension>(
     Ok(())
 }
 
-/// `dst` rows `+= bias` (a (rows, n) slice, `bias.len() == n`), split over the rayon pool.
-pub(crate) fn par_add_bias_rows(dst: &mut [f32], bias: &[f32]) {
-    use rayon::prelude::*;
-    let n = bias.len();
-    if n == 0 {
-        return;
-    }
-    dst.par_chunks_mut(n)
-        .with_min_len(min_rows(n))
-        .for_each(|r| r.iter_mut().zip(bias).for_each(|(d, b)| *d += b));
-}
-
 /// `Σ_rows m` of a contiguous (rows, n) slice added into `acc` (len n), split over the pool.
 /// Blocks of rows are fixed by `n` alone and their sums are added in block order, so the bits
 /// do not depend on the thread count or on work stealing.

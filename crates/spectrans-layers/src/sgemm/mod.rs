@@ -132,19 +132,41 @@ pub(crate) fn gemm_unpacked(
     dst: ArrayViewMut2<'_, f32>,
     lhs: ArrayView2<'_, f32>,
     rhs: ArrayView2<'_, f32>,
-    accumulate: bool,
+    epilogue: Epilogue<'_>,
 ) -> Result<(), LayerError> {
     let (k, n) = rhs.dim();
     with_thread_local(&RHS_PANELS, |lines| {
         let data = lines_for(k, n, lines);
         pack_rhs(Strided::of(&rhs), data);
         let packed = PackedView { k, n, data };
-        let epilogue = Epilogue {
-            accumulate,
-            ..Epilogue::default()
-        };
         product(dst, lhs, packed, epilogue)
     })
+}
+
+/// The epilogue's bias and activation on rows of C computed by another product (a
+/// contiguous (rows, n) slice), split over the rayon pool; the same per-row work as the
+/// fused epilogue, so both give the same bits.
+pub(crate) fn apply_epilogue(rows: &mut [f32], n: usize, epilogue: Epilogue<'_>) {
+    if n == 0 || (epilogue.bias.is_none() && epilogue.activation.is_none()) {
+        return;
+    }
+    let zeros = if epilogue.bias.is_none() {
+        vec![0.0f32; n]
+    } else {
+        Vec::new()
+    };
+    let bias = epilogue.bias.unwrap_or(&zeros);
+    rows.par_chunks_mut(n)
+        .with_min_len(crate::tensor::min_rows(n))
+        .for_each(|row| finish_row(row, bias, epilogue.activation));
+}
+
+/// `row = act(row + bias)` (or `row += bias` without an activation).
+fn finish_row(row: &mut [f32], bias: &[f32], activation: Option<Activation>) {
+    match activation {
+        Some(act) => act.apply_bias_row(row, bias),
+        None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
+    }
 }
 
 /// What happens to `A · B` before it lands in C: `C = act(A · B + bias)`, or with
@@ -445,10 +467,7 @@ fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
     for r in task.i0..task.i0 + task.mc {
         // SAFETY: row r < m and columns c0..c1 <= n lie inside C, in this task's block.
         let row = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(r * out.ldc + c0), c1 - c0) };
-        match activation {
-            Some(act) => act.apply_bias_row(row, bias),
-            None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
-        }
+        finish_row(row, bias, activation);
     }
 }
 

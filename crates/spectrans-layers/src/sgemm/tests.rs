@@ -200,9 +200,13 @@ fn the_unpacked_entry_matches_the_packed_one() {
     )
     .unwrap();
     let mut unpacked = Array2::zeros((m, n));
-    gemm_unpacked(unpacked.view_mut(), a.view(), w.t(), false).unwrap();
+    gemm_unpacked(unpacked.view_mut(), a.view(), w.t(), Epilogue::default()).unwrap();
     assert_eq!(packed, unpacked);
-    gemm_unpacked(unpacked.view_mut(), a.view(), w.t(), true).unwrap();
+    let add = Epilogue {
+        accumulate: true,
+        ..Epilogue::default()
+    };
+    gemm_unpacked(unpacked.view_mut(), a.view(), w.t(), add).unwrap();
     for (u, p) in unpacked.iter().zip(&packed) {
         assert!(
             (u - 2.0 * p).abs() <= 1e-5 * (1.0 + p.abs()),
