@@ -33,6 +33,7 @@ mod error;
 mod filter;
 mod filter_slices;
 mod fold;
+mod lanes;
 mod norm;
 mod real;
 mod scratch;

@@ -8,6 +8,7 @@ use num_complex::Complex32;
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
+use crate::lanes::LanePlan;
 use crate::scratch::{ScratchSize, TileScratch, with_thread_scratch};
 use crate::shape::expect_shape;
 use crate::split::{Split, entry_tasks_fill_threads, slice_tile};
@@ -42,6 +43,8 @@ pub struct SeqRealFft {
     forward: Arc<dyn RealToComplex<f32>>,
     inverse: Arc<dyn ComplexToReal<f32>>,
     fft_scratch: usize,
+    /// The eight-columns-per-vector transforms, for power-of-two `n >= 8`.
+    lanes: Option<LanePlan>,
 }
 
 impl fmt::Debug for SeqRealFft {
@@ -67,6 +70,7 @@ impl SeqRealFft {
             forward,
             inverse,
             fft_scratch,
+            lanes: LanePlan::new(n),
         })
     }
 
@@ -208,6 +212,10 @@ impl SeqRealFft {
         scale: f32,
         scratch: &mut TileScratch,
     ) -> Result<(), FftError> {
+        if let Some(lanes) = &self.lanes {
+            lanes.forward_matrix(x, y, cols, scale);
+            return Ok(());
+        }
         let (n, h) = (self.n, self.spectrum_len());
         let tile_cols = slice_tile(n);
         for col0 in (0..cols).step_by(tile_cols) {
@@ -229,6 +237,10 @@ impl SeqRealFft {
         scale: f32,
         scratch: &mut TileScratch,
     ) -> Result<(), FftError> {
+        if let Some(lanes) = &self.lanes {
+            lanes.inverse_matrix(x, y, cols, scale);
+            return Ok(());
+        }
         let (n, h) = (self.n, self.spectrum_len());
         let tile_cols = slice_tile(n);
         for col0 in (0..cols).step_by(tile_cols) {
@@ -249,6 +261,19 @@ impl SeqRealFft {
         scratch: &mut TileScratch,
     ) -> Result<(), FftError> {
         let width = x.ncols();
+        if let Some(lanes) = &self.lanes {
+            let (real, spectrum) = (&mut scratch.real, &mut scratch.spectrum);
+            let h = self.spectrum_len();
+            copy_rows_out(x, &mut real[..self.n * width]);
+            lanes.forward_matrix(
+                &real[..self.n * width],
+                &mut spectrum[..h * width],
+                width,
+                scale,
+            );
+            copy_rows_in(&spectrum[..h * width], y);
+            return Ok(());
+        }
         gather_columns(x, &mut scratch.real);
         self.rfft_columns(scratch, width)?;
         scatter_columns(&scratch.spectrum, y, |v| v * scale);
@@ -264,6 +289,19 @@ impl SeqRealFft {
         scratch: &mut TileScratch,
     ) -> Result<(), FftError> {
         let width = x.ncols();
+        if let Some(lanes) = &self.lanes {
+            let (real, spectrum) = (&mut scratch.real, &mut scratch.spectrum);
+            let h = self.spectrum_len();
+            copy_rows_out(x, &mut spectrum[..h * width]);
+            lanes.inverse_matrix(
+                &spectrum[..h * width],
+                &mut real[..self.n * width],
+                width,
+                scale,
+            );
+            copy_rows_in(&real[..self.n * width], y);
+            return Ok(());
+        }
         gather_columns(x, &mut scratch.spectrum);
         self.irfft_columns(scratch, width)?;
         scatter_columns(&scratch.real, y, |v| v * scale);
@@ -325,5 +363,35 @@ impl SeqRealFft {
                 .map_err(FftError::backend)?;
         }
         Ok(())
+    }
+}
+
+/// Copies a `(rows, w)` view into a row-major slice of `rows · w` elements.
+fn copy_rows_out<T: Copy>(src: ArrayView2<'_, T>, dst: &mut [T]) {
+    let width = src.ncols();
+    for (row, out) in src
+        .rows()
+        .into_iter()
+        .zip(dst.chunks_exact_mut(width.max(1)))
+    {
+        match row.to_slice() {
+            Some(values) => out.copy_from_slice(values),
+            None => out.iter_mut().zip(row.iter()).for_each(|(o, &v)| *o = v),
+        }
+    }
+}
+
+/// Copies a row-major slice of `rows · w` elements into a `(rows, w)` view.
+fn copy_rows_in<T: Copy>(src: &[T], mut dst: ArrayViewMut2<'_, T>) {
+    let width = dst.ncols();
+    for (mut row, values) in dst
+        .rows_mut()
+        .into_iter()
+        .zip(src.chunks_exact(width.max(1)))
+    {
+        match row.as_slice_mut() {
+            Some(out) => out.copy_from_slice(values),
+            None => row.iter_mut().zip(values).for_each(|(o, &v)| *o = v),
+        }
     }
 }
