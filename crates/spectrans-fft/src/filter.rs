@@ -6,10 +6,11 @@ use rayon::iter::Either;
 use rayon::prelude::*;
 
 use crate::filter_slices::{AdjointSlices, FilterSlices, ortho_scale};
+use crate::lanes::{LanePlan, SpectrumSink};
 use crate::scratch::{FilterWorkspace, TileScratch, with_thread_scratch, zeroed_prefix};
 use crate::shape::expect_shape;
 use crate::split::{Split, entry_tasks_fill_threads};
-use crate::tile::{gather_columns, scatter_columns};
+use crate::tile::{copy_rows_in, copy_rows_out, gather_columns, scatter_columns};
 use crate::{FftError, SeqRealFft};
 
 impl SeqRealFft {
@@ -119,6 +120,21 @@ impl SeqRealFft {
                     .into_par_iter()
                     .try_for_each(
                         |(input, filter_half, mut output, mut spectrum)| {
+                            if let Some(lanes) = self.lanes() {
+                                for (b, (x, y)) in
+                                    input.outer_iter().zip(output.outer_iter_mut()).enumerate()
+                                {
+                                    let sink = match spectrum.as_mut() {
+                                        Some(spectrum) => ViewSink::Store(
+                                            spectrum.index_axis_mut(Axis(0), b),
+                                            ortho,
+                                        ),
+                                        None => ViewSink::Discard,
+                                    };
+                                    lane_block(lanes, x, filter_half, false, y, sink);
+                                }
+                                return Ok(());
+                            }
                             with_thread_scratch(size, |scratch| {
                                 for (b, (x, y)) in
                                     input.outer_iter().zip(output.outer_iter_mut()).enumerate()
@@ -274,6 +290,18 @@ impl SeqRealFft {
                     .into_par_iter()
                     .try_for_each(
                         |(dy, spectrum, filter_half, mut dx, mut accumulator)| {
+                            if let Some(lanes) = self.lanes() {
+                                for ((dy, dx), forward) in dy
+                                    .outer_iter()
+                                    .zip(dx.outer_iter_mut())
+                                    .zip(spectrum.outer_iter())
+                                {
+                                    let sink =
+                                        ViewSink::Correlate(forward, accumulator.view_mut(), ortho);
+                                    lane_block(lanes, dy, filter_half, true, dx, sink);
+                                }
+                                return Ok(());
+                            }
                             with_thread_scratch(size, |scratch| {
                                 for ((dy, dx), forward) in dy
                                     .outer_iter()
@@ -361,4 +389,90 @@ fn add_partials(
         cross_spectrum += &group;
     }
     Ok(())
+}
+
+/// What [`lane_block`] does with the block's input spectrum: [`SpectrumSink`] on views.
+enum ViewSink<'a, 'b> {
+    Discard,
+    /// `out = scale · X`.
+    Store(ArrayViewMut2<'a, Complex32>, f32),
+    /// `acc += (scale · X) ⊙ conj(forward)`.
+    Correlate(ArrayView2<'b, Complex32>, ArrayViewMut2<'a, Complex32>, f32),
+}
+
+/// Row-major copies of one block's views, for [`lane_block`].
+#[derive(Debug, Default)]
+struct BlockScratch {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    filter: Vec<Complex32>,
+    forward: Vec<Complex32>,
+    spectrum: Vec<Complex32>,
+}
+
+thread_local! {
+    static BLOCK_SCRATCH: std::cell::RefCell<BlockScratch> =
+        std::cell::RefCell::new(BlockScratch::default());
+}
+
+/// `y = irfft(G ⊙ rfft(x)) / n` for one `(n, w)` block of views on the lane transforms, `G`
+/// = `Hf` or `conj(Hf)`: the views are copied into row-major scratch and back, so every
+/// column gets the bits of the row-major path.
+fn lane_block(
+    lanes: &LanePlan,
+    x: ArrayView2<'_, f32>,
+    filter_half: ArrayView2<'_, Complex32>,
+    conjugate: bool,
+    y: ArrayViewMut2<'_, f32>,
+    sink: ViewSink<'_, '_>,
+) {
+    let ((n, w), h) = (x.dim(), filter_half.nrows());
+    crate::scratch::with_thread_local(&BLOCK_SCRATCH, |scratch| {
+        let zero = Complex32::new(0.0, 0.0);
+        scratch.x.resize(n * w, 0.0);
+        scratch.y.resize(n * w, 0.0);
+        scratch.filter.resize(h * w, zero);
+        scratch.forward.resize(h * w, zero);
+        scratch.spectrum.resize(h * w, zero);
+        let BlockScratch {
+            x: xs,
+            y: ys,
+            filter,
+            forward,
+            spectrum,
+        } = scratch;
+        let (xs, ys) = (&mut xs[..n * w], &mut ys[..n * w]);
+        let (filter, forward, spectrum) = (
+            &mut filter[..h * w],
+            &mut forward[..h * w],
+            &mut spectrum[..h * w],
+        );
+        copy_rows_out(x, xs);
+        copy_rows_out(filter_half, filter);
+        match sink {
+            ViewSink::Discard => {
+                lanes.filter_matrix(xs, filter, conjugate, ys, w, &mut SpectrumSink::Discard);
+            }
+            ViewSink::Store(out, scale) => {
+                let mut sink = SpectrumSink::Store {
+                    out: &mut *spectrum,
+                    scale,
+                };
+                lanes.filter_matrix(xs, filter, conjugate, ys, w, &mut sink);
+                copy_rows_in(spectrum, out);
+            }
+            ViewSink::Correlate(forward_view, acc, scale) => {
+                copy_rows_out(forward_view, forward);
+                copy_rows_out(acc.view(), spectrum);
+                let mut sink = SpectrumSink::Correlate {
+                    forward,
+                    acc: &mut *spectrum,
+                    scale,
+                };
+                lanes.filter_matrix(xs, filter, conjugate, ys, w, &mut sink);
+                copy_rows_in(spectrum, acc);
+            }
+        }
+        copy_rows_in(ys, y);
+    });
 }

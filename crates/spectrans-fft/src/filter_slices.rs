@@ -5,6 +5,7 @@ use num_complex::Complex32;
 use rayon::iter::Either;
 use rayon::prelude::*;
 
+use crate::lanes::SpectrumSink;
 use crate::scratch::{TileScratch, with_thread_scratch, zeroed_prefix};
 use crate::split::slice_tile;
 use crate::strided;
@@ -47,6 +48,26 @@ impl SeqRealFft {
         let size = self.scratch_size(tile_cols.min(cols));
         let ortho = ortho_scale(n);
         let entries = input.len() / (n * cols);
+        if let Some(lanes) = self.lanes() {
+            let spectra = match spectrum {
+                Some(spectrum) => Either::Left(spectrum.par_chunks_mut(h * cols).map(Some)),
+                None => Either::Right((0..entries).into_par_iter().map(|_| None)),
+            };
+            (
+                input.par_chunks(n * cols),
+                output.par_chunks_mut(n * cols),
+                spectra,
+            )
+                .into_par_iter()
+                .for_each(|(x, y, spectrum)| {
+                    let mut sink = match spectrum {
+                        Some(out) => SpectrumSink::Store { out, scale: ortho },
+                        None => SpectrumSink::Discard,
+                    };
+                    lanes.filter_matrix(x, filter_half, false, y, cols, &mut sink);
+                });
+            return Ok(());
+        }
         let filter_columns = filter_columns(filter_half, h, cols, false, n, columns);
         let spectra = match spectrum {
             Some(spectrum) => Either::Left(spectrum.par_chunks_mut(h * cols).map(Some)),
@@ -101,8 +122,32 @@ impl SeqRealFft {
         let ortho = ortho_scale(n);
         let entries = output_cotangent.len() / (n * cols);
         let groups = entries.div_ceil(batch_chunk);
-        let filter_columns = filter_columns(filter_half, h, cols, true, n, columns);
         let partial = zeroed_prefix(partial, groups * h * cols);
+        if let Some(lanes) = self.lanes() {
+            (
+                output_cotangent.par_chunks(batch_chunk * n * cols),
+                spectrum.par_chunks(batch_chunk * h * cols),
+                input_cotangent.par_chunks_mut(batch_chunk * n * cols),
+                partial.par_chunks_mut(h * cols),
+            )
+                .into_par_iter()
+                .for_each(|(dy, forward, dx, acc)| {
+                    for ((dy, forward), dx) in dy
+                        .chunks_exact(n * cols)
+                        .zip(forward.chunks_exact(h * cols))
+                        .zip(dx.chunks_exact_mut(n * cols))
+                    {
+                        let mut sink = SpectrumSink::Correlate {
+                            forward,
+                            acc: &mut *acc,
+                            scale: ortho,
+                        };
+                        lanes.filter_matrix(dy, filter_half, true, dx, cols, &mut sink);
+                    }
+                });
+            return Ok(groups);
+        }
+        let filter_columns = filter_columns(filter_half, h, cols, true, n, columns);
         (
             output_cotangent.par_chunks(batch_chunk * n * cols),
             spectrum.par_chunks(batch_chunk * h * cols),

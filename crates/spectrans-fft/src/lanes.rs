@@ -241,6 +241,21 @@ impl<V: Lanes> SplitComplex<V> {
         Self::new(self.re, self.im.neg())
     }
 
+    /// `self · o`.
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        Self::new(
+            self.re.mul(o.re).sub(self.im.mul(o.im)),
+            self.re.mul(o.im).add(self.im.mul(o.re)),
+        )
+    }
+
+    /// `self · s` for a real `s`.
+    #[inline(always)]
+    fn scale(self, s: V) -> Self {
+        Self::new(self.re.mul(s), self.im.mul(s))
+    }
+
     /// `i · self`.
     #[inline(always)]
     fn times_i(self) -> Self {
@@ -508,7 +523,11 @@ impl LanePlan {
             )
             .put(slot);
         }
-        let z = self.complex_fft::<V, false>(a, b);
+        let z: &[Slot] = if self.complex_fft::<V, false>(a, b) {
+            b
+        } else {
+            a
+        };
         // Bins 0 and m: the even part's mean plus and minus the odd part's.
         let z0 = SplitComplex::<V>::get(&z[0]);
         let zero = V::splat(0.0);
@@ -568,7 +587,11 @@ impl LanePlan {
                 SplitComplex::new(even.re.add(odd.im), odd.re.sub(even.im)).put(&mut a[m - k]);
             }
         }
-        let z = self.complex_fft::<V, true>(a, b);
+        let z: &[Slot] = if self.complex_fft::<V, true>(a, b) {
+            b
+        } else {
+            a
+        };
         let s = V::splat(scale);
         for (j, slot) in z.iter().enumerate() {
             let v = SplitComplex::<V>::get(slot);
@@ -578,14 +601,11 @@ impl LanePlan {
     }
 
     /// Unnormalised complex FFT (inverse: conjugate twiddles) of the `m` slots of `a`; `b` is
-    /// work space. Returns the buffer that holds the result.
+    /// work space. Returns whether the result ended in `b` (else it is in `a`).
     #[inline(always)]
-    fn complex_fft<'a, V: Lanes, const INVERSE: bool>(
-        &self,
-        a: &'a mut [Slot],
-        b: &'a mut [Slot],
-    ) -> &'a [Slot] {
+    fn complex_fft<V: Lanes, const INVERSE: bool>(&self, a: &mut [Slot], b: &mut [Slot]) -> bool {
         let (mut x, mut y) = (a, b);
+        let mut in_b = false;
         let mut twiddles = &self.stage_twiddles[..];
         let (mut l, mut s) = (self.half, 1);
         while l >= 4 {
@@ -594,15 +614,220 @@ impl LanePlan {
             twiddles = rest;
             radix4_stage::<V, INVERSE>(x, y, s, stage);
             std::mem::swap(&mut x, &mut y);
+            in_b = !in_b;
             l = quarter;
             s *= 4;
         }
         if l == 2 {
             radix2_stage::<V>(x, y, s);
-            std::mem::swap(&mut x, &mut y);
+            in_b = !in_b;
         }
-        x
+        in_b
     }
+}
+
+/// What a filter pass does with its input's spectrum `X = rfft(x)` (unnormalised) besides
+/// filtering it. Matrices are `(n/2+1, cols)` row-major, like the filter.
+#[derive(Debug)]
+pub(crate) enum SpectrumSink<'a> {
+    /// Nothing.
+    Discard,
+    /// `out[k, c] = scale · X[k, c]`.
+    Store {
+        out: &'a mut [Complex32],
+        scale: f32,
+    },
+    /// `acc[k, c] += (scale · X[k, c]) · conj(forward[k, c])`.
+    Correlate {
+        forward: &'a [Complex32],
+        acc: &'a mut [Complex32],
+        scale: f32,
+    },
+}
+
+impl SpectrumSink<'_> {
+    /// Hands bin `k` (`x`, eight columns from `col0`, `width` of them valid) to the sink.
+    #[inline(always)]
+    fn take<V: Lanes>(&mut self, x: SplitComplex<V>, start: usize, width: usize, scale: f32) {
+        match self {
+            Self::Discard => {}
+            Self::Store { out, scale: s } => x.store_scaled(out, start, width, scale * *s),
+            Self::Correlate {
+                forward,
+                acc,
+                scale: s,
+            } => {
+                let f = SplitComplex::<V>::load(forward, start, width).conj();
+                let sum = SplitComplex::<V>::load(acc, start, width)
+                    .add(x.scale(V::splat(scale * *s)).mul(f));
+                sum.store_scaled(acc, start, width, 1.0);
+            }
+        }
+    }
+}
+
+impl LanePlan {
+    /// `y = irfft(G ⊙ rfft(x)) / n` along the rows of one row-major matrix (`x`, `y`
+    /// `(n, cols)`), with `G` the `(n/2+1, cols)` row-major `filter`, conjugated if asked;
+    /// the imaginary parts of its bins 0 and `n/2` do not count. `sink` gets `rfft(x)`.
+    pub(crate) fn filter_matrix(
+        &self,
+        x: &[f32],
+        filter: &[Complex32],
+        conjugate: bool,
+        y: &mut [f32],
+        cols: usize,
+        sink: &mut SpectrumSink<'_>,
+    ) {
+        let job = FilterJob {
+            x,
+            filter,
+            conjugate,
+            y,
+            cols,
+            sink,
+        };
+        self.with_work(|work| {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                // SAFETY: the CPU has AVX, checked just above.
+                return unsafe { self.filter_matrix_avx(job, work) };
+            }
+            self.filter_matrix_with::<Portable>(job, work)
+        });
+    }
+
+    /// [`filter_matrix`](Self::filter_matrix) compiled for AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    fn filter_matrix_avx(&self, job: FilterJob<'_, '_>, work: [&mut [Slot]; 2]) {
+        self.filter_matrix_with::<avx::Avx>(job, work)
+    }
+
+    #[inline(always)]
+    fn filter_matrix_with<V: Lanes>(&self, job: FilterJob<'_, '_>, [a, b]: [&mut [Slot]; 2]) {
+        let FilterJob {
+            x,
+            filter,
+            conjugate,
+            y,
+            cols,
+            sink,
+        } = job;
+        for col0 in (0..cols).step_by(LANES) {
+            let width = LANES.min(cols - col0);
+            let src = Columns {
+                data: x,
+                stride: cols,
+                col0,
+                width,
+            };
+            let g = Columns {
+                data: filter,
+                stride: cols,
+                col0,
+                width,
+            };
+            let mut dst = Columns {
+                data: &mut *y,
+                stride: cols,
+                col0,
+                width,
+            };
+            if conjugate {
+                self.filter_block::<V, true>(&src, &g, &mut dst, sink, a, b);
+            } else {
+                self.filter_block::<V, false>(&src, &g, &mut dst, sink, a, b);
+            }
+        }
+    }
+
+    /// [`filter_matrix`](Self::filter_matrix) for up to eight columns: the forward
+    /// transform, the split, the product with `G`, the inverse split and the inverse
+    /// transform, bin pair by bin pair in the work buffers.
+    #[inline(always)]
+    fn filter_block<V: Lanes, const CONJ: bool>(
+        &self,
+        src: &Columns<&[f32]>,
+        g: &Columns<&[Complex32]>,
+        dst: &mut Columns<&mut [f32]>,
+        sink: &mut SpectrumSink<'_>,
+        a: &mut [Slot],
+        b: &mut [Slot],
+    ) {
+        let (m, width) = (self.half, src.width);
+        for (j, slot) in a.iter_mut().enumerate() {
+            SplitComplex::<V>::new(
+                load_row(src.data, src.row(2 * j), width),
+                load_row(src.data, src.row(2 * j + 1), width),
+            )
+            .put(slot);
+        }
+        let in_b = self.complex_fft::<V, false>(a, b);
+        let (z, work) = if in_b { (b, a) } else { (a, b) };
+        // 1/n for bins 0 and m (X itself), 1/(2n) for the others (2X below); powers of two,
+        // so these products are exact.
+        let inv_n = (1.0 / (2 * m) as f64) as f32;
+        let half_inv_n = V::splat(0.5 * inv_n);
+        let filter_row = |k: usize| {
+            let v = SplitComplex::<V>::load(g.data, g.row(k), width);
+            if CONJ { v.conj() } else { v }
+        };
+
+        let z0 = SplitComplex::<V>::get(&z[0]);
+        let zero = V::splat(0.0);
+        let (first, last) = (z0.re.add(z0.im), z0.re.sub(z0.im));
+        sink.take(SplitComplex::new(first, zero), g.row(0), width, 1.0);
+        sink.take(SplitComplex::new(last, zero), g.row(m), width, 1.0);
+        let inv_n_lanes = V::splat(inv_n);
+        let first = first.mul(filter_row(0).re).mul(inv_n_lanes);
+        let last = last.mul(filter_row(m).re).mul(inv_n_lanes);
+        SplitComplex::new(first.add(last), first.sub(last)).put(&mut z[0]);
+
+        for k in 1..=m / 2 {
+            let zk = SplitComplex::<V>::get(&z[k]);
+            let zc = SplitComplex::<V>::get(&z[m - k]).conj();
+            let even = zk.add(zc);
+            let odd = zk.sub(zc).times::<false>(self.split_twiddles[k]);
+            // 2X[k] and 2X[m−k], as in `forward`.
+            let xk = SplitComplex::new(even.re.add(odd.im), even.im.sub(odd.re));
+            let xc = SplitComplex::new(even.re.sub(odd.im), even.im.neg().sub(odd.re));
+            sink.take(xk, g.row(k), width, 0.5);
+            if k != m - k {
+                sink.take(xc, g.row(m - k), width, 0.5);
+            }
+            let yk = xk.mul(filter_row(k)).scale(half_inv_n);
+            let yc = xc.mul(filter_row(m - k)).scale(half_inv_n).conj();
+            // The inverse split of `inverse`, on Y = G ⊙ X.
+            let even = yk.add(yc);
+            let odd = yk.sub(yc).times::<true>(self.split_twiddles[k]);
+            SplitComplex::new(even.re.sub(odd.im), even.im.add(odd.re)).put(&mut z[k]);
+            if k != m - k {
+                SplitComplex::new(even.re.add(odd.im), odd.re.sub(even.im)).put(&mut z[m - k]);
+            }
+        }
+
+        let out: &[Slot] = if self.complex_fft::<V, true>(z, work) {
+            work
+        } else {
+            z
+        };
+        for (j, slot) in out.iter().enumerate() {
+            let v = SplitComplex::<V>::get(slot);
+            store_row(v.re, dst.data, dst.row(2 * j), width);
+            store_row(v.im, dst.data, dst.row(2 * j + 1), width);
+        }
+    }
+}
+
+/// The arguments of one [`LanePlan::filter_matrix`] call.
+struct FilterJob<'s, 'a> {
+    x: &'s [f32],
+    filter: &'s [Complex32],
+    conjugate: bool,
+    y: &'s mut [f32],
+    cols: usize,
+    sink: &'s mut SpectrumSink<'a>,
 }
 
 /// One Stockham radix-4 step of a length-`l` transform over `s` interleaved sub-sequences:
@@ -765,6 +990,85 @@ mod tests {
         }
     }
 
+    /// `filter_matrix` on lanes `V`: the output, the stored spectrum and a correlation
+    /// added to `acc`.
+    fn filter_with<V: Lanes>(
+        plan: &LanePlan,
+        x: &[f32],
+        g: &[Complex32],
+        conjugate: bool,
+        cols: usize,
+    ) -> (Vec<f32>, Vec<Complex32>, Vec<Complex32>) {
+        let h = plan.half + 1;
+        let mut y = vec![0.0; x.len()];
+        let mut stored = vec![Complex32::new(0.0, 0.0); h * cols];
+        let mut acc: Vec<Complex32> = g.iter().map(|c| c * 0.5).collect();
+        let forward: Vec<Complex32> = g.iter().rev().copied().collect();
+        let mut a = vec![Slot::default(); plan.half];
+        let mut b = a.clone();
+        for sink in [
+            SpectrumSink::Store {
+                out: &mut stored,
+                scale: 0.25,
+            },
+            SpectrumSink::Correlate {
+                forward: &forward,
+                acc: &mut acc,
+                scale: 0.5,
+            },
+        ] {
+            let job = FilterJob {
+                x,
+                filter: g,
+                conjugate,
+                y: &mut y,
+                cols,
+                sink: &mut { sink },
+            };
+            plan.filter_matrix_with::<V>(job, [&mut a, &mut b]);
+        }
+        (y, stored, acc)
+    }
+
+    #[test]
+    fn filter_is_the_inverse_of_the_filtered_forward() {
+        for n in [8, 16, 128, 512] {
+            let plan = LanePlan::new(n).expect("power of two");
+            let (h, cols) = (n / 2 + 1, 10);
+            let x = values(n * cols, 11 * n as u64);
+            let g: Vec<Complex32> = values(2 * h * cols, 5)
+                .chunks_exact(2)
+                .map(|p| Complex32::new(p[0], p[1]))
+                .collect();
+            for conjugate in [false, true] {
+                let (y, stored, acc) = filter_with::<Portable>(&plan, &x, &g, conjugate, cols);
+                let mut spectrum = forward_with::<Portable>(&plan, &x, cols);
+                for (i, (s, gv)) in spectrum.iter_mut().zip(&g).enumerate() {
+                    // The stored spectrum is 0.25 · X; forward_with gives 0.5 · X.
+                    let expected = *s * 0.5;
+                    assert!(
+                        (stored[i] - expected).norm() < 1e-5 * n as f32,
+                        "stored {i}"
+                    );
+                    let forward = g[g.len() - 1 - i];
+                    let correlated = gv * 0.5 + *s * forward.conj();
+                    assert!((acc[i] - correlated).norm() < 1e-5 * n as f32, "acc {i}");
+                    *s *= if conjugate { gv.conj() } else { *gv };
+                }
+                // inverse_with: 0.25 · n · irfft; the filter: irfft(G ⊙ X) with X = 2 · 0.5 X.
+                let expected = inverse_with::<Portable>(&plan, &spectrum, cols);
+                let s = 2.0 / (0.25 * n as f32);
+                for (i, (a, e)) in y.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (a - e * s).abs() < 1e-5 * n as f32,
+                        "n {n} y {i}: {a} vs {}",
+                        e * s
+                    );
+                }
+            }
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx_gives_the_portable_bits() {
@@ -774,6 +1078,16 @@ mod tests {
         #[target_feature(enable = "avx")]
         fn forward_avx(plan: &LanePlan, x: &[f32], cols: usize) -> Vec<Complex32> {
             forward_with::<avx::Avx>(plan, x, cols)
+        }
+        #[target_feature(enable = "avx")]
+        fn filter_avx(
+            plan: &LanePlan,
+            x: &[f32],
+            g: &[Complex32],
+            conjugate: bool,
+            cols: usize,
+        ) -> (Vec<f32>, Vec<Complex32>, Vec<Complex32>) {
+            filter_with::<avx::Avx>(plan, x, g, conjugate, cols)
         }
         #[target_feature(enable = "avx")]
         fn inverse_avx(plan: &LanePlan, x: &[Complex32], cols: usize) -> Vec<f32> {
@@ -795,6 +1109,23 @@ mod tests {
                 let fast = unsafe { inverse_avx(&plan, &fast, cols) };
                 let bits = |v: &[f32]| -> Vec<u32> { v.iter().map(|x| x.to_bits()).collect() };
                 assert_eq!(bits(&portable), bits(&fast), "inverse n {n} cols {cols}");
+                let g: Vec<Complex32> = values(2 * (n / 2 + 1) * cols, 9)
+                    .chunks_exact(2)
+                    .map(|p| Complex32::new(p[0], p[1]))
+                    .collect();
+                let portable = filter_with::<Portable>(&plan, &x, &g, cols % 2 == 0, cols);
+                // SAFETY: as above.
+                let fast = unsafe { filter_avx(&plan, &x, &g, cols % 2 == 0, cols) };
+                assert_eq!(bits(&portable.0), bits(&fast.0), "filter n {n} cols {cols}");
+                let cbits = |v: &[Complex32]| -> Vec<(u32, u32)> {
+                    v.iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect()
+                };
+                assert_eq!(
+                    cbits(&portable.1),
+                    cbits(&fast.1),
+                    "stored n {n} cols {cols}"
+                );
+                assert_eq!(cbits(&portable.2), cbits(&fast.2), "acc n {n} cols {cols}");
             }
         }
     }

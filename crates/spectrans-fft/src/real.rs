@@ -13,7 +13,7 @@ use crate::scratch::{ScratchSize, TileScratch, with_thread_scratch};
 use crate::shape::expect_shape;
 use crate::split::{Split, entry_tasks_fill_threads, slice_tile};
 use crate::strided;
-use crate::tile::{gather_columns, scatter_columns};
+use crate::tile::{copy_rows_in, copy_rows_out, gather_columns, scatter_columns};
 use crate::{FftError, FftNorm};
 
 /// Plans for one sequence length `n`, made once and reused.
@@ -193,6 +193,11 @@ impl SeqRealFft {
             })
     }
 
+    /// The eight-columns-per-vector transforms, where `n` allows them.
+    pub(crate) fn lanes(&self) -> Option<&LanePlan> {
+        self.lanes.as_ref()
+    }
+
     /// Scratch one task needs for a tile of `tile` columns.
     pub(crate) fn scratch_size(&self, tile: usize) -> ScratchSize {
         ScratchSize {
@@ -363,35 +368,5 @@ impl SeqRealFft {
                 .map_err(FftError::backend)?;
         }
         Ok(())
-    }
-}
-
-/// Copies a `(rows, w)` view into a row-major slice of `rows · w` elements.
-fn copy_rows_out<T: Copy>(src: ArrayView2<'_, T>, dst: &mut [T]) {
-    let width = src.ncols();
-    for (row, out) in src
-        .rows()
-        .into_iter()
-        .zip(dst.chunks_exact_mut(width.max(1)))
-    {
-        match row.to_slice() {
-            Some(values) => out.copy_from_slice(values),
-            None => out.iter_mut().zip(row.iter()).for_each(|(o, &v)| *o = v),
-        }
-    }
-}
-
-/// Copies a row-major slice of `rows · w` elements into a `(rows, w)` view.
-fn copy_rows_in<T: Copy>(src: &[T], mut dst: ArrayViewMut2<'_, T>) {
-    let width = dst.ncols();
-    for (mut row, values) in dst
-        .rows_mut()
-        .into_iter()
-        .zip(src.chunks_exact(width.max(1)))
-    {
-        match row.as_slice_mut() {
-            Some(out) => out.copy_from_slice(values),
-            None => row.iter_mut().zip(values).for_each(|(o, &v)| *o = v),
-        }
     }
 }

@@ -80,3 +80,33 @@ pub(crate) fn scatter_columns<T: Copy, U>(
         }
     }
 }
+
+/// Copies a `(rows, w)` view into a row-major slice of `rows · w` elements.
+pub(crate) fn copy_rows_out<T: Copy>(src: ArrayView2<'_, T>, dst: &mut [T]) {
+    let width = src.ncols();
+    for (row, out) in src
+        .rows()
+        .into_iter()
+        .zip(dst.chunks_exact_mut(width.max(1)))
+    {
+        match row.to_slice() {
+            Some(values) => out.copy_from_slice(values),
+            None => out.iter_mut().zip(row.iter()).for_each(|(o, &v)| *o = v),
+        }
+    }
+}
+
+/// Copies a row-major slice of `rows · w` elements into a `(rows, w)` view.
+pub(crate) fn copy_rows_in<T: Copy>(src: &[T], mut dst: ArrayViewMut2<'_, T>) {
+    let width = dst.ncols();
+    for (mut row, values) in dst
+        .rows_mut()
+        .into_iter()
+        .zip(src.chunks_exact(width.max(1)))
+    {
+        match row.as_slice_mut() {
+            Some(out) => out.copy_from_slice(values),
+            None => row.iter_mut().zip(values).for_each(|(o, &v)| *o = v),
+        }
+    }
+}
