@@ -128,16 +128,24 @@ impl Linear {
     }
 
     /// Keeps the weight in the layout our GEMM reads ([`crate::sgemm`]), so that eval forwards
-    /// skip packing it on every call; the plain copy is dropped, so the memory stays the same.
-    /// Done only where that GEMM is the CPU's fastest ([`crate::sgemm::is_fastest`]) and the
-    /// precision is f32; otherwise nothing changes. Training works on a packed layer too
-    /// (the first parameter update unpacks it).
+    /// skip packing it on every call; the plain copy is dropped. At f32 this is done only where
+    /// that GEMM is the CPU's fastest ([`crate::sgemm::is_fastest`]), and the memory stays the
+    /// same. At bf16 and int8 it is always done: the weight is then held in that format
+    /// ([`PackedRhs::quantized_from_weight`]), in half or a quarter of the memory, and
+    /// quantized once rather than on every call. Training works on a packed layer too (the
+    /// first parameter update unpacks it).
     pub fn pack(&mut self) {
-        if let Weight::Plain(w) = &self.weight
-            && self.precision == Precision::F32
-            && crate::sgemm::is_fastest()
-        {
-            self.weight = Weight::Packed(PackedRhs::from_weight(w.view()));
+        if let Weight::Plain(w) = &self.weight {
+            match self.precision {
+                Precision::F32 if crate::sgemm::is_fastest() => {
+                    self.weight = Weight::Packed(PackedRhs::from_weight(w.view()));
+                }
+                Precision::F32 => {}
+                precision => {
+                    self.weight =
+                        Weight::Packed(PackedRhs::quantized_from_weight(w.view(), precision));
+                }
+            }
         }
     }
 
@@ -157,14 +165,23 @@ impl Linear {
     /// Sets the number format of the eval forwards' product `x Wᵀ`: at `Bf16` both operands
     /// are rounded to bfloat16, at `Int8` the weight is quantized per output channel
     /// (symmetric) and the input per row (asymmetric u8), then multiplied with f32
-    /// accumulation and the bias added in f32 ([`crate::precision`]). The quantization is
-    /// done on each call from the current `weight`, so editing the weight never leaves a
-    /// stale copy behind. Training (`forward_train`, `backward`) always runs in f32.
+    /// accumulation and the bias added in f32 ([`crate::precision`]). The input is quantized
+    /// on each call. The weight is quantized once: a packed layer ([`Linear::pack`]) is
+    /// repacked in the new format right away, a plain one when it is packed (until then each
+    /// call quantizes it from the current values). Held in bf16 or int8, the weight keeps only
+    /// those values: going back to f32 gives the rounded or dequantized weight, not the
+    /// original (reload it for that). Training (`forward_train`, `backward`) always runs in
+    /// f32.
     pub fn set_precision(&mut self, precision: Precision) {
-        if precision != Precision::F32 {
-            self.weight_mut();
+        if precision == self.precision {
+            return;
         }
+        let was_packed = self.is_packed();
+        self.weight_mut();
         self.precision = precision;
+        if was_packed {
+            self.pack();
+        }
     }
 
     /// The number format of the eval forwards.
@@ -181,7 +198,12 @@ impl Linear {
         epilogue: Epilogue<'_>,
     ) -> Result<(), LayerError> {
         if let Weight::Packed(p) = &self.weight {
-            return gemm_packed(out, x, p, epilogue);
+            return match p.precision() {
+                Precision::F32 => gemm_packed(out, x, p, epilogue),
+                precision => {
+                    with_quantized_input(x, precision, |xq| gemm_packed(out, xq, p, epilogue))
+                }
+            };
         }
         if epilogue.bias.is_none() && epilogue.activation.is_none() {
             return self.product(x, out, epilogue.accumulate);
@@ -208,12 +230,12 @@ impl Linear {
     ) -> Result<(), LayerError> {
         let weight = match &self.weight {
             Weight::Plain(w) => w,
-            Weight::Packed(p) => {
+            Weight::Packed(_) => {
                 let epilogue = Epilogue {
                     accumulate,
                     ..Epilogue::default()
                 };
-                return gemm_packed(out, x, p, epilogue);
+                return self.product_with(x, out, epilogue);
             }
         };
         if self.precision == Precision::F32 {
@@ -445,4 +467,28 @@ impl Parameters for Linear {
         );
         f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
     }
+}
+
+/// Runs `job` on `x` rounded to bfloat16 or quantized per row (asymmetric u8) as `precision`
+/// asks ([`quantize_rows_into`]), in this thread's scratch.
+fn with_quantized_input(
+    x: ArrayView2<'_, f32>,
+    precision: Precision,
+    job: impl FnOnce(ArrayView2<'_, f32>) -> Result<(), LayerError>,
+) -> Result<(), LayerError> {
+    with_thread_local(&QUANTIZED, |(xs, _)| {
+        let len = x.len();
+        if xs.len() < len {
+            xs.resize(len, 0.0);
+        }
+        let mut xq = ArrayViewMut2::from_shape(x.dim(), &mut xs[..len]).map_err(|_| {
+            shape_error(
+                "Linear quantized input",
+                format!("({}, {})", x.nrows(), x.ncols()),
+                &[len],
+            )
+        })?;
+        quantize_rows_into(x, xq.view_mut(), precision, false)?;
+        job(xq.view())
+    })
 }

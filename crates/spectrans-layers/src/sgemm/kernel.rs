@@ -1,7 +1,11 @@
 //! The micro-kernels: `C[0..MR, 0..NR] (+)= A_panel · B_panel` over `kc` steps. The B panel
-//! holds `NR` values per step ([`super::pack`]); the A panel is either packed (`MR` values
-//! per step) or read in place from `MR` rows of a row-major A. One portable kernel, and one
-//! in AVX2 + FMA chosen at run time.
+//! holds `NR` values per step ([`super::pack`]): f32, or bf16 or int8 widened to f32 as they
+//! are loaded (an int8 panel's per-column scales multiply the sums once, at the store). The A
+//! panel is either packed (`MR` values per step) or read in place from `MR` rows of a
+//! row-major A. One portable kernel, and one in AVX2 + FMA chosen at run time.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
 
 /// Rows of a micro-tile.
 pub(crate) const MR: usize = 6;
@@ -15,6 +19,76 @@ pub(crate) enum APanel {
     Packed(*const f32),
     /// MR rows of a row-major A, `lda` floats apart: `rs = lda`, `cs = 1`.
     Rows(*const f32, usize),
+}
+
+/// A value of a packed B panel: f32, bf16 (its 16 high bits) or int8.
+pub(crate) trait PanelValue: Copy {
+    /// The value as f32 (exact for all three).
+    fn to_f32(self) -> f32;
+
+    /// Eight consecutive values at `p` as f32 lanes.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `p` addresses eight readable values.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> __m256;
+}
+
+impl PanelValue for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: the caller's contract.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+}
+
+/// bfloat16 bits: the high half of an f32.
+impl PanelValue for u16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f32::from_bits(u32::from(self) << 16)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: the caller's contract (8 u16 = 16 bytes).
+        unsafe {
+            let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(wide))
+        }
+    }
+}
+
+impl PanelValue for i8 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f32::from(self)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: the caller's contract (8 bytes).
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
+    }
+}
+
+/// One step-run of a B panel as the kernels read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BPanel<'a> {
+    /// f32 values.
+    F32(&'a [f32]),
+    /// bfloat16 values.
+    Bf16(&'a [u16]),
+    /// int8 values and the NR columns' scales: column j's values are `scales[j] · q`.
+    Int8(&'a [i8], &'a [f32; NR]),
 }
 
 /// Which micro-kernel runs, detected once per product.
@@ -51,31 +125,70 @@ impl Kernel {
         self,
         kc: usize,
         a: APanel,
-        b: &[f32],
+        b: BPanel<'_>,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
     ) {
-        let b = &b[..kc * NR];
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            match b {
+                BPanel::F32(b) => self.run_typed(kc, a, &b[..kc * NR], None, c, ldc, accumulate),
+                BPanel::Bf16(b) => self.run_typed(kc, a, &b[..kc * NR], None, c, ldc, accumulate),
+                BPanel::Int8(b, scales) => {
+                    self.run_typed(kc, a, &b[..kc * NR], Some(scales), c, ldc, accumulate)
+                }
+            }
+        }
+    }
+
+    /// [`Kernel::run`] on one panel type; `scales` multiply the sums of each column.
+    ///
+    /// # Safety
+    /// As [`Kernel::run`], with `b` holding `kc * NR` values.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn run_typed<T: PanelValue>(
+        self,
+        kc: usize,
+        a: APanel,
+        b: &[T],
+        scales: Option<&[f32; NR]>,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let tile = Tile {
+            c,
+            ldc,
+            accumulate,
+            scales,
+        };
         match (self, a) {
             // SAFETY (every arm): the caller's contract; `detect` chose the AVX2 kernel only
             // when the CPU has AVX2 and FMA.
-            (Kernel::Portable, APanel::Packed(p)) => unsafe {
-                portable(kc, p, 1, MR, b, c, ldc, accumulate)
-            },
-            (Kernel::Portable, APanel::Rows(p, lda)) => unsafe {
-                portable(kc, p, lda, 1, b, c, ldc, accumulate)
-            },
+            (Kernel::Portable, APanel::Packed(p)) => unsafe { portable(kc, p, 1, MR, b, tile) },
+            (Kernel::Portable, APanel::Rows(p, lda)) => unsafe { portable(kc, p, lda, 1, b, tile) },
             #[cfg(target_arch = "x86_64")]
             (Kernel::Avx2Fma, APanel::Packed(p)) => unsafe {
-                avx2::kernel::<false>(kc, p, 1, b.as_ptr(), c, ldc, accumulate)
+                avx2::kernel::<false, T>(kc, p, 1, b.as_ptr(), tile)
             },
             #[cfg(target_arch = "x86_64")]
             (Kernel::Avx2Fma, APanel::Rows(p, lda)) => unsafe {
-                avx2::kernel::<true>(kc, p, lda, b.as_ptr(), c, ldc, accumulate)
+                avx2::kernel::<true, T>(kc, p, lda, b.as_ptr(), tile)
             },
         }
     }
+}
+
+/// Where a kernel's MR x NR sums go: `C[r, j] (+)= scales[j] · sum[r, j]` (no scaling
+/// without `scales`), rows `ldc` floats apart.
+#[derive(Debug, Clone, Copy)]
+struct Tile<'a> {
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    scales: Option<&'a [f32; NR]>,
 }
 
 /// The portable kernel: the same sums in the same order as the vector kernel (which fuses
@@ -83,16 +196,13 @@ impl Kernel {
 ///
 /// # Safety
 /// As [`Kernel::run`], with A's element (r, p) at `a + r * rs + p * cs`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn portable(
+unsafe fn portable<T: PanelValue>(
     kc: usize,
     a: *const f32,
     rs: usize,
     cs: usize,
-    b: &[f32],
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
+    b: &[T],
+    tile: Tile<'_>,
 ) {
     let mut acc = [[0.0f32; NR]; MR];
     for (p, bp) in b.chunks_exact(NR).take(kc).enumerate() {
@@ -100,15 +210,18 @@ unsafe fn portable(
             // SAFETY: r < MR, p < kc: inside A's block (the caller's contract).
             let av = unsafe { *a.add(r * rs + p * cs) };
             for (s, &bv) in row.iter_mut().zip(bp) {
-                *s += av * bv;
+                *s += av * bv.to_f32();
             }
         }
     }
-    for (r, row) in acc.iter().enumerate() {
+    for (r, row) in acc.iter_mut().enumerate() {
+        if let Some(scales) = tile.scales {
+            row.iter_mut().zip(scales).for_each(|(v, s)| *v *= s);
+        }
         // SAFETY: the caller's contract: row r of the tile is NR writable floats.
-        let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), NR) };
-        if accumulate {
-            dst.iter_mut().zip(row).for_each(|(d, s)| *d += s);
+        let dst = unsafe { std::slice::from_raw_parts_mut(tile.c.add(r * tile.ldc), NR) };
+        if tile.accumulate {
+            dst.iter_mut().zip(row.iter()).for_each(|(d, s)| *d += s);
         } else {
             dst.copy_from_slice(row);
         }
@@ -119,16 +232,16 @@ unsafe fn portable(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{MR, NR};
+    use super::{MR, NR, PanelValue, Tile};
 
     /// One step: broadcast each of the MR values of A (`rs` apart) and multiply-add it into
     /// the two vectors of B.
     macro_rules! step {
         ($acc:ident, $a:expr, $rs:expr, $b:expr) => {{
-            // SAFETY (caller): `$a + r * $rs` is readable for r < MR, `$b` holds NR floats.
+            // SAFETY (caller): `$a + r * $rs` is readable for r < MR, `$b` holds NR values.
             let (a, b) = ($a, $b);
-            let b0 = unsafe { _mm256_loadu_ps(b) };
-            let b1 = unsafe { _mm256_loadu_ps(b.add(8)) };
+            let b0 = unsafe { PanelValue::load8(b) };
+            let b1 = unsafe { PanelValue::load8(b.add(8)) };
             for r in 0..MR {
                 // SAFETY: as above, r < MR.
                 let av = unsafe { _mm256_broadcast_ss(&*a.add(r * $rs)) };
@@ -142,17 +255,15 @@ mod avx2 {
     /// (r, p) is at `a + r * lda + p` when `ROWS`, else at `a + r + p * MR` (packed).
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; A's block and `b` (`kc * NR` floats) are readable; the
-    /// tile at `c` (rows `ldc` apart) is as [`super::Kernel::run`] asks.
+    /// The CPU has AVX2 and FMA; A's block and `b` (`kc * NR` values) are readable; the
+    /// tile is as [`super::Kernel::run`] asks.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel<const ROWS: bool>(
+    pub(super) unsafe fn kernel<const ROWS: bool, T: PanelValue>(
         kc: usize,
         a: *const f32,
         lda: usize,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
+        b: *const T,
+        tile: Tile<'_>,
     ) {
         let (rs, cs) = if ROWS { (lda, 1) } else { (1, MR) };
         let mut acc = [_mm256_setzero_ps(); 2 * MR];
@@ -175,12 +286,25 @@ mod avx2 {
             step!(acc, unsafe { a.add(p * cs) }, rs, unsafe { b.add(p * NR) });
             p += 1;
         }
+        let scales = tile.scales.map(|s| {
+            // SAFETY: `s` is NR = 16 floats.
+            unsafe {
+                (
+                    _mm256_loadu_ps(s.as_ptr()),
+                    _mm256_loadu_ps(s.as_ptr().add(8)),
+                )
+            }
+        });
         for r in 0..MR {
             // SAFETY: row r of the tile holds NR = 16 floats at c + r * ldc.
             unsafe {
-                let row = c.add(r * ldc);
+                let row = tile.c.add(r * tile.ldc);
                 let (mut v0, mut v1) = (acc[2 * r], acc[2 * r + 1]);
-                if accumulate {
+                if let Some((s0, s1)) = scales {
+                    v0 = _mm256_mul_ps(v0, s0);
+                    v1 = _mm256_mul_ps(v1, s1);
+                }
+                if tile.accumulate {
                     v0 = _mm256_add_ps(v0, _mm256_loadu_ps(row));
                     v1 = _mm256_add_ps(v1, _mm256_loadu_ps(row.add(8)));
                 }

@@ -21,7 +21,8 @@ use spectrans_fft::with_thread_local;
 
 use crate::activation::{Activation, ActivationExt};
 use crate::error::{LayerError, shape_error};
-use kernel::{APanel, Kernel, MR, NR};
+use crate::precision::{Precision, round_bf16};
+use kernel::{APanel, BPanel, Kernel, MR, NR, PanelValue};
 use pack::{KC, Line, Strided, lines_for, pack_lhs, pack_rhs, packed_len, panels};
 
 /// The most rows of A one task packs (an A block of MC x KC floats stays in L2).
@@ -41,12 +42,28 @@ thread_local! {
 
 /// The right operand B (k, n) of `C = A · B`, packed into the panels the micro-kernels read.
 ///
-/// A Linear layer's weight W (out, in) gives B = Wᵀ: [`PackedRhs::from_weight`].
+/// A Linear layer's weight W (out, in) gives B = Wᵀ: [`PackedRhs::from_weight`] keeps it in
+/// f32, [`PackedRhs::quantized_from_weight`] in bfloat16 (half the memory) or int8 with one
+/// scale per output channel (a quarter).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedRhs {
     k: usize,
     n: usize,
-    data: Vec<f32>,
+    data: Panels,
+}
+
+/// The packed values of a [`PackedRhs`], in one of three formats.
+#[derive(Debug, Clone, PartialEq)]
+enum Panels {
+    F32(Vec<f32>),
+    /// bfloat16 bits (the high half of each value's f32, rounded to nearest even).
+    Bf16(Vec<u16>),
+    /// `q` in [-127, 127] and one scale per column of B (per output channel; zero past n):
+    /// column j's values are `scales[j] · q`.
+    Int8 {
+        q: Vec<i8>,
+        scales: Vec<f32>,
+    },
 }
 
 impl PackedRhs {
@@ -56,12 +73,67 @@ impl PackedRhs {
         // Exactly the weight's size (when n is a multiple of 16): see `pack::Line`.
         let mut data = vec![0.0f32; packed_len(k, n)];
         pack_rhs(Strided::of(&b), &mut data);
-        Self { k, n, data }
+        Self {
+            k,
+            n,
+            data: Panels::F32(data),
+        }
     }
 
     /// Packs `B = Wᵀ` for a weight W (out, in) in PyTorch layout, so `C = A · Wᵀ`.
     pub fn from_weight(weight: ArrayView2<'_, f32>) -> Self {
         Self::new(weight.t())
+    }
+
+    /// Packs `B = Wᵀ` in `precision`: at `Bf16` each value rounded to bfloat16
+    /// ([`round_bf16`]); at `Int8` each output channel (row of W) quantized symmetrically,
+    /// `q = round(w / s)` in [-127, 127], `s = max|w| / 127` (a row of zeros keeps `s = 0`), as
+    /// [`quantize_rows_into`](crate::precision::quantize_rows_into) does. The products of
+    /// [`gemm_packed`] then use exactly those values (int8: the sums of `x · q`, times `s`).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use spectrans_layers::precision::Precision;
+    /// use spectrans_layers::sgemm::PackedRhs;
+    /// let w = array![[0.5f32, -1.0, 0.25]];
+    /// let packed = PackedRhs::quantized_from_weight(w.view(), Precision::Int8);
+    /// assert_eq!(packed.precision(), Precision::Int8);
+    /// let back = packed.to_weight(); // s · q with s = 1/127
+    /// assert_eq!(back[[0, 1]], -1.0);
+    /// assert!((back[[0, 0]] - 64.0 / 127.0).abs() < 1e-7);
+    /// ```
+    pub fn quantized_from_weight(weight: ArrayView2<'_, f32>, precision: Precision) -> Self {
+        let Self {
+            k,
+            n,
+            data: Panels::F32(values),
+        } = Self::from_weight(weight)
+        else {
+            unreachable!("from_weight packs f32")
+        };
+        let data = match precision {
+            Precision::F32 => Panels::F32(values),
+            Precision::Bf16 => Panels::Bf16(values.iter().map(|&v| bf16_bits(v)).collect()),
+            Precision::Int8 => {
+                let mut scales = vec![0.0f32; panels(n) * NR];
+                for (scale, row) in scales.iter_mut().zip(weight.outer_iter()) {
+                    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    *scale = max / 127.0;
+                }
+                let q = quantize_packed(&values, k, n, &scales);
+                Panels::Int8 { q, scales }
+            }
+        };
+        Self { k, n, data }
+    }
+
+    /// The number format the values are kept in.
+    pub fn precision(&self) -> Precision {
+        match self.data {
+            Panels::F32(_) => Precision::F32,
+            Panels::Bf16(_) => Precision::Bf16,
+            Panels::Int8 { .. } => Precision::Int8,
+        }
     }
 
     /// Rows of B (the inner dimension k).
@@ -74,22 +146,71 @@ impl PackedRhs {
         self.n
     }
 
-    /// Unpacks the weight W (n, k) that [`PackedRhs::from_weight`] packed (B = Wᵀ).
+    /// Unpacks the weight W (n, k) that [`PackedRhs::from_weight`] packed (B = Wᵀ); for a
+    /// reduced precision, the values it holds (`s · q` for int8).
     pub fn to_weight(&self) -> Array2<f32> {
         let view = self.view();
         Array2::from_shape_fn((self.n, self.k), |(j, p)| {
             let kc = KC.min(self.k - p / KC * KC);
-            view.panel(p / KC * KC, kc, j / NR)[(p % KC) * NR + j % NR]
+            let i = (p % KC) * NR + j % NR;
+            match view.panel(p / KC * KC, kc, j / NR) {
+                BPanel::F32(b) => b[i],
+                BPanel::Bf16(b) => b[i].to_f32(),
+                BPanel::Int8(b, scales) => scales[j % NR] * b[i].to_f32(),
+            }
         })
     }
 
     fn view(&self) -> PackedView<'_> {
+        let data = match &self.data {
+            Panels::F32(v) => PanelsRef::F32(v),
+            Panels::Bf16(v) => PanelsRef::Bf16(v),
+            Panels::Int8 { q, scales } => PanelsRef::Int8(q, scales),
+        };
         PackedView {
             k: self.k,
             n: self.n,
-            data: &self.data,
+            data,
         }
     }
+}
+
+/// The bfloat16 bits of `v` rounded to nearest even ([`round_bf16`]).
+fn bf16_bits(v: f32) -> u16 {
+    // The low 16 bits of a rounded value are zero.
+    (round_bf16(v).to_bits() >> 16) as u16
+}
+
+/// The int8 values of f32 panels (`k` steps of every NR-wide panel, in KC blocks) with
+/// `scales[c]` for column c of B: `round(v / s)` clamped to [-127, 127] (0 where s is 0).
+fn quantize_packed(values: &[f32], k: usize, n: usize, scales: &[f32]) -> Vec<i8> {
+    let np = panels(n);
+    let mut q = Vec::with_capacity(values.len());
+    for p0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - p0);
+        let block = &values[p0 * np * NR..(p0 + kc) * np * NR];
+        for (j, panel) in block.chunks_exact(kc * NR).enumerate() {
+            let s = &scales[j * NR..(j + 1) * NR];
+            for step in panel.chunks_exact(NR) {
+                q.extend(step.iter().zip(s).map(|(&v, &s)| {
+                    if s == 0.0 {
+                        0
+                    } else {
+                        (v / s).round().clamp(-127.0, 127.0) as i8
+                    }
+                }));
+            }
+        }
+    }
+    q
+}
+
+/// The packed values of a [`PackedView`], borrowed.
+#[derive(Debug, Clone, Copy)]
+enum PanelsRef<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [u16]),
+    Int8(&'a [i8], &'a [f32]),
 }
 
 /// A packed B, borrowed (from a [`PackedRhs`] or a per-call scratch buffer).
@@ -97,14 +218,24 @@ impl PackedRhs {
 struct PackedView<'a> {
     k: usize,
     n: usize,
-    data: &'a [f32],
+    data: PanelsRef<'a>,
 }
 
-impl PackedView<'_> {
+impl<'a> PackedView<'a> {
     /// The panel of columns `16j..` in the block of B rows starting at `p0` (`kc` rows).
-    fn panel(&self, p0: usize, kc: usize, j: usize) -> &[f32] {
+    fn panel(&self, p0: usize, kc: usize, j: usize) -> BPanel<'a> {
         let start = p0 * panels(self.n) * NR + j * kc * NR;
-        &self.data[start..start + kc * NR]
+        let range = start..start + kc * NR;
+        match self.data {
+            PanelsRef::F32(v) => BPanel::F32(&v[range]),
+            PanelsRef::Bf16(v) => BPanel::Bf16(&v[range]),
+            PanelsRef::Int8(q, scales) => BPanel::Int8(
+                &q[range],
+                scales[j * NR..(j + 1) * NR]
+                    .try_into()
+                    .expect("NR scales per panel"),
+            ),
+        }
     }
 }
 
@@ -138,7 +269,11 @@ pub(crate) fn gemm_unpacked(
     with_thread_local(&RHS_PANELS, |lines| {
         let data = lines_for(k, n, lines);
         pack_rhs(Strided::of(&rhs), data);
-        let packed = PackedView { k, n, data };
+        let packed = PackedView {
+            k,
+            n,
+            data: PanelsRef::F32(data),
+        };
         product(dst, lhs, packed, epilogue)
     })
 }
@@ -423,7 +558,7 @@ fn edge_tile(
     kernel: Kernel,
     kc: usize,
     a_panel: APanel,
-    b_panel: &[f32],
+    b_panel: BPanel<'_>,
     c: *mut f32,
     ldc: usize,
     rows: usize,

@@ -1,8 +1,9 @@
 use ndarray::{Array2, ArrayView2};
 use proptest::prelude::*;
 
-use super::kernel::{APanel, Kernel, MR, NR};
+use super::kernel::{APanel, BPanel, Kernel, MR, NR};
 use super::*;
+use crate::precision::quantize_rows_into;
 
 /// `act(c0 + a · b + bias)` in f64.
 fn naive(
@@ -87,8 +88,22 @@ fn the_portable_kernel_agrees_with_the_dispatched_one() {
         // kc steps each.
         unsafe {
             let packed = APanel::Packed(a.as_ptr());
-            Kernel::detect().run(kc, packed, &b, fast.as_mut_ptr(), NR, accumulate);
-            Kernel::Portable.run(kc, packed, &b, slow.as_mut_ptr(), NR, accumulate);
+            Kernel::detect().run(
+                kc,
+                packed,
+                BPanel::F32(&b),
+                fast.as_mut_ptr(),
+                NR,
+                accumulate,
+            );
+            Kernel::Portable.run(
+                kc,
+                packed,
+                BPanel::F32(&b),
+                slow.as_mut_ptr(),
+                NR,
+                accumulate,
+            );
         }
         // The same A read in place as MR rows of kc (row-major), a transposed copy.
         let rows: Vec<f32> = (0..MR * kc).map(|i| a[(i % kc) * MR + i / kc]).collect();
@@ -96,7 +111,14 @@ fn the_portable_kernel_agrees_with_the_dispatched_one() {
         // SAFETY: as above; `rows` holds MR rows of kc values.
         unsafe {
             let panel = APanel::Rows(rows.as_ptr(), kc);
-            Kernel::detect().run(kc, panel, &b, direct.as_mut_ptr(), NR, accumulate);
+            Kernel::detect().run(
+                kc,
+                panel,
+                BPanel::F32(&b),
+                direct.as_mut_ptr(),
+                NR,
+                accumulate,
+            );
         }
         assert_eq!(direct, fast);
         for (f, s) in fast.iter().zip(&slow) {
@@ -225,5 +247,82 @@ fn packing_reads_any_layout_the_same() {
         let reversed = w.slice(ndarray::s![..;-1, ..]).to_owned();
         let flipped = PackedRhs::new(reversed.slice(ndarray::s![..;-1, ..]).t());
         assert_eq!(flipped, from_weight);
+    }
+}
+
+/// A weight held in bf16 or int8 unpacks to exactly the values the portable quantizer gives
+/// (`round_bf16`; `s · q` per output channel), and a row of zeros stays zero.
+#[test]
+fn quantized_weights_hold_the_quantizers_values() {
+    let mut w = matrix(37, 300, 8);
+    w.row_mut(5).fill(0.0);
+    for precision in [Precision::Bf16, Precision::Int8] {
+        let packed = PackedRhs::quantized_from_weight(w.view(), precision);
+        assert_eq!(packed.precision(), precision);
+        let mut want = Array2::zeros(w.dim());
+        quantize_rows_into(w.view(), want.view_mut(), precision, true).unwrap();
+        assert_eq!(packed.to_weight(), want, "{precision}");
+    }
+    let f32_packed = PackedRhs::quantized_from_weight(w.view(), Precision::F32);
+    assert_eq!(f32_packed, PackedRhs::from_weight(w.view()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A product with a bf16 or int8 weight is the f64 product with the weight's held values
+    /// (k past one block, edges in m and n, every epilogue).
+    #[test]
+    fn quantized_products_match_the_naive_product(
+        m in 1usize..40,
+        k in prop_oneof![1usize..40, 250usize..600],
+        n in 1usize..50,
+        int8 in any::<bool>(),
+        accumulate in any::<bool>(),
+        seed in 0u64..1000,
+    ) {
+        let precision = if int8 { Precision::Int8 } else { Precision::Bf16 };
+        let a = matrix(m, k, seed);
+        let w = matrix(n, k, seed + 1);
+        let packed = PackedRhs::quantized_from_weight(w.view(), precision);
+        let held = packed.to_weight();
+        let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
+        let c0 = matrix(m, n, seed + 2);
+        let mut c = c0.clone();
+        let epilogue = Epilogue {
+            accumulate,
+            bias: Some(&bias),
+            activation: Some(Activation::Gelu),
+        };
+        gemm_packed(c.view_mut(), a.view(), &packed, epilogue).unwrap();
+        let want = naive(a.view(), held.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
+        check_close(&c, &want, k);
+    }
+}
+
+/// The AVX2 kernel reads bf16 and int8 panels as the portable one does.
+#[test]
+fn quantized_panels_agree_across_kernels() {
+    let kc = 260;
+    let a: Vec<f32> = (0..kc * MR)
+        .map(|i| ((i * 13) % 17) as f32 * 0.1 - 0.8)
+        .collect();
+    let bf16: Vec<u16> = (0..kc * NR)
+        .map(|i| (round_bf16(((i * 7) % 11) as f32 * 0.2 - 1.0).to_bits() >> 16) as u16)
+        .collect();
+    let int8: Vec<i8> = (0..kc * NR).map(|i| ((i * 37) % 255) as i8).collect();
+    let scales: [f32; NR] = std::array::from_fn(|j| 0.01 + j as f32 * 0.003);
+    for panel in [BPanel::Bf16(&bf16), BPanel::Int8(&int8, &scales)] {
+        let mut fast = [0.5f32; MR * NR];
+        let mut slow = [0.5f32; MR * NR];
+        // SAFETY: local MR x NR tiles, rows NR apart; the panels hold kc steps.
+        unsafe {
+            let packed = APanel::Packed(a.as_ptr());
+            Kernel::detect().run(kc, packed, panel, fast.as_mut_ptr(), NR, true);
+            Kernel::Portable.run(kc, packed, panel, slow.as_mut_ptr(), NR, true);
+        }
+        for (f, s) in fast.iter().zip(&slow) {
+            assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{f} vs {s}");
+        }
     }
 }
