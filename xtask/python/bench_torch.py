@@ -2,7 +2,8 @@
 
 usage: bench_torch.py --config C.toml --batch B [--seq-len N] [--iters K] [--warmup W]
                       [--threads T] [--train] [--vocab-size V] [--seed S]
-                      [--variant {spectrans,spectrans-compile,rfft,rfft-compile,onnx}]
+                      [--variant {spectrans,spectrans-compile,rfft,rfft-compile,onnx,
+                                  qint8,bf16-autocast}]
 
 Random weights. Forward: eval mode under torch.inference_mode. --train: model.train() and one
 full AdamW step (zero_grad, forward, loss, backward, step) per iteration, with cross-entropy on
@@ -20,8 +21,14 @@ Variants (same seed, so the same weights and inputs, for all of them):
   onnx               the rfft model exported with torch.onnx.export(dynamo=True), run by
                      onnxruntime (CPUExecutionProvider); falls back to exporting the spectrans
                      model when the rfft model does not export. Forward only.
+  qint8              torch.ao.quantization.quantize_dynamic of spectrans' model on its Linear
+                     layers (qint8 weights per tensor, activations quantized per call: PyTorch's
+                     own dynamic int8). Forward only.
+  bf16-autocast      spectrans' model under torch.autocast("cpu", dtype=torch.bfloat16).
+                     Forward only.
 Every variant other than spectrans is checked against spectrans' eager output before timing
-(forward: max |out - ref| <= 1e-4 * max(1, max |ref|); --train: the first step's loss within a
+(forward: max |out - ref| <= 1e-4 * max(1, max |ref|), 6e-2 for qint8 and 2e-2 for
+bf16-autocast, the bounds docs/precision.md sets for our int8 and bf16; --train: the first step's loss within a
 relative 1e-4 of the spectrans loss from the same initial weights, inputs and targets, and that
 step's train-mode outputs within the forward tolerance). With dropout > 0 the compiled variants
 draw other dropout masks than eager and fail the --train check.
@@ -57,7 +64,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference  # noqa: E402
 
-VARIANTS = ("spectrans", "spectrans-compile", "rfft", "rfft-compile", "onnx")
+VARIANTS = ("spectrans", "spectrans-compile", "rfft", "rfft-compile", "onnx", "qint8", "bf16-autocast")
+# Forward only, and their parity tolerance (relative to max(1, max |ref|)).
+REDUCED = {"qint8": 6e-2, "bf16-autocast": 2e-2}
 # Parity tolerances: forward max |diff| <= FORWARD_TOL * max(1, max |ref|); train loss relative.
 FORWARD_TOL = 1e-4
 LOSS_TOL = 1e-4
@@ -82,8 +91,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.batch < 1 or args.iters < 1 or args.warmup < 0:
         parser.error("--batch and --iters must be >= 1, --warmup >= 0")
-    if args.variant == "onnx" and args.train:
-        parser.error("--variant onnx is forward only; it cannot be combined with --train")
+    if args.variant in ("onnx", *REDUCED) and args.train:
+        parser.error(f"--variant {args.variant} is forward only; it cannot be combined with --train")
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -188,6 +197,8 @@ def forward_variant(args, model, inputs, extra) -> list[float]:
 
     if args.variant == "onnx":
         return onnx_variant(args, model, inputs, ref, tol, extra)
+    if args.variant in REDUCED:
+        return reduced_variant(args, model, inputs, ref, extra)
 
     if args.variant in ("rfft", "rfft-compile"):
         patch_rfft(model)
@@ -208,6 +219,33 @@ def forward_variant(args, model, inputs, extra) -> list[float]:
         with ctx():
             out = run_model(**inputs)
 
+    check_forward(out, ref, tol, extra)
+
+    def step() -> None:
+        with ctx():
+            run_model(**inputs)
+
+    return timed(step, args.warmup, args.iters)
+
+
+def reduced_variant(args, model, inputs, ref, extra) -> list[float]:
+    """PyTorch's own int8 (quantize_dynamic on Linear) or bf16 (autocast) forward."""
+    tol = REDUCED[args.variant] * max(1.0, ref.abs().max().item())
+    if args.variant == "qint8":
+        run_model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+        def ctx():
+            return torch.inference_mode()
+    else:
+        run_model = model
+
+        @contextlib.contextmanager
+        def ctx():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                yield
+
+    with ctx():
+        out = run_model(**inputs)
     check_forward(out, ref, tol, extra)
 
     def step() -> None:

@@ -11,6 +11,7 @@ mod machine;
 mod options;
 mod plan;
 mod plot;
+mod precision;
 mod profile;
 mod report;
 mod runner;
@@ -36,6 +37,9 @@ const PLOT_FILE: &str = "tokens-per-s-vs-seq-len.svg";
 
 /// Runs the model benchmark with the arguments after `bench`.
 pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
+    if args.first().map(String::as_str) == Some("precision") {
+        return precision::run(root, &args[1..]);
+    }
     let opts = options::parse(args)?;
     // Before anything is written: the report's own files must not mark the tree dirty.
     let machine = machine::Machine::detect(root);

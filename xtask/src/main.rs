@@ -27,7 +27,8 @@ fn main() -> ExitCode {
         Some("bench") if args.get(1).map(String::as_str) == Some("fft") => {
             report(bench_fft::run(&refenv::workspace_root(), &args[2..]))
         }
-        // `bench [models] [flags]`: the side-by-side model benchmark (bench.rs).
+        // `bench [models] [flags]`: the side-by-side model benchmark (bench.rs); `bench
+        // precision`: f32, bf16 and int8 against PyTorch's (bench/precision.rs).
         Some("bench") => report(bench::run(&refenv::workspace_root(), &args[1..])),
         // `docs [--check]`: docs/config.md from the config schema (docs.rs).
         Some("docs") => report(docs::run(&refenv::workspace_root(), &args[1..])),

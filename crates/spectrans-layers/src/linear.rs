@@ -198,10 +198,12 @@ impl Linear {
         epilogue: Epilogue<'_>,
     ) -> Result<(), LayerError> {
         if let Weight::Packed(p) = &self.weight {
+            // int8 weights quantize the input themselves (to integer codes); a bf16 product
+            // needs the input rounded to bf16 first.
             return match p.precision() {
-                Precision::F32 => gemm_packed(out, x, p, epilogue),
-                precision => {
-                    with_quantized_input(x, precision, |xq| gemm_packed(out, xq, p, epilogue))
+                Precision::F32 | Precision::Int8 => gemm_packed(out, x, p, epilogue),
+                Precision::Bf16 => {
+                    with_quantized_input(x, Precision::Bf16, |xq| gemm_packed(out, xq, p, epilogue))
                 }
             };
         }
@@ -469,8 +471,8 @@ impl Parameters for Linear {
     }
 }
 
-/// Runs `job` on `x` rounded to bfloat16 or quantized per row (asymmetric u8) as `precision`
-/// asks ([`quantize_rows_into`]), in this thread's scratch.
+/// Runs `job` on `x` rounded to bfloat16 (or quantized per row, as `precision` asks:
+/// [`quantize_rows_into`]), in this thread's scratch.
 fn with_quantized_input(
     x: ArrayView2<'_, f32>,
     precision: Precision,

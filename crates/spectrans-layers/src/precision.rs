@@ -1,13 +1,12 @@
 //! Reduced-precision inputs of a Linear: bfloat16 rounding, and int8 dynamic quantization
-//! (weights symmetric per output channel, activations asymmetric u8 per row).
+//! (weights symmetric per output channel, activations asymmetric 7-bit per row).
 //!
 //! These functions give the *values* a bf16 or int8 GEMM multiplies: `round_bf16` rounds to
 //! the nearest bfloat16 (ties to even), and the int8 quantizers return the dequantized values
-//! `s · q` (weights) and `s · (q − z)` (activations). A product of such values accumulated in
-//! f32 is what a bf16 (`vdpbf16ps`) or int8 (`vpdpbusd`, then one scale per row and column)
-//! kernel computes, up to the f32 rounding of the sums: the portable path of
-//! [`Linear`](crate::Linear) at [`Precision::Bf16`] and [`Precision::Int8`] multiplies them
-//! with the f32 GEMM. It has the accuracy of the reduced formats, not their speed.
+//! `s · q` (weights) and `s · (q − z)` (activations). A product of such values is what the
+//! packed bf16 and int8 products of [`crate::sgemm`] compute (int8: exact integer sums, then
+//! one scale per row and column); a [`Linear`](crate::Linear) whose weight is not packed
+//! multiplies these values with the f32 GEMM instead, with the same accuracy.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -43,9 +42,10 @@ pub fn round_bf16(x: f32) -> f32 {
 /// - `Bf16`: [`round_bf16`] of each value;
 /// - `Int8` with `symmetric` (weights): `s · q`, `q = round(w / s)` in [-127, 127],
 ///   `s = max|w| / 127` per row;
-/// - `Int8` without (activations): `s · (q − z)`, `q = clamp(round(x / s) + z, 0, 255)`,
-///   `s = (max − min) / 255` and `z = round(−min / s)` per row, with 0 inside [min, max] so
-///   that zero is exact.
+/// - `Int8` without (activations): `s · (q − z)`, `q = clamp(round(x · (1/s)) + z, 0, 127)`,
+///   `s = (max − min) / 127` and `z = round(−min / s)` per row, with 0 inside [min, max] so
+///   that zero is exact (7 bits, as PyTorch's fbgemm `reduce_range`: see
+///   `ACTIVATION_LEVELS`).
 ///
 /// ```
 /// use ndarray::{array, Array2};
@@ -130,22 +130,44 @@ fn symmetric_int8_row(row: &[f32], out: &mut [f32]) {
     }
 }
 
-/// One activation row, asymmetric u8: `s · (q − z)`.
+/// The largest activation code: activations are quantized to 7 bits, `q` in [0, 127], as
+/// PyTorch's fbgemm does on x86 (`reduce_range`), so that a pair of products `q · w` (|w| <=
+/// 127) fits the 16-bit sums of AVX2's `vpmaddubsw` without saturating.
+pub(crate) const ACTIVATION_LEVELS: f32 = 127.0;
+
+/// The per-row activation quantizer: scale `s = (max − min) / 127`, its reciprocal, and zero
+/// point `z = round(−min / s)` over the row with 0 included, or `None` when the row is all
+/// zero or not finite (nothing to quantize).
 #[inline(always)]
-fn asymmetric_u8_row(row: &[f32], out: &mut [f32]) {
+pub(crate) fn activation_params(row: &[f32]) -> Option<(f32, f32, f32)> {
     let (min, max) = row
         .iter()
         .fold((0.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let range = max - min;
     if range == 0.0 || !range.is_finite() {
+        return None;
+    }
+    let scale = range / ACTIVATION_LEVELS;
+    let zero = (-min / scale).round().clamp(0.0, ACTIVATION_LEVELS);
+    Some((scale, 1.0 / scale, zero))
+}
+
+/// The code of `v`: `clamp(round(v · (1/s)) + z, 0, 127)` (a multiply by the reciprocal, as
+/// fbgemm quantizes).
+#[inline(always)]
+pub(crate) fn activation_code(v: f32, inv_scale: f32, zero: f32) -> f32 {
+    ((v * inv_scale).round() + zero).clamp(0.0, ACTIVATION_LEVELS)
+}
+
+/// One activation row, asymmetric 7-bit: `s · (q − z)`.
+#[inline(always)]
+fn asymmetric_u8_row(row: &[f32], out: &mut [f32]) {
+    let Some((scale, inv_scale, zero)) = activation_params(row) else {
         out.copy_from_slice(row);
         return;
-    }
-    let scale = range / 255.0;
-    let zero = (-min / scale).round().clamp(0.0, 255.0);
+    };
     for (o, &v) in out.iter_mut().zip(row) {
-        let q = ((v / scale).round() + zero).clamp(0.0, 255.0);
-        *o = (q - zero) * scale;
+        *o = (activation_code(v, inv_scale, zero) - zero) * scale;
     }
 }
 
@@ -188,7 +210,7 @@ mod tests {
             }
             let a = quantized(&x, Precision::Int8, false);
             let (lo, hi) = values.iter().fold((0.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v)));
-            let step = (hi - lo) / 255.0;
+            let step = (hi - lo) / ACTIVATION_LEVELS;
             for (&q, &v) in a.iter().zip(&values) {
                 prop_assert!((q - v).abs() <= step * 0.5001 + 1e-5, "{} vs {}", q, v);
             }

@@ -1,7 +1,6 @@
 //! The micro-kernels: `C[0..MR, 0..NR] (+)= A_panel · B_panel` over `kc` steps. The B panel
-//! holds `NR` values per step ([`super::pack`]): f32, or bf16 or int8 widened to f32 as they
-//! are loaded (an int8 panel's per-column scales multiply the sums once, at the store). The A
-//! panel is either packed (`MR` values per step) or read in place from `MR` rows of a
+//! holds `NR` values per step ([`super::pack`]): f32, or bf16 widened to f32 as it is loaded
+//! (int8 weights have their own integer kernel, [`super::int8`]). The A panel is either packed (`MR` values per step) or read in place from `MR` rows of a
 //! row-major A. One portable kernel, and one in AVX2 + FMA chosen at run time.
 
 #[cfg(target_arch = "x86_64")]
@@ -21,9 +20,9 @@ pub(crate) enum APanel {
     Rows(*const f32, usize),
 }
 
-/// A value of a packed B panel: f32, bf16 (its 16 high bits) or int8.
+/// A value of a packed B panel: f32 or bf16 (its 16 high bits).
 pub(crate) trait PanelValue: Copy {
-    /// The value as f32 (exact for all three).
+    /// The value as f32 (exact for both).
     fn to_f32(self) -> f32;
 
     /// Eight consecutive values at `p` as f32 lanes.
@@ -66,20 +65,6 @@ impl PanelValue for u16 {
     }
 }
 
-impl PanelValue for i8 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        f32::from(self)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn load8(p: *const Self) -> __m256 {
-        // SAFETY: the caller's contract (8 bytes).
-        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
-    }
-}
-
 /// One step-run of a B panel as the kernels read it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum BPanel<'a> {
@@ -87,8 +72,6 @@ pub(crate) enum BPanel<'a> {
     F32(&'a [f32]),
     /// bfloat16 values.
     Bf16(&'a [u16]),
-    /// int8 values and the NR columns' scales: column j's values are `scales[j] · q`.
-    Int8(&'a [i8], &'a [f32; NR]),
 }
 
 /// Which micro-kernel runs, detected once per product.
@@ -133,37 +116,27 @@ impl Kernel {
         // SAFETY: the caller's contract, passed on.
         unsafe {
             match b {
-                BPanel::F32(b) => self.run_typed(kc, a, &b[..kc * NR], None, c, ldc, accumulate),
-                BPanel::Bf16(b) => self.run_typed(kc, a, &b[..kc * NR], None, c, ldc, accumulate),
-                BPanel::Int8(b, scales) => {
-                    self.run_typed(kc, a, &b[..kc * NR], Some(scales), c, ldc, accumulate)
-                }
+                BPanel::F32(b) => self.run_typed(kc, a, &b[..kc * NR], c, ldc, accumulate),
+                BPanel::Bf16(b) => self.run_typed(kc, a, &b[..kc * NR], c, ldc, accumulate),
             }
         }
     }
 
-    /// [`Kernel::run`] on one panel type; `scales` multiply the sums of each column.
+    /// [`Kernel::run`] on one panel type.
     ///
     /// # Safety
     /// As [`Kernel::run`], with `b` holding `kc * NR` values.
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn run_typed<T: PanelValue>(
         self,
         kc: usize,
         a: APanel,
         b: &[T],
-        scales: Option<&[f32; NR]>,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
     ) {
-        let tile = Tile {
-            c,
-            ldc,
-            accumulate,
-            scales,
-        };
+        let tile = Tile { c, ldc, accumulate };
         match (self, a) {
             // SAFETY (every arm): the caller's contract; `detect` chose the AVX2 kernel only
             // when the CPU has AVX2 and FMA.
@@ -181,14 +154,12 @@ impl Kernel {
     }
 }
 
-/// Where a kernel's MR x NR sums go: `C[r, j] (+)= scales[j] · sum[r, j]` (no scaling
-/// without `scales`), rows `ldc` floats apart.
+/// Where a kernel's MR x NR sums go: `C[r, j] (+)= sum[r, j]`, rows `ldc` floats apart.
 #[derive(Debug, Clone, Copy)]
-struct Tile<'a> {
+struct Tile {
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
-    scales: Option<&'a [f32; NR]>,
 }
 
 /// The portable kernel: the same sums in the same order as the vector kernel (which fuses
@@ -202,7 +173,7 @@ unsafe fn portable<T: PanelValue>(
     rs: usize,
     cs: usize,
     b: &[T],
-    tile: Tile<'_>,
+    tile: Tile,
 ) {
     let mut acc = [[0.0f32; NR]; MR];
     for (p, bp) in b.chunks_exact(NR).take(kc).enumerate() {
@@ -214,10 +185,7 @@ unsafe fn portable<T: PanelValue>(
             }
         }
     }
-    for (r, row) in acc.iter_mut().enumerate() {
-        if let Some(scales) = tile.scales {
-            row.iter_mut().zip(scales).for_each(|(v, s)| *v *= s);
-        }
+    for (r, row) in acc.iter().enumerate() {
         // SAFETY: the caller's contract: row r of the tile is NR writable floats.
         let dst = unsafe { std::slice::from_raw_parts_mut(tile.c.add(r * tile.ldc), NR) };
         if tile.accumulate {
@@ -263,7 +231,7 @@ mod avx2 {
         a: *const f32,
         lda: usize,
         b: *const T,
-        tile: Tile<'_>,
+        tile: Tile,
     ) {
         let (rs, cs) = if ROWS { (lda, 1) } else { (1, MR) };
         let mut acc = [_mm256_setzero_ps(); 2 * MR];
@@ -286,24 +254,11 @@ mod avx2 {
             step!(acc, unsafe { a.add(p * cs) }, rs, unsafe { b.add(p * NR) });
             p += 1;
         }
-        let scales = tile.scales.map(|s| {
-            // SAFETY: `s` is NR = 16 floats.
-            unsafe {
-                (
-                    _mm256_loadu_ps(s.as_ptr()),
-                    _mm256_loadu_ps(s.as_ptr().add(8)),
-                )
-            }
-        });
         for r in 0..MR {
             // SAFETY: row r of the tile holds NR = 16 floats at c + r * ldc.
             unsafe {
                 let row = tile.c.add(r * tile.ldc);
                 let (mut v0, mut v1) = (acc[2 * r], acc[2 * r + 1]);
-                if let Some((s0, s1)) = scales {
-                    v0 = _mm256_mul_ps(v0, s0);
-                    v1 = _mm256_mul_ps(v1, s1);
-                }
                 if tile.accumulate {
                     v0 = _mm256_add_ps(v0, _mm256_loadu_ps(row));
                     v1 = _mm256_add_ps(v1, _mm256_loadu_ps(row.add(8)));

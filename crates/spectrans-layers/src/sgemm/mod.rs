@@ -10,6 +10,7 @@
 //! Each element of C is summed in the same order whatever the thread count (the k blocks in
 //! order, each block's steps in order), so results do not depend on how many threads ran.
 
+mod int8;
 mod kernel;
 mod pack;
 
@@ -58,12 +59,8 @@ enum Panels {
     F32(Vec<f32>),
     /// bfloat16 bits (the high half of each value's f32, rounded to nearest even).
     Bf16(Vec<u16>),
-    /// `q` in [-127, 127] and one scale per column of B (per output channel; zero past n):
-    /// column j's values are `scales[j] · q`.
-    Int8 {
-        q: Vec<i8>,
-        scales: Vec<f32>,
-    },
+    /// int8 codes and one scale per output channel, in the integer kernel's layout.
+    Int8(int8::Int8Rhs),
 }
 
 impl PackedRhs {
@@ -103,26 +100,16 @@ impl PackedRhs {
     /// assert!((back[[0, 0]] - 64.0 / 127.0).abs() < 1e-7);
     /// ```
     pub fn quantized_from_weight(weight: ArrayView2<'_, f32>, precision: Precision) -> Self {
-        let Self {
-            k,
-            n,
-            data: Panels::F32(values),
-        } = Self::from_weight(weight)
-        else {
-            unreachable!("from_weight packs f32")
-        };
+        let (n, k) = weight.dim();
         let data = match precision {
-            Precision::F32 => Panels::F32(values),
-            Precision::Bf16 => Panels::Bf16(values.iter().map(|&v| bf16_bits(v)).collect()),
-            Precision::Int8 => {
-                let mut scales = vec![0.0f32; panels(n) * NR];
-                for (scale, row) in scales.iter_mut().zip(weight.outer_iter()) {
-                    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                    *scale = max / 127.0;
-                }
-                let q = quantize_packed(&values, k, n, &scales);
-                Panels::Int8 { q, scales }
+            Precision::F32 => return Self::from_weight(weight),
+            Precision::Bf16 => {
+                let Panels::F32(values) = Self::from_weight(weight).data else {
+                    unreachable!("from_weight packs f32")
+                };
+                Panels::Bf16(values.iter().map(|&v| bf16_bits(v)).collect())
             }
+            Precision::Int8 => Panels::Int8(int8::Int8Rhs::from_weight(weight)),
         };
         Self { k, n, data }
     }
@@ -132,7 +119,7 @@ impl PackedRhs {
         match self.data {
             Panels::F32(_) => Precision::F32,
             Panels::Bf16(_) => Precision::Bf16,
-            Panels::Int8 { .. } => Precision::Int8,
+            Panels::Int8(_) => Precision::Int8,
         }
     }
 
@@ -149,28 +136,54 @@ impl PackedRhs {
     /// Unpacks the weight W (n, k) that [`PackedRhs::from_weight`] packed (B = Wᵀ); for a
     /// reduced precision, the values it holds (`s · q` for int8).
     pub fn to_weight(&self) -> Array2<f32> {
-        let view = self.view();
+        let view = match self.view() {
+            Rhs::Panels(view) => view,
+            Rhs::Int8(q) => return q.to_weight(),
+        };
         Array2::from_shape_fn((self.n, self.k), |(j, p)| {
             let kc = KC.min(self.k - p / KC * KC);
             let i = (p % KC) * NR + j % NR;
             match view.panel(p / KC * KC, kc, j / NR) {
                 BPanel::F32(b) => b[i],
                 BPanel::Bf16(b) => b[i].to_f32(),
-                BPanel::Int8(b, scales) => scales[j % NR] * b[i].to_f32(),
             }
         })
     }
 
-    fn view(&self) -> PackedView<'_> {
+    fn view(&self) -> Rhs<'_> {
         let data = match &self.data {
             Panels::F32(v) => PanelsRef::F32(v),
             Panels::Bf16(v) => PanelsRef::Bf16(v),
-            Panels::Int8 { q, scales } => PanelsRef::Int8(q, scales),
+            Panels::Int8(q) => return Rhs::Int8(q),
         };
-        PackedView {
+        Rhs::Panels(PackedView {
             k: self.k,
             n: self.n,
             data,
+        })
+    }
+}
+
+/// A product's right operand: f32 or bf16 panels for the f32 kernel, or int8 for the
+/// integer one.
+#[derive(Debug, Clone, Copy)]
+enum Rhs<'a> {
+    Panels(PackedView<'a>),
+    Int8(&'a int8::Int8Rhs),
+}
+
+impl Rhs<'_> {
+    fn k(&self) -> usize {
+        match self {
+            Rhs::Panels(v) => v.k,
+            Rhs::Int8(q) => q.k,
+        }
+    }
+
+    fn n(&self) -> usize {
+        match self {
+            Rhs::Panels(v) => v.n,
+            Rhs::Int8(q) => q.n,
         }
     }
 }
@@ -181,36 +194,11 @@ fn bf16_bits(v: f32) -> u16 {
     (round_bf16(v).to_bits() >> 16) as u16
 }
 
-/// The int8 values of f32 panels (`k` steps of every NR-wide panel, in KC blocks) with
-/// `scales[c]` for column c of B: `round(v / s)` clamped to [-127, 127] (0 where s is 0).
-fn quantize_packed(values: &[f32], k: usize, n: usize, scales: &[f32]) -> Vec<i8> {
-    let np = panels(n);
-    let mut q = Vec::with_capacity(values.len());
-    for p0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - p0);
-        let block = &values[p0 * np * NR..(p0 + kc) * np * NR];
-        for (j, panel) in block.chunks_exact(kc * NR).enumerate() {
-            let s = &scales[j * NR..(j + 1) * NR];
-            for step in panel.chunks_exact(NR) {
-                q.extend(step.iter().zip(s).map(|(&v, &s)| {
-                    if s == 0.0 {
-                        0
-                    } else {
-                        (v / s).round().clamp(-127.0, 127.0) as i8
-                    }
-                }));
-            }
-        }
-    }
-    q
-}
-
 /// The packed values of a [`PackedView`], borrowed.
 #[derive(Debug, Clone, Copy)]
 enum PanelsRef<'a> {
     F32(&'a [f32]),
     Bf16(&'a [u16]),
-    Int8(&'a [i8], &'a [f32]),
 }
 
 /// A packed B, borrowed (from a [`PackedRhs`] or a per-call scratch buffer).
@@ -229,12 +217,6 @@ impl<'a> PackedView<'a> {
         match self.data {
             PanelsRef::F32(v) => BPanel::F32(&v[range]),
             PanelsRef::Bf16(v) => BPanel::Bf16(&v[range]),
-            PanelsRef::Int8(q, scales) => BPanel::Int8(
-                &q[range],
-                scales[j * NR..(j + 1) * NR]
-                    .try_into()
-                    .expect("NR scales per panel"),
-            ),
         }
     }
 }
@@ -274,7 +256,7 @@ pub(crate) fn gemm_unpacked(
             n,
             data: PanelsRef::F32(data),
         };
-        product(dst, lhs, packed, epilogue)
+        product(dst, lhs, Rhs::Panels(packed), epilogue)
     })
 }
 
@@ -364,17 +346,18 @@ pub fn gemm_packed(
 fn product(
     mut dst: ArrayViewMut2<'_, f32>,
     lhs: ArrayView2<'_, f32>,
-    rhs: PackedView<'_>,
+    rhs: Rhs<'_>,
     epilogue: Epilogue<'_>,
 ) -> Result<(), LayerError> {
     let (m, k) = lhs.dim();
-    let n = rhs.n;
-    if k != rhs.k {
+    let n = rhs.n();
+    if k != rhs.k() {
         return Err(shape_error(
             "matmul left operand",
             format!(
                 "(m, {}) to match the packed right operand's {} rows",
-                rhs.k, rhs.k
+                rhs.k(),
+                rhs.k()
             ),
             lhs.shape(),
         ));
@@ -424,8 +407,22 @@ fn product(
     Ok(())
 }
 
-/// The blocked product into C at `out` (shapes checked, m, n > 0).
-fn run(out: Out, m: usize, lhs: ArrayView2<'_, f32>, rhs: PackedView<'_>, epilogue: Epilogue<'_>) {
+/// The product into C at `out` (shapes checked, m, n > 0).
+fn run(out: Out, m: usize, lhs: ArrayView2<'_, f32>, rhs: Rhs<'_>, epilogue: Epilogue<'_>) {
+    match rhs {
+        Rhs::Panels(panels) => run_panels(out, m, lhs, panels, epilogue),
+        Rhs::Int8(q) => int8::run(out, lhs, q, epilogue),
+    }
+}
+
+/// The blocked f32 product into C at `out` (shapes checked, m, n > 0).
+fn run_panels(
+    out: Out,
+    m: usize,
+    lhs: ArrayView2<'_, f32>,
+    rhs: PackedView<'_>,
+    epilogue: Epilogue<'_>,
+) {
     let a = Strided::of(&lhs);
     let kernel = Kernel::detect();
     let flops = m.saturating_mul(rhs.n).saturating_mul(rhs.k);

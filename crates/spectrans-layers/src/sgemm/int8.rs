@@ -1,0 +1,448 @@
+//! The int8 product `C = epilogue(dequant(Q_x · Q_w))`: activations quantized per row to 7-bit
+//! codes (`q_x` in [0, 127], scale `s_x`, zero point `z`), the weight held as int8 per output
+//! channel (`q_w` in [-127, 127], scale `s_w`), integer sums, then
+//! `C[i, j] = ((Σ_k q_x[i,k] q_w[k,j] − z[i] Σ_k q_w[k,j]) · s_x[i]) · s_w[j]`.
+//!
+//! The sums are exact (i32), so the AVX2 kernel (`vpmaddubsw` + `vpmaddwd`: 32 multiply-adds
+//! per instruction pair, twice an f32 FMA's) and the portable one give the same bits, at any
+//! thread count. Codes of 7 bits keep each `vpmaddubsw` pair sum (at most 2 · 127 · 127) below
+//! the 16-bit saturation.
+//!
+//! Layout of the weight ([`Int8Rhs`]): k padded to a multiple of 4; panel `j` (columns
+//! `16j..16j+16`) holds, for each group of 4 k, 64 bytes: columns 0..8 then 8..16, each as
+//! its 4 consecutive k values. Activations: row-major codes, rows `kp` bytes apart.
+
+use std::cell::RefCell;
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+use spectrans_fft::with_thread_local;
+
+use super::kernel::{MR, NR};
+use super::pack::panels;
+use super::{Epilogue, Out, Task, finish, plan};
+use crate::precision::{activation_code, activation_params};
+
+/// Bytes of one group of 4 k values for the NR columns of a panel.
+const GROUP_BYTES: usize = 4 * NR;
+
+/// A weight W (n, k) held as int8 codes per output channel, packed for the int8 kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Int8Rhs {
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    /// k rounded up to a multiple of 4.
+    kp: usize,
+    /// `panels(n) · kp · NR` codes (zero past n and past k).
+    q: Vec<i8>,
+    /// `s_w` per column of B (output channel), zero past n.
+    scales: Vec<f32>,
+    /// `Σ_k q_w[k, j]` per column, zero past n.
+    sums: Vec<i32>,
+}
+
+impl Int8Rhs {
+    /// Quantizes W (n, k) per row: `s = max|w| / 127`, `q = round(w / s)` in [-127, 127]
+    /// (a row of zeros keeps `s = 0`, and a row that is not finite gets `s = NaN`, so its
+    /// outputs are NaN rather than wrong).
+    pub(crate) fn from_weight(w: ArrayView2<'_, f32>) -> Self {
+        let (n, k) = w.dim();
+        let kp = k.div_ceil(4) * 4;
+        let np = panels(n);
+        let mut q = vec![0i8; np * kp * NR];
+        let mut scales = vec![0.0f32; np * NR];
+        let mut sums = vec![0i32; np * NR];
+        for (j, row) in w.outer_iter().enumerate() {
+            let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let scale = if max.is_finite() {
+                max / 127.0
+            } else {
+                f32::NAN
+            };
+            scales[j] = scale;
+            let (panel, col) = (j / NR, j % NR);
+            let mut sum = 0i32;
+            for (p, &v) in row.iter().enumerate() {
+                let code = if scale > 0.0 {
+                    (v / scale).round().clamp(-127.0, 127.0) as i8
+                } else {
+                    0
+                };
+                sum += i32::from(code);
+                q[Self::offset(kp, panel, col, p)] = code;
+            }
+            sums[j] = sum;
+        }
+        Self {
+            k,
+            n,
+            kp,
+            q,
+            scales,
+            sums,
+        }
+    }
+
+    /// Where code (k = p, column `col` of panel `panel`) lives.
+    fn offset(kp: usize, panel: usize, col: usize, p: usize) -> usize {
+        panel * kp * NR + (p / 4) * GROUP_BYTES + (col / 8) * 32 + (col % 8) * 4 + p % 4
+    }
+
+    /// The weight's values `s · q`, (n, k).
+    pub(crate) fn to_weight(&self) -> Array2<f32> {
+        Array2::from_shape_fn((self.n, self.k), |(j, p)| {
+            self.scales[j] * f32::from(self.q[Self::offset(self.kp, j / NR, j % NR, p)])
+        })
+    }
+
+    fn panel(&self, j: usize) -> &[i8] {
+        &self.q[j * self.kp * NR..(j + 1) * self.kp * NR]
+    }
+}
+
+/// One row's quantized activations.
+#[derive(Debug, Clone, Copy, Default)]
+struct RowQuant {
+    scale: f32,
+    zero: i32,
+}
+
+thread_local! {
+    /// The activation codes (m rows of kp bytes) and per-row parameters of the product running
+    /// on this thread, and a row of zero codes for the missing rows of a last panel.
+    static CODES: RefCell<(Vec<u8>, Vec<RowQuant>, Vec<u8>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// `dst = epilogue(x · Bᵀ)` with B held in int8 (shapes checked by the caller: x (m, k) with a
+/// standard layout, C at `out` (m, n), m, n > 0).
+pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Int8Rhs, epilogue: Epilogue<'_>) {
+    let (m, k) = x.dim();
+    let kp = rhs.kp;
+    let x = x.as_standard_layout();
+    with_thread_local(&CODES, |(codes, rows, zeros)| {
+        if codes.len() < m * kp {
+            codes.resize(m * kp, 0);
+        }
+        if rows.len() < m {
+            rows.resize(m, RowQuant::default());
+        }
+        if zeros.len() < kp {
+            zeros.resize(kp, 0);
+        }
+        let (codes, rows, zeros) = (&mut codes[..m * kp], &mut rows[..m], &zeros[..kp]);
+        let values = x.as_slice().expect("a standard layout");
+        codes
+            .par_chunks_mut(kp)
+            .zip(rows.par_iter_mut())
+            .zip(values.par_chunks(k))
+            .with_min_len(crate::tensor::min_rows(k))
+            .for_each(|((code, row_quant), row)| quantize_row(row, code, row_quant));
+        let (codes, rows) = (&*codes, &*rows);
+        let threads = if m * rhs.n * k >= super::PARALLEL_MIN_FLOPS {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        let tasks = plan(m, rhs.n, threads);
+        let kernel = Kernel::detect();
+        let job = |task: &Task| {
+            run_task(
+                kernel,
+                out,
+                codes,
+                rows,
+                zeros,
+                rhs,
+                *task,
+                epilogue.accumulate,
+            );
+            finish(out, *task, rhs.n, epilogue);
+        };
+        if threads > 1 && tasks.len() > 1 {
+            tasks.par_iter().with_max_len(1).for_each(job);
+        } else {
+            tasks.iter().for_each(job);
+        }
+    });
+}
+
+/// Codes of one row (its first k bytes; the padding stays zero) and its scale and zero point,
+/// compiled for AVX2 where the CPU has it (the same results, eight values per instruction).
+fn quantize_row(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn with_avx2(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
+            quantize_row_with(row, codes, quant);
+        }
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { with_avx2(row, codes, quant) };
+        }
+    }
+    quantize_row_with(row, codes, quant);
+}
+
+#[inline(always)]
+fn quantize_row_with(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
+    let Some((scale, inv_scale, zero)) = activation_params(row) else {
+        codes.fill(0);
+        let finite = row.iter().all(|v| v.is_finite());
+        *quant = RowQuant {
+            scale: if finite { 0.0 } else { f32::NAN },
+            zero: 0,
+        };
+        return;
+    };
+    for (c, &v) in codes.iter_mut().zip(row) {
+        // The code is a whole number in [0, 127], so code + 2^23 is exact and its low mantissa
+        // byte is the code: a conversion that vectorises (the saturating `as` casts do not).
+        *c = (activation_code(v, inv_scale, zero) + 8_388_608.0).to_bits() as u8;
+    }
+    codes[row.len()..].fill(0);
+    *quant = RowQuant {
+        scale,
+        zero: zero as i32,
+    };
+}
+
+/// One task's block of C: for each panel of columns, each panel of MR rows, the integer sums
+/// over all of k, dequantized into C (added to it when the epilogue accumulates).
+#[allow(clippy::too_many_arguments)]
+fn run_task(
+    kernel: Kernel,
+    out: Out,
+    codes: &[u8],
+    rows: &[RowQuant],
+    zeros: &[u8],
+    rhs: &Int8Rhs,
+    task: Task,
+    accumulate: bool,
+) {
+    let Task { i0, mc, j0, j1 } = task;
+    let kp = rhs.kp;
+    for j in j0..j1 {
+        let b = rhs.panel(j);
+        let cols = NR.min(rhs.n - j * NR);
+        let scales = &rhs.scales[j * NR..(j + 1) * NR];
+        let sums = &rhs.sums[j * NR..(j + 1) * NR];
+        for r0 in (i0..i0 + mc).step_by(MR) {
+            let here = MR.min(i0 + mc - r0);
+            let a: [&[u8]; MR] = std::array::from_fn(|r| {
+                if r < here {
+                    &codes[(r0 + r) * kp..(r0 + r + 1) * kp]
+                } else {
+                    zeros
+                }
+            });
+            let acc = kernel.sums(kp / 4, a, b);
+            for (r, acc_row) in acc.iter().enumerate().take(here) {
+                let quant = rows[r0 + r];
+                // SAFETY: row r0 + r < m and columns 16 j .. 16 j + cols <= n lie inside C and
+                // inside this task's block (rows i0..i0 + mc, panels j0..j1): no other task
+                // writes them.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(out.ptr.add((r0 + r) * out.ldc + j * NR), cols)
+                };
+                dequantize(dst, acc_row, quant, sums, scales, accumulate);
+            }
+        }
+    }
+}
+
+/// `dst[c] (+)= ((acc[c] − z · sums[c]) · s_x) · scales[c]` for the tile's columns, compiled
+/// for AVX2 where the CPU has it (the same results).
+fn dequantize(
+    dst: &mut [f32],
+    acc: &[i32; NR],
+    quant: RowQuant,
+    sums: &[i32],
+    scales: &[f32],
+    accumulate: bool,
+) {
+    #[inline(always)]
+    fn with(
+        dst: &mut [f32],
+        acc: &[i32; NR],
+        quant: RowQuant,
+        sums: &[i32],
+        scales: &[f32],
+        accumulate: bool,
+    ) {
+        for (((d, &a), &sum), &scale) in dst.iter_mut().zip(acc).zip(sums).zip(scales) {
+            let v = ((a - quant.zero * sum) as f32 * quant.scale) * scale;
+            *d = if accumulate { *d + v } else { v };
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn with_avx2(
+            dst: &mut [f32],
+            acc: &[i32; NR],
+            quant: RowQuant,
+            sums: &[i32],
+            scales: &[f32],
+            accumulate: bool,
+        ) {
+            with(dst, acc, quant, sums, scales, accumulate);
+        }
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { with_avx2(dst, acc, quant, sums, scales, accumulate) };
+        }
+    }
+    with(dst, acc, quant, sums, scales, accumulate);
+}
+
+/// Which int8 kernel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Kernel {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            return Kernel::Avx2;
+        }
+        Kernel::Portable
+    }
+
+    /// `Σ_k a[r][k] · b[k, c]` for the MR rows and the NR columns of panel `b`, over `groups`
+    /// groups of 4 k.
+    fn sums(self, groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; NR]; MR] {
+        assert!(a.iter().all(|row| row.len() >= groups * 4) && b.len() >= groups * GROUP_BYTES);
+        match self {
+            Kernel::Portable => portable(groups, a, b),
+            // SAFETY: the CPU has AVX2 (`detect`); the lengths were checked above.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { avx2::sums(groups, a, b) },
+        }
+    }
+}
+
+fn portable(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; NR]; MR] {
+    let mut acc = [[0i32; NR]; MR];
+    for g in 0..groups {
+        let block = &b[g * GROUP_BYTES..(g + 1) * GROUP_BYTES];
+        for (row, codes) in acc.iter_mut().zip(&a) {
+            let codes = &codes[4 * g..4 * g + 4];
+            for (c, sum) in row.iter_mut().enumerate() {
+                let w = &block[(c / 8) * 32 + (c % 8) * 4..][..4];
+                *sum += codes
+                    .iter()
+                    .zip(w)
+                    .map(|(&x, &w)| i32::from(x) * i32::from(w))
+                    .sum::<i32>();
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{GROUP_BYTES, MR, NR};
+
+    /// The integer sums with 12 accumulators (6 rows x 2 vectors of 8 columns): per group of
+    /// 4 k, each row's 4 codes broadcast, `vpmaddubsw` against the 32 bytes of 8 columns
+    /// (pairs of products in i16), `vpmaddwd` with ones (sums of 4 in i32), added.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; every row of `a` holds `4 · groups` codes and `b` `groups` groups.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sums(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; NR]; MR] {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_si256(); 2 * MR];
+        let bp = b.as_ptr();
+        for g in 0..groups {
+            // SAFETY: group g < groups lies inside `b`, and 4 g + 4 <= each row's length.
+            unsafe {
+                let b0 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES).cast());
+                let b1 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES + 32).cast());
+                for r in 0..MR {
+                    let word = std::ptr::read_unaligned(a[r].as_ptr().add(4 * g).cast::<i32>());
+                    let x = _mm256_set1_epi32(word);
+                    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones);
+                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones);
+                    acc[2 * r] = _mm256_add_epi32(acc[2 * r], p0);
+                    acc[2 * r + 1] = _mm256_add_epi32(acc[2 * r + 1], p1);
+                }
+            }
+        }
+        let mut out = [[0i32; NR]; MR];
+        for (r, row) in out.iter_mut().enumerate() {
+            // SAFETY: each row holds NR = 16 i32.
+            unsafe {
+                _mm256_storeu_si256(row.as_mut_ptr().cast(), acc[2 * r]);
+                _mm256_storeu_si256(row.as_mut_ptr().add(8).cast(), acc[2 * r + 1]);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 sums are the portable (exact integer) sums, extreme codes included.
+    #[test]
+    fn every_kernel_gives_the_exact_sums() {
+        let groups = 70;
+        let rows: Vec<Vec<u8>> = (0..MR)
+            .map(|r| {
+                (0..4 * groups)
+                    .map(|i| ((i * 31 + r * 7) % 128) as u8)
+                    .collect()
+            })
+            .collect();
+        let mut b: Vec<i8> = (0..groups * GROUP_BYTES)
+            .map(|i| (((i * 53) % 255) as i32 - 127) as i8)
+            .collect();
+        b[..GROUP_BYTES].fill(-127); // the largest pair sums: 2 · 127 · 127 < 2^15
+        let mut first = rows.clone();
+        first[0][..4].fill(127);
+        for rows in [rows, first] {
+            let a: [&[u8]; MR] = std::array::from_fn(|r| rows[r].as_slice());
+            let want = portable(groups, a, &b);
+            // The portable sums against a direct count.
+            for (r, row) in want.iter().enumerate() {
+                for (c, &sum) in row.iter().enumerate() {
+                    let direct: i32 = (0..4 * groups)
+                        .map(|p| {
+                            let w = b[(p / 4) * GROUP_BYTES + (c / 8) * 32 + (c % 8) * 4 + p % 4];
+                            i32::from(rows[r][p]) * i32::from(w)
+                        })
+                        .sum();
+                    assert_eq!(sum, direct, "row {r} column {c}");
+                }
+            }
+            assert_eq!(Kernel::detect().sums(groups, a, &b), want);
+        }
+    }
+
+    #[test]
+    fn weights_round_trip_through_the_layout() {
+        let w = Array2::from_shape_fn((21, 13), |(j, p)| ((j * 13 + p) as f32 * 0.37).sin());
+        let packed = Int8Rhs::from_weight(w.view());
+        let back = packed.to_weight();
+        for (j, (row, back)) in w.outer_iter().zip(back.outer_iter()).enumerate() {
+            let step = packed.scales[j];
+            for (&v, &q) in row.iter().zip(back.iter()) {
+                assert!((v - q).abs() <= 0.5 * step + 1e-7, "{v} vs {q}");
+            }
+            let sum: i32 = (0..13)
+                .map(|p| i32::from(packed.q[Int8Rhs::offset(packed.kp, j / NR, j % NR, p)]))
+                .sum();
+            assert_eq!(packed.sums[j], sum);
+        }
+    }
+}
