@@ -119,6 +119,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         quick: opts.quick,
         from_raw: opts.from_raw.as_ref().map(|p| p.display().to_string()),
     });
+    let doc = with_precision_section(root, doc);
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
     }
@@ -215,4 +216,21 @@ fn draw_plot(plan: &Plan, results: &[CaseResult], out: &Path) -> Option<String> 
             None
         }
     }
+}
+
+/// `doc` followed by the last `cargo xtask bench precision` table
+/// ([`precision::TABLE_FILE`]), when there is one: that run is separate (it takes minutes of
+/// its own), so the report carries its latest result rather than dropping it.
+fn with_precision_section(root: &Path, mut doc: String) -> String {
+    if let Ok(table) = fs::read_to_string(root.join(precision::TABLE_FILE)) {
+        doc.push_str(&format!(
+            "\n## Reduced precision: bf16 and int8 (`cargo xtask bench precision`)\n\n\
+             From its own run (`{}`); the accuracy of each format and what the kernels do are \
+             in [precision.md](precision.md).\n\n{}",
+            precision::TABLE_FILE,
+            table.trim_end()
+        ));
+        doc.push('\n');
+    }
+    doc
 }

@@ -143,14 +143,22 @@ pub struct PrecisionArgs {
 }
 
 impl PrecisionArgs {
-    /// Sets `model` to `--precision`; for bf16 and int8, says once on stderr that this build
-    /// runs them on the portable path (the accuracy of the format, not its speed).
+    /// Sets `model` to `--precision`; says once on stderr when the format has no fast kernel
+    /// on this CPU (bf16 without AVX-512 BF16, which this build has no kernel for; int8
+    /// without AVX2): the result has the format's accuracy, but not its speed.
     pub fn apply(&self, model: &mut Gfnet) {
-        if self.precision != Precision::F32 {
-            eprintln!(
-                "note: --precision {} runs the portable path (operands rounded to {}, f32 GEMM):                  the accuracy of {}, not its speed; it is slower than f32 on this build",
-                self.precision, self.precision, self.precision
-            );
+        match self.precision {
+            Precision::F32 => {}
+            Precision::Bf16 => eprintln!(
+                "note: --precision bf16 holds the weights in bf16 (half the memory) but has no \
+                 native bf16 kernel in this build: the values are widened to f32 and summed \
+                 with the f32 kernel, at about f32 speed"
+            ),
+            Precision::Int8 if !spectrans_layers::sgemm::has_int8_kernel() => eprintln!(
+                "note: --precision int8 runs the portable integer kernel on this CPU (no \
+                 AVX2): the accuracy of int8, not its speed"
+            ),
+            Precision::Int8 => {}
         }
         model.set_precision(self.precision);
     }

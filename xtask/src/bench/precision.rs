@@ -2,8 +2,9 @@
 //! against PyTorch spectrans in f32 (eager), with `quantize_dynamic` (qint8 Linear layers) and
 //! under bf16 autocast, side by side at the small and seed configs, batch 8 and batch 1,
 //! sequence 512 (issue 14). Each side runs in fresh processes, alternated; the table (time and
-//! peak memory, the median over processes) goes to stdout for docs/precision.md and
-//! docs/benchmarks.md, every process's JSON line to `bench-out/precision-raw.jsonl`.
+//! peak memory, the median over processes) goes to stdout and to [`TABLE_FILE`] (which
+//! `cargo xtask bench` appends to docs/benchmarks.md), every process's JSON line to
+//! `bench-out/precision-raw.jsonl`.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -17,6 +18,9 @@ use super::plan::{Effort, Mode, ModelShape, torch_ms_guess};
 use super::runner;
 use super::sample::parse_output;
 use super::stats::median;
+
+/// Where the rendered table is kept (relative to the workspace root).
+pub const TABLE_FILE: &str = "docs/benchmarks/precision.md";
 
 /// The sides measured: ours at each precision, then PyTorch's variants.
 const SIDES: [Side; 6] = [
@@ -163,7 +167,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
             rows.push((shape.clone(), batch, runs));
         }
     }
-    println!("{}", render(&machine, threads, &rows));
+    let table = render(&machine, threads, &rows);
+    let table_path = root.join(TABLE_FILE);
+    // Write the table next to the report; a temp file and a rename, so a failed run never
+    // leaves half a table.
+    let tmp = table_path.with_extension("md.tmp");
+    fs::write(&tmp, &table).map_err(BenchError::io(&tmp))?;
+    fs::rename(&tmp, &table_path).map_err(BenchError::io(&table_path))?;
+    println!("{table}");
     Ok(())
 }
 

@@ -296,6 +296,11 @@ fn dequantize(
     with(dst, acc, quant, sums, scales, accumulate);
 }
 
+/// Whether [`Kernel::detect`] picks a vector kernel.
+pub(crate) fn has_vector_kernel() -> bool {
+    Kernel::detect() != Kernel::Portable
+}
+
 /// Which int8 kernel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {

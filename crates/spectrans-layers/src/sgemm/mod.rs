@@ -238,6 +238,12 @@ pub fn is_fastest() -> bool {
     }
 }
 
+/// Whether int8 products run a vector integer kernel on this CPU (AVX2's `vpmaddubsw`);
+/// otherwise a portable one gives the same bits, more slowly.
+pub fn has_int8_kernel() -> bool {
+    int8::has_vector_kernel()
+}
+
 /// `dst = lhs · rhs` (or `dst += lhs · rhs`), any strides, B packed on the fly into this
 /// thread's scratch. Shapes were checked by the caller (lhs (m, k), rhs (k, n), dst (m, n),
 /// all non-empty).
