@@ -44,9 +44,10 @@ enum Weight {
 }
 
 thread_local! {
-    /// The reduced-precision copies of the input and the weight (see
+    /// The reduced-precision copies of the input and of a plain weight (see
     /// [`spectrans_fft::with_thread_local`], the one scratch strategy).
-    static QUANTIZED: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static QUANTIZED_INPUT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static QUANTIZED_WEIGHT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Gradients of a [`Linear`], same names and shapes.
@@ -163,9 +164,9 @@ impl Linear {
     }
 
     /// Sets the number format of the eval forwards' product `x Wᵀ`: at `Bf16` both operands
-    /// are rounded to bfloat16, at `Int8` the weight is quantized per output channel
-    /// (symmetric) and the input per row (asymmetric u8), then multiplied with f32
-    /// accumulation and the bias added in f32 ([`crate::precision`]). The input is quantized
+    /// are rounded to bfloat16 and summed in f32; at `Int8` the weight is quantized per output
+    /// channel (symmetric) and the input per row (asymmetric, 7-bit codes), summed in integers
+    /// and dequantized; the bias is added in f32 ([`crate::precision`], [`crate::sgemm`]). The input is quantized
     /// on each call. The weight is quantized once: a packed layer ([`Linear::pack`]) is
     /// repacked in the new format right away, a plain one when it is packed (until then each
     /// call quantizes it from the current values). Held in bf16 or int8, the weight keeps only
@@ -243,21 +244,14 @@ impl Linear {
         if self.precision == Precision::F32 {
             return matmul_into(out, x, weight.t(), accumulate);
         }
-        with_thread_local(&QUANTIZED, |(xs, ws)| {
-            let x_len = x.len();
-            let w_len = weight.len();
-            xs.resize(x_len.max(xs.len()), 0.0);
-            ws.resize(w_len.max(ws.len()), 0.0);
-            let shape_err = |what: &'static str, dim: (usize, usize)| {
-                shape_error(what, format!("({}, {})", dim.0, dim.1), &[dim.0 * dim.1])
-            };
-            let mut xq = ArrayViewMut2::from_shape(x.dim(), &mut xs[..x_len])
-                .map_err(|_| shape_err("Linear quantized input", x.dim()))?;
-            let mut wq = ArrayViewMut2::from_shape(weight.dim(), &mut ws[..w_len])
-                .map_err(|_| shape_err("Linear quantized weight", weight.dim()))?;
-            quantize_rows_into(x, xq.view_mut(), self.precision, false)?;
-            quantize_rows_into(weight.view(), wq.view_mut(), self.precision, true)?;
-            matmul_into(out, xq.view(), wq.view().t(), accumulate)
+        let precision = self.precision;
+        with_quantized_input(x, precision, |xq| {
+            // The weight's reduced values, in the second scratch buffer.
+            with_thread_local(&QUANTIZED_WEIGHT, |ws| {
+                let mut wq = scratch_view(ws, weight.dim(), "Linear quantized weight")?;
+                quantize_rows_into(weight.view(), wq.view_mut(), precision, true)?;
+                matmul_into(out, xq, wq.view().t(), accumulate)
+            })
         })
     }
 
@@ -471,26 +465,30 @@ impl Parameters for Linear {
     }
 }
 
-/// Runs `job` on `x` rounded to bfloat16 (or quantized per row, as `precision` asks:
-/// [`quantize_rows_into`]), in this thread's scratch.
+/// Runs `job` on the values `x` has in `precision` (rounded to bfloat16, or quantized per
+/// row: [`quantize_rows_into`]), in this thread's scratch.
 fn with_quantized_input(
     x: ArrayView2<'_, f32>,
     precision: Precision,
     job: impl FnOnce(ArrayView2<'_, f32>) -> Result<(), LayerError>,
 ) -> Result<(), LayerError> {
-    with_thread_local(&QUANTIZED, |(xs, _)| {
-        let len = x.len();
-        if xs.len() < len {
-            xs.resize(len, 0.0);
-        }
-        let mut xq = ArrayViewMut2::from_shape(x.dim(), &mut xs[..len]).map_err(|_| {
-            shape_error(
-                "Linear quantized input",
-                format!("({}, {})", x.nrows(), x.ncols()),
-                &[len],
-            )
-        })?;
+    with_thread_local(&QUANTIZED_INPUT, |xs| {
+        let mut xq = scratch_view(xs, x.dim(), "Linear quantized input")?;
         quantize_rows_into(x, xq.view_mut(), precision, false)?;
         job(xq.view())
     })
+}
+
+/// The first `rows · cols` values of `buffer` (grown if needed) as a (rows, cols) view.
+fn scratch_view<'b>(
+    buffer: &'b mut Vec<f32>,
+    (rows, cols): (usize, usize),
+    what: &'static str,
+) -> Result<ArrayViewMut2<'b, f32>, LayerError> {
+    let len = rows * cols;
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    ArrayViewMut2::from_shape((rows, cols), &mut buffer[..len])
+        .map_err(|_| shape_error(what, format!("({rows}, {cols})"), &[len]))
 }
