@@ -48,11 +48,12 @@ impl SeqRealFft {
         let size = self.scratch_size(tile_cols.min(cols));
         let ortho = ortho_scale(n);
         let entries = input.len() / (n * cols);
+        // The entries' spectra to keep, or a `None` per entry.
+        let spectra = match spectrum {
+            Some(spectrum) => Either::Left(spectrum.par_chunks_mut(h * cols).map(Some)),
+            None => Either::Right((0..entries).into_par_iter().map(|_| None)),
+        };
         if let Some(lanes) = self.lanes() {
-            let spectra = match spectrum {
-                Some(spectrum) => Either::Left(spectrum.par_chunks_mut(h * cols).map(Some)),
-                None => Either::Right((0..entries).into_par_iter().map(|_| None)),
-            };
             (
                 input.par_chunks(n * cols),
                 output.par_chunks_mut(n * cols),
@@ -69,10 +70,6 @@ impl SeqRealFft {
             return Ok(());
         }
         let filter_columns = filter_columns(filter_half, h, cols, false, n, columns);
-        let spectra = match spectrum {
-            Some(spectrum) => Either::Left(spectrum.par_chunks_mut(h * cols).map(Some)),
-            None => Either::Right((0..entries).into_par_iter().map(|_| None)),
-        };
         (
             input.par_chunks(n * cols),
             output.par_chunks_mut(n * cols),

@@ -331,10 +331,29 @@ struct Columns<S> {
 }
 
 impl<S> Columns<S> {
+    /// The group `(col0, width)` of a row-major matrix with `stride` columns.
+    #[inline(always)]
+    fn new(data: S, stride: usize, (col0, width): (usize, usize)) -> Self {
+        Self {
+            data,
+            stride,
+            col0,
+            width,
+        }
+    }
+
     #[inline(always)]
     fn row(&self, t: usize) -> usize {
         t * self.stride + self.col0
     }
+}
+
+/// `(col0, width)` of each group of up to eight neighbouring columns among `cols`.
+#[inline(always)]
+fn groups(cols: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..cols)
+        .step_by(LANES)
+        .map(move |col0| (col0, LANES.min(cols - col0)))
 }
 
 /// Twiddles and sizes of the lane transforms of one power-of-two length `n >= 8`.
@@ -459,20 +478,9 @@ impl LanePlan {
         scale: f32,
         [a, b]: [&mut [Slot]; 2],
     ) {
-        for col0 in (0..cols).step_by(LANES) {
-            let width = LANES.min(cols - col0);
-            let src = Columns {
-                data: x,
-                stride: cols,
-                col0,
-                width,
-            };
-            let mut dst = Columns {
-                data: &mut *y,
-                stride: cols,
-                col0,
-                width,
-            };
+        for group in groups(cols) {
+            let src = Columns::new(x, cols, group);
+            let mut dst = Columns::new(&mut *y, cols, group);
             self.forward::<V>(&src, &mut dst, scale, a, b);
         }
     }
@@ -486,20 +494,9 @@ impl LanePlan {
         scale: f32,
         [a, b]: [&mut [Slot]; 2],
     ) {
-        for col0 in (0..cols).step_by(LANES) {
-            let width = LANES.min(cols - col0);
-            let src = Columns {
-                data: x,
-                stride: cols,
-                col0,
-                width,
-            };
-            let mut dst = Columns {
-                data: &mut *y,
-                stride: cols,
-                col0,
-                width,
-            };
+        for group in groups(cols) {
+            let src = Columns::new(x, cols, group);
+            let mut dst = Columns::new(&mut *y, cols, group);
             self.inverse::<V>(&src, &mut dst, scale, a, b);
         }
     }
@@ -714,26 +711,10 @@ impl LanePlan {
             cols,
             sink,
         } = job;
-        for col0 in (0..cols).step_by(LANES) {
-            let width = LANES.min(cols - col0);
-            let src = Columns {
-                data: x,
-                stride: cols,
-                col0,
-                width,
-            };
-            let g = Columns {
-                data: filter,
-                stride: cols,
-                col0,
-                width,
-            };
-            let mut dst = Columns {
-                data: &mut *y,
-                stride: cols,
-                col0,
-                width,
-            };
+        for group in groups(cols) {
+            let src = Columns::new(x, cols, group);
+            let g = Columns::new(filter, cols, group);
+            let mut dst = Columns::new(&mut *y, cols, group);
             if conjugate {
                 self.filter_block::<V, true>(&src, &g, &mut dst, sink, a, b);
             } else {
