@@ -2,18 +2,24 @@
 //! prints one JSON line per shape (what `cargo xtask bench` puts in its GEMM table).
 //!
 //! `cargo run --release -p spectrans-layers --example gemm_bench -- --threads T [--iters K]
-//! [--warmup W] m,k,n [m,k,n ...]`
+//! [--warmup W] [--precision f32|bf16|int8] m,k,n [m,k,n ...]`
+//!
+//! At bf16 and int8 the weight is held in that format ([`PackedRhs::quantized_from_weight`])
+//! and the input quantized on each call, as a Linear layer at that precision runs it; the
+//! GFLOP/s count the same `2 m k n` operations.
 use std::process::ExitCode;
 use std::time::Instant;
 
 use ndarray::Array2;
 use spectrans_layers::matmul::matmul_into;
+use spectrans_layers::precision::Precision;
 use spectrans_layers::sgemm::{self, Epilogue, PackedRhs, gemm_packed};
 
 struct Args {
     threads: usize,
     iters: usize,
     warmup: usize,
+    precision: Precision,
     shapes: Vec<[usize; 3]>,
 }
 
@@ -22,6 +28,7 @@ fn parse() -> Result<Args, String> {
         threads: 1,
         iters: 20,
         warmup: 3,
+        precision: Precision::F32,
         shapes: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -35,6 +42,10 @@ fn parse() -> Result<Args, String> {
             "--threads" => args.threads = number("--threads")?.max(1),
             "--iters" => args.iters = number("--iters")?.max(1),
             "--warmup" => args.warmup = number("--warmup")?,
+            "--precision" => {
+                let v = it.next().ok_or("--precision needs a value")?;
+                args.precision = v.parse().map_err(|e| format!("--precision: {e}"))?;
+            }
             shape => {
                 let dims: Vec<usize> = shape
                     .split(',')
@@ -74,8 +85,16 @@ fn time(
 }
 
 /// What the Linear layers' product runs on this CPU and build.
-fn implementation() -> &'static str {
-    if cfg!(feature = "openblas") {
+fn implementation(precision: Precision) -> &'static str {
+    if precision == Precision::Int8 {
+        if sgemm::has_int8_kernel() {
+            "int8 (AVX2 vpmaddubsw 6x16 kernel, weights quantized once)"
+        } else {
+            "int8 (portable integer kernel)"
+        }
+    } else if precision == Precision::Bf16 {
+        "bf16 weights widened into the f32 6x16 kernel"
+    } else if cfg!(feature = "openblas") {
         "OpenBLAS cblas_sgemm (feature openblas)"
     } else if sgemm::is_fastest() {
         "sgemm (AVX2+FMA 6x16 kernel, weights packed once)"
@@ -91,8 +110,8 @@ fn run(args: &Args) -> Result<(), String> {
         let mut y = Array2::<f32>::zeros((m, n));
         // As a Linear layer runs it: the weight packed once where our GEMM is the CPU's
         // fastest ([`Linear::pack`]), else the product of `matmul_into`.
-        let packed = PackedRhs::from_weight(w.view());
-        let (median_ms, min_ms) = if !sgemm::is_fastest() {
+        let packed = PackedRhs::quantized_from_weight(w.view(), args.precision);
+        let (median_ms, min_ms) = if args.precision == Precision::F32 && !sgemm::is_fastest() {
             time(
                 || matmul_into(y.view_mut(), x.view(), w.t(), false).map_err(|e| e.to_string()),
                 args.warmup,
@@ -112,9 +131,10 @@ fn run(args: &Args) -> Result<(), String> {
         println!(
             "{{\"backend\": \"spectrans-rs\", \"m\": {m}, \"k\": {k}, \"n\": {n}, \"threads\": {}, \
              \"median_ms\": {median_ms:.4}, \"min_ms\": {min_ms:.4}, \"gflops\": {gflops:.2}, \
-             \"blas\": \"{}\"}}",
+             \"precision\": \"{}\", \"blas\": \"{}\"}}",
             rayon::current_num_threads(),
-            implementation()
+            args.precision,
+            implementation(args.precision)
         );
     }
     Ok(())

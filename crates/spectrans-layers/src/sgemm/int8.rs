@@ -20,7 +20,7 @@ use spectrans_fft::with_thread_local;
 
 use super::kernel::{MR, NR};
 use super::pack::panels;
-use super::{Epilogue, Out, Task, finish, plan};
+use super::{C_BLOCK_FLOATS, Epilogue, Out, Task, finish, plan};
 use crate::precision::{activation_code, activation_params};
 
 /// Bytes of one group of 4 k values for the NR columns of a panel.
@@ -146,19 +146,7 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Int8Rhs, epilogue: Epi
         };
         let tasks = plan(m, rhs.n, threads);
         let kernel = Kernel::detect();
-        let job = |task: &Task| {
-            run_task(
-                kernel,
-                out,
-                codes,
-                rows,
-                zeros,
-                rhs,
-                *task,
-                epilogue.accumulate,
-            );
-            finish(out, *task, rhs.n, epilogue);
-        };
+        let job = |task: &Task| run_task(kernel, out, codes, rows, zeros, rhs, *task, epilogue);
         if threads > 1 && tasks.len() > 1 {
             tasks.par_iter().with_max_len(1).for_each(job);
         } else {
@@ -207,8 +195,10 @@ fn quantize_row_with(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
     };
 }
 
-/// One task's block of C: for each panel of columns, each panel of MR rows, the integer sums
-/// over all of k, dequantized into C (added to it when the epilogue accumulates).
+/// One task's block of C, a stripe of panels at a time (so that the stripe's block of C
+/// stays in L2 for its epilogue): for each panel of columns, each panel of MR rows, the
+/// integer sums over all of k, dequantized into C (added to it when the epilogue
+/// accumulates); then the stripe's bias and activation.
 #[allow(clippy::too_many_arguments)]
 fn run_task(
     kernel: Kernel,
@@ -218,82 +208,89 @@ fn run_task(
     zeros: &[u8],
     rhs: &Int8Rhs,
     task: Task,
-    accumulate: bool,
+    epilogue: Epilogue<'_>,
 ) {
     let Task { i0, mc, j0, j1 } = task;
     let kp = rhs.kp;
-    for j in j0..j1 {
-        let b = rhs.panel(j);
-        let cols = NR.min(rhs.n - j * NR);
-        let scales = &rhs.scales[j * NR..(j + 1) * NR];
-        let sums = &rhs.sums[j * NR..(j + 1) * NR];
-        for r0 in (i0..i0 + mc).step_by(MR) {
-            let here = MR.min(i0 + mc - r0);
-            let a: [&[u8]; MR] = std::array::from_fn(|r| {
-                if r < here {
-                    &codes[(r0 + r) * kp..(r0 + r + 1) * kp]
-                } else {
-                    zeros
-                }
-            });
-            let acc = kernel.sums(kp / 4, a, b);
-            for (r, acc_row) in acc.iter().enumerate().take(here) {
-                let quant = rows[r0 + r];
-                // SAFETY: row r0 + r < m and columns 16 j .. 16 j + cols <= n lie inside C and
-                // inside this task's block (rows i0..i0 + mc, panels j0..j1): no other task
-                // writes them.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(out.ptr.add((r0 + r) * out.ldc + j * NR), cols)
+    let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
+    for s0 in (j0..j1).step_by(stripe) {
+        let s1 = (s0 + stripe).min(j1);
+        for j in s0..s1 {
+            let panel = Panel {
+                b: rhs.panel(j),
+                sums: &rhs.sums[j * NR..(j + 1) * NR],
+                scales: &rhs.scales[j * NR..(j + 1) * NR],
+            };
+            let cols = NR.min(rhs.n - j * NR);
+            for r0 in (i0..i0 + mc).step_by(MR) {
+                let here = MR.min(i0 + mc - r0);
+                let a: [&[u8]; MR] = std::array::from_fn(|r| {
+                    if r < here {
+                        &codes[(r0 + r) * kp..(r0 + r + 1) * kp]
+                    } else {
+                        zeros
+                    }
+                });
+                let quant: [RowQuant; MR] = std::array::from_fn(|r| {
+                    if r < here {
+                        rows[r0 + r]
+                    } else {
+                        RowQuant::default()
+                    }
+                });
+                // SAFETY: rows r0..r0 + here (< m) and columns 16 j..16 j + cols (<= n) lie
+                // inside C and inside this task's block (rows i0..i0 + mc, panels j0..j1): no
+                // other task writes them.
+                let c = unsafe { out.ptr.add(r0 * out.ldc + j * NR) };
+                let tile = Tile {
+                    c,
+                    ldc: out.ldc,
+                    rows: here,
+                    cols,
+                    accumulate: epilogue.accumulate,
                 };
-                dequantize(dst, acc_row, quant, sums, scales, accumulate);
+                // SAFETY: as above, the tile's rows x cols lie inside C.
+                unsafe { kernel.tile(kp / 4, a, &quant, panel, tile) };
             }
         }
+        finish(
+            out,
+            Task {
+                j0: s0,
+                j1: s1,
+                ..task
+            },
+            rhs.n,
+            epilogue,
+        );
     }
 }
 
-/// `dst[c] (+)= ((acc[c] − z · sums[c]) · s_x) · scales[c]` for the tile's columns, compiled
-/// for AVX2 where the CPU has it (the same results).
-fn dequantize(
-    dst: &mut [f32],
-    acc: &[i32; NR],
-    quant: RowQuant,
-    sums: &[i32],
-    scales: &[f32],
+/// One panel of the weight: its codes and, per column, `Σ_k q_w` and `s_w`.
+#[derive(Clone, Copy)]
+struct Panel<'a> {
+    b: &'a [i8],
+    sums: &'a [i32],
+    scales: &'a [f32],
+}
+
+/// Where a tile of C lands: `rows x cols` values from `c`, rows `ldc` apart.
+#[derive(Clone, Copy)]
+struct Tile {
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
     accumulate: bool,
-) {
-    #[inline(always)]
-    fn with(
-        dst: &mut [f32],
-        acc: &[i32; NR],
-        quant: RowQuant,
-        sums: &[i32],
-        scales: &[f32],
-        accumulate: bool,
-    ) {
-        for (((d, &a), &sum), &scale) in dst.iter_mut().zip(acc).zip(sums).zip(scales) {
-            let v = ((a - quant.zero * sum) as f32 * quant.scale) * scale;
-            *d = if accumulate { *d + v } else { v };
-        }
+}
+
+/// `c (+)= ((acc − z · sum) · s_x) · s_w` for one row's NR columns (the portable
+/// dequantization; the AVX2 kernel does the same operations in the same order).
+fn dequantize_row(dst: &mut [f32], acc: &[i32; NR], quant: RowQuant, panel: Panel<'_>, add: bool) {
+    for (((d, &a), &sum), &scale) in dst.iter_mut().zip(acc).zip(panel.sums).zip(panel.scales) {
+        let v = ((a - quant.zero * sum) as f32 * quant.scale) * scale;
+        *d = if add { *d + v } else { v };
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        fn with_avx2(
-            dst: &mut [f32],
-            acc: &[i32; NR],
-            quant: RowQuant,
-            sums: &[i32],
-            scales: &[f32],
-            accumulate: bool,
-        ) {
-            with(dst, acc, quant, sums, scales, accumulate);
-        }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { with_avx2(dst, acc, quant, sums, scales, accumulate) };
-        }
-    }
-    with(dst, acc, quant, sums, scales, accumulate);
 }
 
 /// Whether [`Kernel::detect`] picks a vector kernel.
@@ -318,8 +315,60 @@ impl Kernel {
         Kernel::Portable
     }
 
+    /// One tile of C: the sums of [`Kernel::sums`], dequantized with the rows' `quant` and
+    /// the panel's column sums and scales, stored (or added) at `tile`.
+    ///
+    /// # Safety
+    /// `tile.rows x tile.cols` values from `tile.c`, rows `tile.ldc` apart, lie inside one
+    /// allocation that nothing else touches meanwhile.
+    unsafe fn tile(
+        self,
+        groups: usize,
+        a: [&[u8]; MR],
+        quant: &[RowQuant; MR],
+        panel: Panel<'_>,
+        tile: Tile,
+    ) {
+        assert!(
+            a.iter().all(|row| row.len() >= groups * 4) && panel.b.len() >= groups * GROUP_BYTES
+        );
+        assert!(panel.sums.len() >= NR && panel.scales.len() >= NR);
+        assert!(tile.rows <= MR && tile.cols <= NR);
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernel::Avx2 {
+            if tile.rows == MR && tile.cols == NR {
+                // SAFETY: the CPU has AVX2 (`detect`); lengths checked above; the caller
+                // vouches for the full MR x NR tile at `tile.c`.
+                return unsafe {
+                    avx2::tile(groups, a, quant, panel, tile.c, tile.ldc, tile.accumulate)
+                };
+            }
+            // An edge tile: dequantized into a local tile, then its inside part is stored.
+            let mut local = [0.0f32; MR * NR];
+            // SAFETY: as above, into the local MR x NR buffer, rows NR apart.
+            unsafe { avx2::tile(groups, a, quant, panel, local.as_mut_ptr(), NR, false) };
+            for (r, src) in local.chunks_exact(NR).take(tile.rows).enumerate() {
+                // SAFETY: row r < tile.rows of the tile, tile.cols values: inside C.
+                let dst =
+                    unsafe { std::slice::from_raw_parts_mut(tile.c.add(r * tile.ldc), tile.cols) };
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = if tile.accumulate { *d + v } else { v };
+                }
+            }
+            return;
+        }
+        let acc = portable(groups, a, panel.b);
+        for (r, acc_row) in acc.iter().enumerate().take(tile.rows) {
+            // SAFETY: row r < tile.rows of the tile, tile.cols values: inside C.
+            let dst =
+                unsafe { std::slice::from_raw_parts_mut(tile.c.add(r * tile.ldc), tile.cols) };
+            dequantize_row(dst, acc_row, quant[r], panel, tile.accumulate);
+        }
+    }
+
     /// `Σ_k a[r][k] · b[k, c]` for the MR rows and the NR columns of panel `b`, over `groups`
     /// groups of 4 k.
+    #[cfg(test)]
     fn sums(self, groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; NR]; MR] {
         assert!(a.iter().all(|row| row.len() >= groups * 4) && b.len() >= groups * GROUP_BYTES);
         match self {
@@ -354,16 +403,89 @@ fn portable(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; NR]; MR] {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{GROUP_BYTES, MR, NR};
+    use super::{GROUP_BYTES, MR, Panel, RowQuant};
 
-    /// The integer sums with 12 accumulators (6 rows x 2 vectors of 8 columns): per group of
-    /// 4 k, each row's 4 codes broadcast, `vpmaddubsw` against the 32 bytes of 8 columns
-    /// (pairs of products in i16), `vpmaddwd` with ones (sums of 4 in i32), added.
+    /// A full tile: the sums of [`sums`], then per row
+    /// `c (+)= ((acc − z · sum) · s_x) · s_w` in vectors, the same operations in the same
+    /// order as [`super::dequantize_row`] (so the same bits).
+    ///
+    /// # Safety
+    /// As [`sums`], and `MR` rows of `NR` values from `c`, `ldc` apart, are writable.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn tile(
+        groups: usize,
+        a: [&[u8]; MR],
+        quant: &[RowQuant; MR],
+        panel: Panel<'_>,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        // SAFETY: the caller's contract.
+        let acc = unsafe { accumulators(groups, a, panel.b) };
+        // SAFETY: the panel holds NR sums and NR scales (checked by the caller); each row of
+        // the tile holds NR writable values.
+        unsafe {
+            let sums = [
+                _mm256_loadu_si256(panel.sums.as_ptr().cast()),
+                _mm256_loadu_si256(panel.sums.as_ptr().add(8).cast()),
+            ];
+            let scales = [
+                _mm256_loadu_ps(panel.scales.as_ptr()),
+                _mm256_loadu_ps(panel.scales.as_ptr().add(8)),
+            ];
+            for (r, q) in quant.iter().enumerate() {
+                let zero = _mm256_set1_epi32(q.zero);
+                let scale = _mm256_set1_ps(q.scale);
+                for h in 0..2 {
+                    let centred =
+                        _mm256_sub_epi32(acc[2 * r + h], _mm256_mullo_epi32(zero, sums[h]));
+                    let v =
+                        _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(centred), scale), scales[h]);
+                    let dst = c.add(r * ldc + 8 * h);
+                    let v = if accumulate {
+                        _mm256_add_ps(_mm256_loadu_ps(dst), v)
+                    } else {
+                        v
+                    };
+                    _mm256_storeu_ps(dst, v);
+                }
+            }
+        }
+    }
+
+    /// The integer sums `Σ_k a[r][k] · b[k, c]`, as an array (for the tests).
     ///
     /// # Safety
     /// The CPU has AVX2; every row of `a` holds `4 · groups` codes and `b` `groups` groups.
+    #[cfg(test)]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn sums(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; NR]; MR] {
+    pub(super) unsafe fn sums(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; super::NR]; MR] {
+        // SAFETY: the caller's contract.
+        let acc = unsafe { accumulators(groups, a, b) };
+        let mut out = [[0i32; super::NR]; MR];
+        for (r, row) in out.iter_mut().enumerate() {
+            // SAFETY: each row holds NR = 16 i32.
+            unsafe {
+                _mm256_storeu_si256(row.as_mut_ptr().cast(), acc[2 * r]);
+                _mm256_storeu_si256(row.as_mut_ptr().add(8).cast(), acc[2 * r + 1]);
+            }
+        }
+        out
+    }
+
+    /// The integer sums in 12 accumulators (row r's columns 0..8 in `2 r`, 8..16 in
+    /// `2 r + 1`): per group of 4 k, each row's 4 codes broadcast, `vpmaddubsw` against the
+    /// 32 bytes of 8 columns (pairs of products in i16), `vpmaddwd` with ones (sums of 4 in
+    /// i32), added. (The compiler spills one accumulator to the stack in this loop; pinning
+    /// the registers in assembly was measured and gained nothing: the two multiply pipes are
+    /// the bound.)
+    ///
+    /// # Safety
+    /// The CPU has AVX2; every row of `a` holds `4 · groups` codes and `b` `groups` groups.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn accumulators(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [__m256i; 2 * MR] {
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_si256(); 2 * MR];
         let bp = b.as_ptr();
@@ -382,15 +504,7 @@ mod avx2 {
                 }
             }
         }
-        let mut out = [[0i32; NR]; MR];
-        for (r, row) in out.iter_mut().enumerate() {
-            // SAFETY: each row holds NR = 16 i32.
-            unsafe {
-                _mm256_storeu_si256(row.as_mut_ptr().cast(), acc[2 * r]);
-                _mm256_storeu_si256(row.as_mut_ptr().add(8).cast(), acc[2 * r + 1]);
-            }
-        }
-        out
+        acc
     }
 }
 
@@ -431,6 +545,74 @@ mod tests {
                 }
             }
             assert_eq!(Kernel::detect().sums(groups, a, &b), want);
+        }
+    }
+
+    /// A tile dequantized by each kernel: the same bits, for a full tile and an edge tile,
+    /// stored or added to what C holds.
+    #[test]
+    fn every_kernel_dequantizes_a_tile_to_the_same_bits() {
+        let groups = 9;
+        let rows: Vec<Vec<u8>> = (0..MR)
+            .map(|r| {
+                (0..4 * groups)
+                    .map(|i| ((i * 29 + r * 11) % 128) as u8)
+                    .collect()
+            })
+            .collect();
+        let a: [&[u8]; MR] = std::array::from_fn(|r| rows[r].as_slice());
+        let b: Vec<i8> = (0..groups * GROUP_BYTES)
+            .map(|i| (((i * 37) % 255) as i32 - 127) as i8)
+            .collect();
+        let sums: Vec<i32> = (0..NR as i32).map(|c| 17 * c - 90).collect();
+        let scales: Vec<f32> = (0..NR).map(|c| 1e-3 * (c as f32 + 0.3)).collect();
+        let panel = Panel {
+            b: &b,
+            sums: &sums,
+            scales: &scales,
+        };
+        let quant: [RowQuant; MR] = std::array::from_fn(|r| RowQuant {
+            scale: 0.01 + 0.003 * r as f32,
+            zero: 40 + 9 * r as i32,
+        });
+        let ldc = NR + 3;
+        let start: Vec<f32> = (0..MR * ldc).map(|i| (i as f32 * 0.7).sin()).collect();
+        for (rows, cols) in [(MR, NR), (4, 11)] {
+            for accumulate in [false, true] {
+                let run = |kernel: Kernel| {
+                    let mut c = start.clone();
+                    let tile = Tile {
+                        c: c.as_mut_ptr(),
+                        ldc,
+                        rows,
+                        cols,
+                        accumulate,
+                    };
+                    // SAFETY: MR rows of ldc >= NR values.
+                    unsafe { kernel.tile(groups, a, &quant, panel, tile) };
+                    c
+                };
+                let want = run(Kernel::Portable);
+                let got = run(Kernel::detect());
+                assert_eq!(
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{rows}x{cols}, accumulate {accumulate}"
+                );
+                // Outside the tile, C is untouched; inside, it changed.
+                for r in 0..MR {
+                    for c in 0..ldc {
+                        let i = r * ldc + c;
+                        if r >= rows || c >= cols {
+                            assert_eq!(want[i].to_bits(), start[i].to_bits(), "({r}, {c})");
+                        }
+                    }
+                }
+                let acc = portable(groups, a, &b);
+                let v = ((acc[1][2] - quant[1].zero * sums[2]) as f32 * quant[1].scale) * scales[2];
+                let expect = if accumulate { start[ldc + 2] + v } else { v };
+                assert_eq!(want[ldc + 2], expect);
+            }
         }
     }
 

@@ -480,8 +480,8 @@ fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
 
 /// One task: A's rows are read in place when A is row-major (only a last, partial panel of
 /// MR rows is packed, zero-padded), else packed for every block of KC columns; then, a few
-/// panels of C's columns at a time (so that the C block being summed stays in L2), each
-/// block of A is multiplied with every B panel; then the epilogue over the task's block of C.
+/// panels of C's columns at a time (a stripe, so that the C block being summed stays in L2),
+/// each block of A is multiplied with every B panel, and the epilogue runs over the stripe.
 fn run_task(
     kernel: Kernel,
     out: Out,
@@ -517,11 +517,12 @@ fn run_task(
         }
         let packed = &packed[..];
         for s0 in (j0..j1).step_by(stripe) {
+            let s1 = (s0 + stripe).min(j1);
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
                 let block = &packed[packed_panels * MR * p0..][..packed_panels * MR * kc];
                 let add = epilogue.accumulate || p0 > 0;
-                for j in s0..(s0 + stripe).min(j1) {
+                for j in s0..s1 {
                     let b_panel = rhs.panel(p0, kc, j);
                     let cols = NR.min(n - j * NR);
                     for i in 0..row_panels {
@@ -549,9 +550,19 @@ fn run_task(
                     }
                 }
             }
+            // The stripe is summed: its epilogue while its block of C is still in L2.
+            finish(
+                out,
+                Task {
+                    j0: s0,
+                    j1: s1,
+                    ..task
+                },
+                n,
+                epilogue,
+            );
         }
     });
-    finish(out, task, n, epilogue);
 }
 
 /// A tile at C's bottom or right edge: the kernel writes a full tile into a local buffer,
@@ -584,7 +595,8 @@ fn edge_tile(
     }
 }
 
-/// The epilogue's bias and activation over a task's block of C, row by row.
+/// The epilogue's bias and activation over a block of C (rows `i0..i0 + mc`, panels
+/// `j0..j1`), row by row.
 fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
     let Epilogue {
         bias, activation, ..
