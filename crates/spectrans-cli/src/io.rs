@@ -143,10 +143,17 @@ pub struct PrecisionArgs {
 }
 
 impl PrecisionArgs {
-    /// Sets `model` to `--precision`; says once on stderr when the format has no fast kernel
-    /// on this CPU (bf16 without AVX-512 BF16, which this build has no kernel for; int8
-    /// without AVX2): the result has the format's accuracy, but not its speed.
+    /// Sets `model` to `--precision` ([`PrecisionArgs::note`] first).
     pub fn apply(&self, model: &mut Gfnet) {
+        self.note();
+        model.set_precision(self.precision);
+    }
+
+    /// Says once on stderr when the format has no fast kernel on this CPU (bf16 without
+    /// AVX-512 BF16, which this build has no kernel for; int8 without AVX2): the result has
+    /// the format's accuracy, but not its speed. Returns the precision, for the constructors
+    /// that build or load a model in it ([`Gfnet::with_precision`]).
+    pub fn note(&self) -> Precision {
         match self.precision {
             Precision::F32 => {}
             Precision::Bf16 => eprintln!(
@@ -160,7 +167,7 @@ impl PrecisionArgs {
             ),
             Precision::Int8 => {}
         }
-        model.set_precision(self.precision);
+        self.precision
     }
 }
 

@@ -126,6 +126,14 @@ enum BlockCaches {
     Recompute(Vec<(Array3<f32>, TrainContext)>),
 }
 
+/// Sets the number format of a block's Linears (`ffn.fc1`, `ffn.fc2`) and holds them in it.
+fn set_block_precision(block: &mut GfnetBlock, precision: Precision) {
+    for linear in [&mut block.ffn.fc1, &mut block.ffn.fc2] {
+        linear.set_precision(precision);
+        linear.pack();
+    }
+}
+
 fn pooling_for(kind: HeadKind) -> Pooling {
     match kind {
         HeadKind::Regression => Pooling::Mean,
@@ -138,14 +146,41 @@ impl Gfnet {
     /// A model whose parameters would not fit in memory ([`crate::memory`]) is refused with
     /// [`ModelError::Memory`] before anything is allocated.
     pub fn new(config: &Config, seed: u64) -> Result<Self, ModelError> {
-        let mut model = Self::new_unpacked(config, seed)?;
+        Self::with_precision(config, seed, Precision::F32)
+    }
+
+    /// [`Gfnet::new`] with every Linear in `precision` from the start: each block's Linears
+    /// are converted as soon as the block is built, so the f32 weights of at most one block
+    /// exist at a time (the process's peak memory is that of the converted model, not of the
+    /// f32 one). The same values as `new` followed by [`Gfnet::set_precision`].
+    ///
+    /// ```
+    /// use spectrans_models::{Gfnet, Precision};
+    /// let config = spectrans_config::Config::builder()
+    ///     .vocab_size(50).hidden_dim(16).num_layers(2).sequence_length(8).num_classes(3)
+    ///     .build()?;
+    /// let model = Gfnet::with_precision(&config, 0, Precision::Int8)?;
+    /// assert_eq!(model.precision(), Precision::Int8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_precision(
+        config: &Config,
+        seed: u64,
+        precision: Precision,
+    ) -> Result<Self, ModelError> {
+        let mut model = Self::new_unpacked(config, seed, precision)?;
         model.pack_weights();
         Ok(model)
     }
 
-    /// [`Gfnet::new`] without packing the weights: for the loaders, which overwrite every
-    /// weight and pack once at the end.
-    pub(crate) fn new_unpacked(config: &Config, seed: u64) -> Result<Self, ModelError> {
+    /// The model of [`Gfnet::with_precision`], for the loaders, which overwrite every weight:
+    /// at f32 nothing is packed yet (the loaders pack each part once it is loaded); at bf16
+    /// and int8 each block's Linears are held in that format as soon as the block is built.
+    pub(crate) fn new_unpacked(
+        config: &Config,
+        seed: u64,
+        precision: Precision,
+    ) -> Result<Self, ModelError> {
         crate::memory::check_fits(config, crate::memory::Workload::Parameters, "the model")?;
         let rng = &mut ChaCha8Rng::seed_from_u64(seed);
         let d = config.hidden_dim();
@@ -168,8 +203,14 @@ impl Gfnet {
         };
         let options = BlockOptions::from(config);
         let blocks = (0..config.num_layers())
-            .map(|_| GfnetBlock::new(options.clone(), rng))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|_| {
+                let mut block = GfnetBlock::new(options.clone(), rng)?;
+                if precision != Precision::F32 {
+                    set_block_precision(&mut block, precision);
+                }
+                Ok(block)
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
         let final_norm = LayerNorm::new(d, config.norm_eps() as f32);
         let output_head = match (encoder, config.output_type(), config.head_output_dim()) {
             (true, _, _) | (_, OutputType::None, _) | (_, _, None) => None,
@@ -189,7 +230,7 @@ impl Gfnet {
                 )?)
             }
         };
-        Ok(Self {
+        let mut model = Self {
             config: config.clone(),
             embedding,
             positional_encoding,
@@ -197,8 +238,13 @@ impl Gfnet {
             final_norm,
             output_head,
             dropout: Dropout::new(dropout)?,
-            precision: Precision::F32,
-        })
+            precision,
+        };
+        if let (Some(head), true) = (&mut model.output_head, precision != Precision::F32) {
+            head.linear.set_precision(precision);
+            head.linear.pack();
+        }
+        Ok(model)
     }
 
     /// Keeps every Linear's weight (each block's `ffn.fc1`, `ffn.fc2`, and the output head)
@@ -238,8 +284,7 @@ impl Gfnet {
     pub fn set_precision(&mut self, precision: Precision) {
         self.precision = precision;
         for block in &mut self.blocks {
-            block.ffn.fc1.set_precision(precision);
-            block.ffn.fc2.set_precision(precision);
+            set_block_precision(block, precision);
         }
         if let Some(head) = &mut self.output_head {
             head.linear.set_precision(precision);

@@ -154,6 +154,85 @@ impl TensorFile {
         Ok((info, bytes))
     }
 
+    /// The values of a floating tensor as f32 (the conversions of [`TensorFile::read_f32`]),
+    /// handed to `f` in row-major order a chunk at a time, without a copy of the whole
+    /// tensor; the file's pages behind each chunk are let go from this process's memory
+    /// (`madvise(DONTNEED)`: reading the tensor again reads the file again), so a loader
+    /// that copies the values where they belong holds each of them once.
+    pub fn read_f32_chunks(
+        &self,
+        name: &str,
+        f: &mut dyn FnMut(&[f32]),
+    ) -> Result<(), TensorFileError> {
+        const CHUNK: usize = 1 << 14;
+        let (info, bytes) = self.raw(name)?;
+        let size = match info.dtype {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+            Dtype::F16 | Dtype::BF16 => 2,
+            other => return Err(self.dtype_error(name, "F32, F64, F16 or BF16", other)),
+        };
+        let count: usize = info.shape.iter().product();
+        if bytes.len() != count * size {
+            return Err(TensorFileError::Corrupt {
+                path: self.path.clone(),
+                reason: format!(
+                    "tensor `{name}` data does not fill shape {:?}: {} bytes",
+                    info.shape,
+                    bytes.len()
+                ),
+            });
+        }
+        let mut values = Vec::with_capacity(CHUNK.min(count));
+        for chunk in bytes.chunks(CHUNK * size) {
+            values.clear();
+            match info.dtype {
+                Dtype::F32 => values.extend(le_chunks::<4>(chunk).map(f32::from_le_bytes)),
+                Dtype::F64 => {
+                    values.extend(le_chunks::<8>(chunk).map(|b| f64::from_le_bytes(b) as f32))
+                }
+                Dtype::F16 => values.extend(
+                    le_chunks::<2>(chunk).map(|b| half::f16::from_le_bytes(b).to_f64() as f32),
+                ),
+                _ => values.extend(
+                    le_chunks::<2>(chunk).map(|b| half::bf16::from_le_bytes(b).to_f64() as f32),
+                ),
+            }
+            f(&values);
+            self.release(chunk);
+        }
+        Ok(())
+    }
+
+    /// Lets go the whole pages inside `bytes` (a slice of the map) from this process's
+    /// memory. Advice only: where the system has no `madvise`, or refuses it, nothing changes.
+    fn release(&self, bytes: &[u8]) {
+        #[cfg(unix)]
+        {
+            // 4 KiB pages; where pages are larger, the range may not be page-aligned and the
+            // advice is refused, which is harmless.
+            const PAGE: usize = 4096;
+            let start = bytes.as_ptr() as usize - self.map.as_ptr() as usize;
+            let first = start.div_ceil(PAGE) * PAGE;
+            let end = (start + bytes.len()) / PAGE * PAGE;
+            if end > first {
+                // SAFETY: the map is a private, read-only mapping of the file that this
+                // process never writes, so a dropped page reads back the same bytes from the
+                // file at its next access; the range is whole pages inside the map (which
+                // starts page-aligned).
+                let _ = unsafe {
+                    self.map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        first,
+                        end - first,
+                    )
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = bytes;
+    }
+
     fn dtype_error(&self, name: &str, expected: &'static str, found: Dtype) -> TensorFileError {
         TensorFileError::Dtype {
             path: self.path.clone(),
@@ -492,5 +571,71 @@ mod tests {
         std::fs::write(&path, data).unwrap();
         let f = TensorFile::open(&path).unwrap();
         assert_eq!(f.read_f32("h").unwrap().as_slice().unwrap(), &[1.5, -0.25]);
+    }
+
+    /// Chunks of a tensor longer than several chunks (and not a multiple of one), in every
+    /// floating dtype, put together: the values of `read_f32`, also when read again after
+    /// the pages behind each chunk were let go.
+    #[test]
+    fn chunks_hold_the_values_of_read_f32_in_every_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks.safetensors");
+        let values: Vec<f64> = (0..39_003).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+        let bytes: Vec<(Dtype, Vec<u8>)> = vec![
+            (
+                Dtype::F32,
+                values
+                    .iter()
+                    .flat_map(|&v| (v as f32).to_le_bytes())
+                    .collect(),
+            ),
+            (
+                Dtype::F64,
+                values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+            ),
+            (
+                Dtype::F16,
+                values
+                    .iter()
+                    .flat_map(|&v| half::f16::from_f64(v).to_le_bytes())
+                    .collect(),
+            ),
+            (
+                Dtype::BF16,
+                values
+                    .iter()
+                    .flat_map(|&v| half::bf16::from_f64(v).to_le_bytes())
+                    .collect(),
+            ),
+        ];
+        let names: Vec<String> = bytes.iter().map(|(d, _)| format!("{d:?}")).collect();
+        let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = bytes
+            .iter()
+            .zip(&names)
+            .map(|((dtype, b), name)| {
+                let view = safetensors::tensor::TensorView::new(*dtype, vec![3, 13_001], b);
+                (name.as_str(), view.unwrap())
+            })
+            .collect();
+        std::fs::write(&path, safetensors::serialize(views, &None).unwrap()).unwrap();
+        let f = TensorFile::open(&path).unwrap();
+        for name in &names {
+            for _ in 0..2 {
+                let mut got = Vec::new();
+                let mut chunks = 0;
+                f.read_f32_chunks(name, &mut |c| {
+                    got.extend_from_slice(c);
+                    chunks += 1;
+                })
+                .unwrap();
+                assert!(chunks > 2, "{name}: {chunks} chunks");
+                let whole = f.read_f32(name).unwrap();
+                assert_eq!(got.as_slice(), whole.as_slice().unwrap(), "{name}");
+            }
+        }
+        assert!(matches!(
+            f.read_f32_chunks("missing", &mut |_| {}),
+            Err(TensorFileError::Missing { .. })
+        ));
     }
 }

@@ -9,12 +9,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{Array1, ArrayD, ArrayViewD, IxDyn};
-use spectrans_layers::{Parameters, PositionalEncoding};
+use ndarray::{Array1, ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
+use spectrans_layers::{Parameters, PositionalEncoding, Precision};
 
 use crate::error::{ModelError, WeightProblem};
 use crate::gfnet::Gfnet;
 use crate::tensor_file::{OwnedTensor, TensorFile, write_tensors};
+use safetensors::Dtype;
 
 /// Name of the sinusoidal table buffer.
 pub const PE_BUFFER: &str = "positional_encoding.pe";
@@ -68,8 +69,18 @@ impl Gfnet {
         config: &spectrans_config::Config,
         path: impl AsRef<Path>,
     ) -> Result<Self, ModelError> {
+        Self::from_weights_with_precision(config, path, Precision::F32)
+    }
+
+    /// [`Gfnet::from_weights`] with every Linear held in `precision` (see
+    /// [`Gfnet::from_source_with_precision`]).
+    pub fn from_weights_with_precision(
+        config: &spectrans_config::Config,
+        path: impl AsRef<Path>,
+        precision: Precision,
+    ) -> Result<Self, ModelError> {
         let file = TensorFile::open(path)?;
-        Self::from_source(config, &file)
+        Self::from_source_with_precision(config, &file, precision)
     }
 
     /// Builds a model from `config` and loads every parameter from `source` (strict, as
@@ -78,8 +89,40 @@ impl Gfnet {
         config: &spectrans_config::Config,
         source: &dyn TensorSource,
     ) -> Result<Self, ModelError> {
-        let mut model = Gfnet::new_unpacked(config, 0)?;
-        model.load_from(source)?;
+        Self::from_source_with_precision(config, source, Precision::F32)
+    }
+
+    /// [`Gfnet::from_source`] with every Linear held in `precision`: the same values as
+    /// loading in f32 and then [`Gfnet::set_precision`], in less memory. The source is checked
+    /// whole first (every problem named in one error, nothing kept), then read again part by
+    /// part: each block is loaded, then its Linears are packed (and converted) before the
+    /// next block is read, and each tensor is copied a chunk at a time
+    /// ([`TensorSource::read_chunks`]; a file lets its pages go behind each chunk). The peak
+    /// is about the loaded model, not the model plus a copy of every tensor.
+    ///
+    /// ```
+    /// use spectrans_models::{Gfnet, Precision};
+    /// let config = spectrans_config::Config::builder()
+    ///     .vocab_size(50).hidden_dim(16).num_layers(2).sequence_length(8).num_classes(3)
+    ///     .build()?;
+    /// let dir = std::env::temp_dir().join(format!("spectrans-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("weights.safetensors");
+    /// Gfnet::new(&config, 1)?.save_weights(&path)?;
+    /// let model = Gfnet::from_weights_with_precision(&config, &path, Precision::Int8)?;
+    /// assert_eq!(model.precision(), Precision::Int8);
+    /// std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_source_with_precision(
+        config: &spectrans_config::Config,
+        source: &dyn TensorSource,
+        precision: Precision,
+    ) -> Result<Self, ModelError> {
+        let mut model = Gfnet::new_unpacked(config, 0, precision)?;
+        model.check_source(source, false)?;
+        model.load_part_by_part(source)?;
+        model.pack_weights();
         Ok(model)
     }
 
@@ -128,8 +171,28 @@ impl Gfnet {
         self.load_from(&NamedTensors { source, tensors })
     }
 
-    /// Loads every parameter from any [`TensorSource`] (strict, all or nothing).
+    /// Loads every parameter from any [`TensorSource`] (strict, all or nothing: every tensor
+    /// is read and checked before the first is assigned, so the model holds a copy of each
+    /// meanwhile).
     pub fn load_from(&mut self, source: &dyn TensorSource) -> Result<(), ModelError> {
+        let loaded = self.check_source(source, true)?;
+        self.visit_mut("", &mut |name, mut t| {
+            if let Some(v) = loaded.get(name) {
+                t.assign(v);
+            }
+        });
+        self.pack_weights();
+        Ok(())
+    }
+
+    /// Reads and checks every tensor of `source` against this model's parameters and
+    /// buffers; names every problem in one [`ModelError::Weights`]. Returns the parameters
+    /// read when `keep`; otherwise keeps nothing (each tensor is scanned a chunk at a time).
+    fn check_source(
+        &self,
+        source: &dyn TensorSource,
+        keep: bool,
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
         let mut problems: Vec<WeightProblem> = Vec::new();
         let mut loaded: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
         let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
@@ -145,21 +208,45 @@ impl Gfnet {
                 });
                 continue;
             }
-            match source.read_f32(name) {
-                Ok(t) if t.shape() != shape.as_slice() => problems.push(WeightProblem::Shape {
+            match source.shape(name) {
+                Ok(found) if found != *shape => problems.push(WeightProblem::Shape {
                     name: name.clone(),
                     buffer: false,
                     expected: shape.clone(),
-                    found: t.shape().to_vec(),
+                    found,
                 }),
-                Ok(t) => {
-                    if let Some(index) = t.iter().position(|v| !v.is_finite()) {
-                        problems.push(WeightProblem::NonFinite {
+                Ok(_) => {
+                    let mut values = Vec::new();
+                    let (mut seen, mut non_finite) = (0, None);
+                    let read = source.read_chunks(name, &mut |chunk| {
+                        if non_finite.is_none() {
+                            non_finite =
+                                chunk.iter().position(|v| !v.is_finite()).map(|i| seen + i);
+                        }
+                        seen += chunk.len();
+                        if keep {
+                            values.extend_from_slice(chunk);
+                        }
+                    });
+                    match (read, non_finite) {
+                        (Err(e), _) => problems.push(WeightProblem::Unreadable(e)),
+                        (Ok(()), Some(index)) => problems.push(WeightProblem::NonFinite {
                             name: name.clone(),
                             index,
-                        });
-                    } else {
-                        loaded.insert(name.clone(), t);
+                        }),
+                        (Ok(()), None) => {
+                            if keep {
+                                match ArrayD::from_shape_vec(IxDyn(shape), values) {
+                                    Ok(t) => {
+                                        loaded.insert(name.clone(), t);
+                                    }
+                                    Err(_) => problems.push(WeightProblem::Unreadable(format!(
+                                        "{}: tensor `{name}` does not hold {shape:?} values",
+                                        source.label()
+                                    ))),
+                                }
+                            }
+                        }
                     }
                 }
                 Err(e) => problems.push(WeightProblem::Unreadable(e)),
@@ -185,12 +272,67 @@ impl Gfnet {
                 problems,
             });
         }
-        self.visit_mut("", &mut |name, mut t| {
-            if let Some(v) = loaded.get(name) {
-                t.assign(v);
+        Ok(loaded)
+    }
+
+    /// Assigns every parameter from a source that [`Gfnet::check_source`] accepted, one part
+    /// of the model at a time (by the `state_dict` prefixes of [`Parameters`] for `Gfnet`):
+    /// each block's Linears are packed, in the model's precision, before the next block is
+    /// read. A tensor that has changed since the check is an error (the model is then
+    /// partly loaded: only constructors call this, and they drop it).
+    fn load_part_by_part(&mut self, source: &dyn TensorSource) -> Result<(), ModelError> {
+        let mut problems = Vec::new();
+        let mut assign = |name: &str, mut ours: ArrayViewMutD<'_, f32>| {
+            let changed = || {
+                WeightProblem::Unreadable(format!(
+                    "{}: tensor `{name}` changed while it was loaded",
+                    source.label()
+                ))
+            };
+            match source.shape(name) {
+                Ok(found) if found != ours.shape() => problems.push(changed()),
+                Ok(_) => {
+                    let mut at = 0;
+                    let mut dst = ours.iter_mut();
+                    let read = source.read_chunks(name, &mut |chunk| {
+                        // The chunk first: `zip` stops at its end without taking a
+                        // destination value it would then drop.
+                        for (&v, d) in chunk.iter().zip(dst.by_ref()) {
+                            *d = v;
+                        }
+                        at += chunk.len();
+                    });
+                    match read {
+                        Err(e) => problems.push(WeightProblem::Unreadable(e)),
+                        Ok(()) if at != ours.len() => problems.push(changed()),
+                        Ok(()) => {}
+                    }
+                }
+                Err(e) => problems.push(WeightProblem::Unreadable(e)),
             }
-        });
-        self.pack_weights();
+        };
+        if let Some(embedding) = &mut self.embedding {
+            embedding.visit_mut("embedding.", &mut assign);
+        }
+        if let Some(positions) = &mut self.positional_encoding {
+            positions.visit_mut("positional_encoding.", &mut assign);
+        }
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block.visit_mut(&format!("blocks.{i}."), &mut assign);
+            block.ffn.fc1.pack();
+            block.ffn.fc2.pack();
+        }
+        self.final_norm.visit_mut("final_norm.", &mut assign);
+        if let Some(head) = &mut self.output_head {
+            head.visit_mut("output_head.", &mut assign);
+            head.linear.pack();
+        }
+        if !problems.is_empty() {
+            return Err(ModelError::Weights {
+                path: source.label(),
+                problems,
+            });
+        }
         Ok(())
     }
 }
@@ -204,6 +346,22 @@ pub trait TensorSource {
     fn names(&self) -> Vec<String>;
     /// One tensor as f32; the error says why it cannot be (its dtype, its bytes) and names it.
     fn read_f32(&self, name: &str) -> Result<ArrayD<f32>, String>;
+    /// The shape of one tensor, with the same errors as [`TensorSource::read_f32`]. By
+    /// default the tensor is read to learn it.
+    fn shape(&self, name: &str) -> Result<Vec<usize>, String> {
+        self.read_f32(name).map(|t| t.shape().to_vec())
+    }
+    /// The values of one tensor as f32, in row-major order, handed to `f` a chunk at a time
+    /// (a file converts them chunk by chunk, so no copy of the whole tensor is made). By
+    /// default the tensor is read whole and handed over as one chunk.
+    fn read_chunks(&self, name: &str, f: &mut dyn FnMut(&[f32])) -> Result<(), String> {
+        let t = self.read_f32(name)?;
+        match t.as_slice() {
+            Some(values) => f(values),
+            None => f(&t.iter().copied().collect::<Vec<_>>()),
+        }
+        Ok(())
+    }
 }
 
 impl TensorSource for TensorFile {
@@ -215,6 +373,16 @@ impl TensorSource for TensorFile {
     }
     fn read_f32(&self, name: &str) -> Result<ArrayD<f32>, String> {
         TensorFile::read_f32(self, name).map_err(|e| e.to_string())
+    }
+    fn shape(&self, name: &str) -> Result<Vec<usize>, String> {
+        match self.info(name) {
+            Some((Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16, shape)) => Ok(shape),
+            // The dtype's error (or the missing tensor's) is read_f32's.
+            _ => TensorSource::read_f32(self, name).map(|t| t.shape().to_vec()),
+        }
+    }
+    fn read_chunks(&self, name: &str, f: &mut dyn FnMut(&[f32])) -> Result<(), String> {
+        self.read_f32_chunks(name, f).map_err(|e| e.to_string())
     }
 }
 
@@ -232,9 +400,25 @@ impl TensorSource for NamedTensors<'_> {
         self.tensors.keys().cloned().collect()
     }
     fn read_f32(&self, name: &str) -> Result<ArrayD<f32>, String> {
+        self.get(name).cloned()
+    }
+    fn shape(&self, name: &str) -> Result<Vec<usize>, String> {
+        self.get(name).map(|t| t.shape().to_vec())
+    }
+    fn read_chunks(&self, name: &str, f: &mut dyn FnMut(&[f32])) -> Result<(), String> {
+        let t = self.get(name)?;
+        match t.as_slice() {
+            Some(values) => f(values),
+            None => f(&t.iter().copied().collect::<Vec<_>>()),
+        }
+        Ok(())
+    }
+}
+
+impl NamedTensors<'_> {
+    fn get(&self, name: &str) -> Result<&ArrayD<f32>, String> {
         self.tensors
             .get(name)
-            .cloned()
             .ok_or_else(|| format!("{}: tensor `{name}` is missing", self.source))
     }
 }
@@ -284,6 +468,54 @@ mod tests {
                 OwnedTensor::I64(_) => None,
             })
             .collect()
+    }
+
+    /// Loading part by part, chunk by chunk (tensors of several chunks), in each precision:
+    /// the weights and the forward of loading whole in f32 and then setting the precision;
+    /// building in a precision gives those of building in f32 and then setting it.
+    #[test]
+    fn loading_and_building_in_a_precision_match_converting_afterwards() {
+        use crate::ModelInput;
+        use ndarray::Array2;
+        let dir = tempfile::tempdir().unwrap();
+        for toml in [
+            "[model]\nhidden_dim = 128\nnum_layers = 2\nsequence_length = 8\nvocab_size = 300\n\
+             num_classes = 3\npositional_encoding_type = \"learned\"\n",
+            "[model]\nmodel_type = \"gfnet_encoder\"\nhidden_dim = 64\nnum_layers = 1\n\
+             sequence_length = 8\n",
+        ] {
+            let config = Config::from_toml_str(toml).unwrap();
+            let path = dir.path().join("weights.safetensors");
+            Gfnet::new(&config, 7).unwrap().save_weights(&path).unwrap();
+            let embeds =
+                ndarray::Array3::from_shape_fn((2, 8, config.hidden_dim()), |(b, n, d)| {
+                    ((b * 31 + n * 7 + d) as f32 * 0.1).sin()
+                });
+            let ids = Array2::from_shape_fn((2, 8), |(b, n)| (b * 8 + n) as i64);
+            let input = match config.vocab_size() {
+                Some(_) => ModelInput::TokenIds(ids.view()),
+                None => ModelInput::Embeddings(embeds.view()),
+            };
+            for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
+                let mut expected = Gfnet::new(&config, 7).unwrap();
+                let mut whole = Gfnet::new(&config, 0).unwrap();
+                whole.load_weights(&path).unwrap();
+                expected.set_precision(precision);
+                whole.set_precision(precision);
+                let loaded = Gfnet::from_weights_with_precision(&config, &path, precision).unwrap();
+                let built = Gfnet::with_precision(&config, 7, precision).unwrap();
+                let want = f32_state_dict(&expected);
+                for (what, model) in [("whole", &whole), ("loaded", &loaded), ("built", &built)] {
+                    assert_eq!(model.precision(), precision, "{what}");
+                    assert_eq!(f32_state_dict(model), want, "{what} {precision:?}");
+                    assert_eq!(
+                        model.forward(input, None).unwrap(),
+                        expected.forward(input, None).unwrap(),
+                        "{what} {precision:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

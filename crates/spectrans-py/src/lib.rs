@@ -185,8 +185,7 @@ impl PyGfnet {
             let precision = parse_precision(precision)?;
             let config = load_config(config)?;
             let pool = pool_for(threads)?;
-            let mut model = Gfnet::new(&config, seed).map_err(model_error)?;
-            model.set_precision(precision);
+            let model = Gfnet::with_precision(&config, seed, precision).map_err(model_error)?;
             Ok(Self { model, pool })
         })
     }
@@ -210,12 +209,12 @@ impl PyGfnet {
             let pool = pool_for(threads)?;
             let model = py
                 .detach(|| {
-                    catch_panic("loading weights", || Gfnet::from_weights(&config, &weights))
+                    catch_panic("loading weights", || {
+                        Gfnet::from_weights_with_precision(&config, &weights, precision)
+                    })
                 })
                 .map_err(PyRuntimeError::new_err)?
                 .map_err(model_error)?;
-            let mut model = model;
-            model.set_precision(precision);
             Ok(Self { model, pool })
         })
     }
@@ -238,8 +237,8 @@ impl PyGfnet {
             let config = load_config(config)?;
             let pool = pool_for(threads)?;
             let tensors = read_state_dict(state_dict)?;
-            let mut model = Gfnet::from_source(&config, &tensors).map_err(model_error)?;
-            model.set_precision(precision);
+            let model = Gfnet::from_source_with_precision(&config, &tensors, precision)
+                .map_err(model_error)?;
             Ok(Self { model, pool })
         })
     }

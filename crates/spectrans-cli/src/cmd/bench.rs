@@ -116,14 +116,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workload,
         &format!("{what} of {batch} x {seq_len} tokens"),
     )?;
-    let mut model = Gfnet::new(&config, 0)?;
     if args.train {
         anyhow::ensure!(
             args.precision.precision == spectrans_models::Precision::F32,
             "--train runs in f32; --precision applies to forwards"
         );
     }
-    args.precision.apply(&mut model);
+    let model = Gfnet::with_precision(&config, 0, args.precision.note())?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let (ids, embeds) = random_input(&config, args.batch, n, &mut rng);
     let input = match (&ids, &embeds) {

@@ -42,8 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Workload::Inference { batch, seq_len },
         &format!("a forward pass of {batch} x {seq_len} tokens"),
     )?;
-    let mut model = Gfnet::from_weights(&config, &args.weights)?;
-    args.precision.apply(&mut model);
+    let model = Gfnet::from_weights_with_precision(&config, &args.weights, args.precision.note())?;
     let output = model.forward(
         inputs.model_input()?,
         inputs.mask.as_ref().map(|m| m.view()),
