@@ -85,14 +85,14 @@ fn time(
 }
 
 /// What the Linear layers' product runs on this CPU and build.
-fn implementation(precision: Precision) -> &'static str {
+fn implementation(precision: Precision) -> String {
     if precision == Precision::Int8 {
-        if sgemm::has_int8_kernel() {
-            "int8 (AVX2 vpmaddubsw 6x16 kernel, weights quantized once)"
-        } else {
-            "int8 (portable integer kernel)"
-        }
-    } else if precision == Precision::Bf16 {
+        return format!(
+            "int8 ({}, weights quantized once)",
+            sgemm::int8_kernel_name()
+        );
+    }
+    let name = if precision == Precision::Bf16 {
         "bf16 weights widened into the f32 6x16 kernel"
     } else if cfg!(feature = "openblas") {
         "OpenBLAS cblas_sgemm (feature openblas)"
@@ -100,7 +100,8 @@ fn implementation(precision: Precision) -> &'static str {
         "sgemm (AVX2+FMA 6x16 kernel, weights packed once)"
     } else {
         "gemm crate 0.19 (run-time dispatch)"
-    }
+    };
+    name.to_string()
 }
 
 fn run(args: &Args) -> Result<(), String> {

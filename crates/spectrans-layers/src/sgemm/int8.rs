@@ -298,21 +298,50 @@ pub(crate) fn has_vector_kernel() -> bool {
     Kernel::detect() != Kernel::Portable
 }
 
+/// The kernel [`Kernel::detect`] picks, in words.
+pub(crate) fn kernel_name() -> &'static str {
+    match Kernel::detect() {
+        Kernel::Portable => "portable integer kernel",
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => "AVX2 vpmaddubsw 6x16 kernel",
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Vnni => "AVX-512 VNNI vpdpbusd 6x16 kernel",
+    }
+}
+
 /// Which int8 kernel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
     Portable,
+    /// `vpmaddubsw` + `vpmaddwd` (AVX2).
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// `vpdpbusd` (AVX-512 VNNI on 256-bit vectors): the four products and their sum in one
+    /// instruction, where AVX2 needs two multiplies and an add.
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
 }
 
 impl Kernel {
+    /// The fastest kernel this CPU runs.
     fn detect() -> Self {
+        *Self::available()
+            .last()
+            .expect("the portable kernel is always there")
+    }
+
+    /// Every kernel this CPU runs, slowest first (the tests compare them all).
+    fn available() -> Vec<Self> {
+        #[allow(unused_mut)]
+        let mut kernels = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") {
-            return Kernel::Avx2;
+            kernels.push(Kernel::Avx2);
+            if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+                kernels.push(Kernel::Vnni);
+            }
         }
-        Kernel::Portable
+        kernels
     }
 
     /// One tile of C: the sums of [`Kernel::sums`], dequantized with the rows' `quant` and
@@ -335,18 +364,23 @@ impl Kernel {
         assert!(panel.sums.len() >= NR && panel.scales.len() >= NR);
         assert!(tile.rows <= MR && tile.cols <= NR);
         #[cfg(target_arch = "x86_64")]
-        if self == Kernel::Avx2 {
+        if self != Kernel::Portable {
+            // SAFETY (both calls): the CPU has the kernel's features (`available`); lengths
+            // checked above; `c` holds MR rows of NR writable values, `ldc` apart.
+            let vector = |c: *mut f32, ldc: usize, accumulate: bool| unsafe {
+                if self == Kernel::Vnni {
+                    avx2::tile_vnni(groups, a, quant, panel, c, ldc, accumulate)
+                } else {
+                    avx2::tile(groups, a, quant, panel, c, ldc, accumulate)
+                }
+            };
             if tile.rows == MR && tile.cols == NR {
-                // SAFETY: the CPU has AVX2 (`detect`); lengths checked above; the caller
-                // vouches for the full MR x NR tile at `tile.c`.
-                return unsafe {
-                    avx2::tile(groups, a, quant, panel, tile.c, tile.ldc, tile.accumulate)
-                };
+                // The caller vouches for the full MR x NR tile at `tile.c`.
+                return vector(tile.c, tile.ldc, tile.accumulate);
             }
             // An edge tile: dequantized into a local tile, then its inside part is stored.
             let mut local = [0.0f32; MR * NR];
-            // SAFETY: as above, into the local MR x NR buffer, rows NR apart.
-            unsafe { avx2::tile(groups, a, quant, panel, local.as_mut_ptr(), NR, false) };
+            vector(local.as_mut_ptr(), NR, false);
             for (r, src) in local.chunks_exact(NR).take(tile.rows).enumerate() {
                 // SAFETY: row r < tile.rows of the tile, tile.cols values: inside C.
                 let dst =
@@ -373,9 +407,12 @@ impl Kernel {
         assert!(a.iter().all(|row| row.len() >= groups * 4) && b.len() >= groups * GROUP_BYTES);
         match self {
             Kernel::Portable => portable(groups, a, b),
-            // SAFETY: the CPU has AVX2 (`detect`); the lengths were checked above.
+            // SAFETY: the CPU has the kernel's features (`available`); the lengths were
+            // checked above.
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => unsafe { avx2::sums(groups, a, b) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => unsafe { avx2::sums_vnni(groups, a, b) },
         }
     }
 }
@@ -422,9 +459,49 @@ mod avx2 {
         accumulate: bool,
     ) {
         // SAFETY: the caller's contract.
-        let acc = unsafe { accumulators(groups, a, panel.b) };
-        // SAFETY: the panel holds NR sums and NR scales (checked by the caller); each row of
-        // the tile holds NR writable values.
+        unsafe {
+            let acc = accumulators(groups, a, panel.b);
+            store(acc, quant, panel, c, ldc, accumulate);
+        }
+    }
+
+    /// [`tile`] with the sums of [`accumulators_vnni`] (the same integers, so the same bits).
+    ///
+    /// # Safety
+    /// As [`tile`], and the CPU has AVX-512 VNNI and AVX-512 VL.
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    pub(super) unsafe fn tile_vnni(
+        groups: usize,
+        a: [&[u8]; MR],
+        quant: &[RowQuant; MR],
+        panel: Panel<'_>,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let acc = accumulators_vnni(groups, a, panel.b);
+            store(acc, quant, panel, c, ldc, accumulate);
+        }
+    }
+
+    /// The dequantization of a tile's sums, stored (or added) at `c` (inlined into each
+    /// kernel's `tile`, which has AVX2).
+    ///
+    /// # Safety
+    /// The CPU has AVX2; the panel holds NR sums and NR scales; `MR` rows of `NR` values from
+    /// `c`, `ldc` apart, are writable.
+    #[inline(always)]
+    unsafe fn store(
+        acc: [__m256i; 2 * MR],
+        quant: &[RowQuant; MR],
+        panel: Panel<'_>,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        // SAFETY: the caller's contract.
         unsafe {
             let sums = [
                 _mm256_loadu_si256(panel.sums.as_ptr().cast()),
@@ -474,6 +551,59 @@ mod avx2 {
         out
     }
 
+    /// [`sums`] by [`accumulators_vnni`] (for the tests).
+    ///
+    /// # Safety
+    /// As [`sums`], and the CPU has AVX-512 VNNI and AVX-512 VL.
+    #[cfg(test)]
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    pub(super) unsafe fn sums_vnni(
+        groups: usize,
+        a: [&[u8]; MR],
+        b: &[i8],
+    ) -> [[i32; super::NR]; MR] {
+        // SAFETY: the caller's contract.
+        let acc = unsafe { accumulators_vnni(groups, a, b) };
+        let mut out = [[0i32; super::NR]; MR];
+        for (r, row) in out.iter_mut().enumerate() {
+            // SAFETY: each row holds NR = 16 i32.
+            unsafe {
+                _mm256_storeu_si256(row.as_mut_ptr().cast(), acc[2 * r]);
+                _mm256_storeu_si256(row.as_mut_ptr().add(8).cast(), acc[2 * r + 1]);
+            }
+        }
+        out
+    }
+
+    /// The integer sums of [`accumulators`], by `vpdpbusd`: per group of 4 k, each row's 4
+    /// codes broadcast, and each 32-bit lane of the accumulator gains the sum of its four
+    /// u8 x i8 products in one instruction. The sums are exact (no i16 stage to saturate),
+    /// so they equal the AVX2 and portable ones.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, AVX-512 VNNI and AVX-512 VL; every row of `a` holds `4 · groups`
+    /// codes and `b` `groups` groups.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    unsafe fn accumulators_vnni(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [__m256i; 2 * MR] {
+        let mut acc = [_mm256_setzero_si256(); 2 * MR];
+        let bp = b.as_ptr();
+        for g in 0..groups {
+            // SAFETY: group g < groups lies inside `b`, and 4 g + 4 <= each row's length.
+            unsafe {
+                let b0 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES).cast());
+                let b1 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES + 32).cast());
+                for r in 0..MR {
+                    let word = std::ptr::read_unaligned(a[r].as_ptr().add(4 * g).cast::<i32>());
+                    let x = _mm256_set1_epi32(word);
+                    acc[2 * r] = _mm256_dpbusd_epi32(acc[2 * r], x, b0);
+                    acc[2 * r + 1] = _mm256_dpbusd_epi32(acc[2 * r + 1], x, b1);
+                }
+            }
+        }
+        acc
+    }
+
     /// The integer sums in 12 accumulators (row r's columns 0..8 in `2 r`, 8..16 in
     /// `2 r + 1`): per group of 4 k, each row's 4 codes broadcast, `vpmaddubsw` against the
     /// 32 bytes of 8 columns (pairs of products in i16), `vpmaddwd` with ones (sums of 4 in
@@ -512,7 +642,8 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    /// The AVX2 sums are the portable (exact integer) sums, extreme codes included.
+    /// Every kernel's sums (AVX2, VNNI where the CPU has them) are the portable (exact
+    /// integer) sums, extreme codes included.
     #[test]
     fn every_kernel_gives_the_exact_sums() {
         let groups = 70;
@@ -544,7 +675,9 @@ mod tests {
                     assert_eq!(sum, direct, "row {r} column {c}");
                 }
             }
-            assert_eq!(Kernel::detect().sums(groups, a, &b), want);
+            for kernel in Kernel::available() {
+                assert_eq!(kernel.sums(groups, a, &b), want, "{kernel:?}");
+            }
         }
     }
 
@@ -593,12 +726,13 @@ mod tests {
                     c
                 };
                 let want = run(Kernel::Portable);
-                let got = run(Kernel::detect());
-                assert_eq!(
-                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "{rows}x{cols}, accumulate {accumulate}"
-                );
+                for kernel in Kernel::available() {
+                    assert_eq!(
+                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        run(kernel).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{kernel:?} {rows}x{cols}, accumulate {accumulate}"
+                    );
+                }
                 // Outside the tile, C is untouched; inside, it changed.
                 for r in 0..MR {
                     for c in 0..ldc {

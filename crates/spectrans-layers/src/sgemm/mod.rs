@@ -238,10 +238,16 @@ pub fn is_fastest() -> bool {
     }
 }
 
-/// Whether int8 products run a vector integer kernel on this CPU (AVX2's `vpmaddubsw`);
-/// otherwise a portable one gives the same bits, more slowly.
+/// Whether int8 products run a vector integer kernel on this CPU (AVX-512 VNNI's
+/// `vpdpbusd`, else AVX2's `vpmaddubsw`); otherwise a portable one gives the same bits, more
+/// slowly.
 pub fn has_int8_kernel() -> bool {
     int8::has_vector_kernel()
+}
+
+/// The int8 kernel this CPU runs, in words (for reports): every kernel gives the same bits.
+pub fn int8_kernel_name() -> &'static str {
+    int8::kernel_name()
 }
 
 /// `dst = lhs · rhs` (or `dst += lhs · rhs`), any strides, B packed on the fly into this
