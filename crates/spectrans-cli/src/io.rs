@@ -150,16 +150,17 @@ impl PrecisionArgs {
     }
 
     /// Says once on stderr when the format has no fast kernel on this CPU (bf16 without
-    /// AVX-512 BF16, which this build has no kernel for; int8 without AVX2): the result has
+    /// AVX-512 BF16; int8 without AVX2): the result has
     /// the format's accuracy, but not its speed. Returns the precision, for the constructors
     /// that build or load a model in it ([`Gfnet::with_precision`]).
     pub fn note(&self) -> Precision {
         match self.precision {
             Precision::F32 => {}
+            Precision::Bf16 if spectrans_layers::sgemm::has_bf16_kernel() => {}
             Precision::Bf16 => eprintln!(
-                "note: --precision bf16 holds the weights in bf16 (half the memory) but has no \
-                 native bf16 kernel in this build: the values are widened to f32 and summed \
-                 with the f32 kernel, at about f32 speed"
+                "note: --precision bf16 holds the weights in bf16 (half the memory), but this \
+                 CPU has no AVX-512 BF16: the values are widened to f32 and summed with the \
+                 f32 kernel, at about f32 speed"
             ),
             Precision::Int8 if !spectrans_layers::sgemm::has_int8_kernel() => eprintln!(
                 "note: --precision int8 runs the portable integer kernel on this CPU (no \

@@ -92,7 +92,9 @@ fn implementation(precision: Precision) -> String {
             sgemm::int8_kernel_name()
         );
     }
-    let name = if precision == Precision::Bf16 {
+    let name = if precision == Precision::Bf16 && sgemm::has_bf16_kernel() {
+        "bf16 (AVX-512 BF16 vdpbf16ps 6x16 kernel, weights converted once)"
+    } else if precision == Precision::Bf16 {
         "bf16 weights widened into the f32 6x16 kernel"
     } else if cfg!(feature = "openblas") {
         "OpenBLAS cblas_sgemm (feature openblas)"

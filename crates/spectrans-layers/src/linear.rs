@@ -199,14 +199,9 @@ impl Linear {
         epilogue: Epilogue<'_>,
     ) -> Result<(), LayerError> {
         if let Weight::Packed(p) = &self.weight {
-            // int8 weights quantize the input themselves (to integer codes); a bf16 product
-            // needs the input rounded to bf16 first.
-            return match p.precision() {
-                Precision::F32 | Precision::Int8 => gemm_packed(out, x, p, epilogue),
-                Precision::Bf16 => {
-                    with_quantized_input(x, Precision::Bf16, |xq| gemm_packed(out, xq, p, epilogue))
-                }
-            };
+            // A packed bf16 or int8 weight converts the input itself (bf16 rounding, or
+            // integer codes).
+            return gemm_packed(out, x, p, epilogue);
         }
         if epilogue.bias.is_none() && epilogue.activation.is_none() {
             return self.product(x, out, epilogue.accumulate);

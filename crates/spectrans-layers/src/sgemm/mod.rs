@@ -10,6 +10,7 @@
 //! Each element of C is summed in the same order whatever the thread count (the k blocks in
 //! order, each block's steps in order), so results do not depend on how many threads ran.
 
+mod bf16;
 mod int8;
 mod kernel;
 mod pack;
@@ -39,6 +40,8 @@ thread_local! {
     static LHS_PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// B packed per call by products whose B is not kept packed.
     static RHS_PANELS: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+    /// A rounded to bf16 for the f32 kernel's bf16 products.
+    static ROUNDED_LHS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The right operand B (k, n) of `C = A · B`, packed into the panels the micro-kernels read.
@@ -57,8 +60,11 @@ pub struct PackedRhs {
 #[derive(Debug, Clone, PartialEq)]
 enum Panels {
     F32(Vec<f32>),
-    /// bfloat16 bits (the high half of each value's f32, rounded to nearest even).
+    /// bfloat16 bits (the high half of each value's f32, rounded to nearest even), widened
+    /// by the f32 kernel.
     Bf16(Vec<u16>),
+    /// bfloat16 bits in the `vdpbf16ps` kernel's layout (CPUs with AVX-512 BF16).
+    Bf16Dot(bf16::Bf16Rhs),
     /// int8 codes and one scale per output channel, in the integer kernel's layout.
     Int8(int8::Int8Rhs),
 }
@@ -86,7 +92,10 @@ impl PackedRhs {
     /// ([`round_bf16`]); at `Int8` each output channel (row of W) quantized symmetrically,
     /// `q = round(w / s)` in [-127, 127], `s = max|w| / 127` (a row of zeros keeps `s = 0`), as
     /// [`quantize_rows_into`](crate::precision::quantize_rows_into) does. The products of
-    /// [`gemm_packed`] then use exactly those values (int8: the sums of `x · q`, times `s`).
+    /// [`gemm_packed`] then use exactly those values, and convert the left operand to the
+    /// same format on each call (bf16: each value rounded; int8: per row to 7-bit codes,
+    /// then the sums of `x · q`, times the scales). On CPUs with AVX-512 BF16 a bf16 weight
+    /// is held for the `vdpbf16ps` kernel; elsewhere the f32 kernel widens it.
     ///
     /// ```
     /// use ndarray::array;
@@ -103,6 +112,9 @@ impl PackedRhs {
         let (n, k) = weight.dim();
         let data = match precision {
             Precision::F32 => return Self::from_weight(weight),
+            Precision::Bf16 if bf16::is_supported() => {
+                Panels::Bf16Dot(bf16::Bf16Rhs::from_weight(weight))
+            }
             Precision::Bf16 => {
                 let Panels::F32(values) = Self::from_weight(weight).data else {
                     unreachable!("from_weight packs f32")
@@ -118,7 +130,7 @@ impl PackedRhs {
     pub fn precision(&self) -> Precision {
         match self.data {
             Panels::F32(_) => Precision::F32,
-            Panels::Bf16(_) => Precision::Bf16,
+            Panels::Bf16(_) | Panels::Bf16Dot(_) => Precision::Bf16,
             Panels::Int8(_) => Precision::Int8,
         }
     }
@@ -139,6 +151,7 @@ impl PackedRhs {
         let view = match self.view() {
             Rhs::Panels(view) => view,
             Rhs::Int8(q) => return q.to_weight(),
+            Rhs::Bf16Dot(q) => return q.to_weight(),
         };
         Array2::from_shape_fn((self.n, self.k), |(j, p)| {
             let kc = KC.min(self.k - p / KC * KC);
@@ -155,6 +168,7 @@ impl PackedRhs {
             Panels::F32(v) => PanelsRef::F32(v),
             Panels::Bf16(v) => PanelsRef::Bf16(v),
             Panels::Int8(q) => return Rhs::Int8(q),
+            Panels::Bf16Dot(q) => return Rhs::Bf16Dot(q),
         };
         Rhs::Panels(PackedView {
             k: self.k,
@@ -164,12 +178,13 @@ impl PackedRhs {
     }
 }
 
-/// A product's right operand: f32 or bf16 panels for the f32 kernel, or int8 for the
-/// integer one.
+/// A product's right operand: f32 or bf16 panels for the f32 kernel, int8 for the integer
+/// one, or bf16 for the `vdpbf16ps` one.
 #[derive(Debug, Clone, Copy)]
 enum Rhs<'a> {
     Panels(PackedView<'a>),
     Int8(&'a int8::Int8Rhs),
+    Bf16Dot(&'a bf16::Bf16Rhs),
 }
 
 impl Rhs<'_> {
@@ -177,6 +192,7 @@ impl Rhs<'_> {
         match self {
             Rhs::Panels(v) => v.k,
             Rhs::Int8(q) => q.k,
+            Rhs::Bf16Dot(q) => q.k,
         }
     }
 
@@ -184,6 +200,7 @@ impl Rhs<'_> {
         match self {
             Rhs::Panels(v) => v.n,
             Rhs::Int8(q) => q.n,
+            Rhs::Bf16Dot(q) => q.n,
         }
     }
 }
@@ -248,6 +265,12 @@ pub fn has_int8_kernel() -> bool {
 /// The int8 kernel this CPU runs, in words (for reports): every kernel gives the same bits.
 pub fn int8_kernel_name() -> &'static str {
     int8::kernel_name()
+}
+
+/// Whether bf16 products run the `vdpbf16ps` kernel on this CPU (AVX-512 BF16); otherwise
+/// the f32 kernel widens the bf16 weights (the same operands, at f32 speed).
+pub fn has_bf16_kernel() -> bool {
+    bf16::is_supported()
 }
 
 /// `dst = lhs · rhs` (or `dst += lhs · rhs`), any strides, B packed on the fly into this
@@ -422,8 +445,30 @@ fn product(
 /// The product into C at `out` (shapes checked, m, n > 0).
 fn run(out: Out, m: usize, lhs: ArrayView2<'_, f32>, rhs: Rhs<'_>, epilogue: Epilogue<'_>) {
     match rhs {
+        Rhs::Panels(
+            panels @ PackedView {
+                data: PanelsRef::Bf16(_),
+                ..
+            },
+        ) => {
+            // The f32 kernel widens the bf16 weight; the input is rounded to bf16 here, so
+            // that both operands are, as in the `vdpbf16ps` product.
+            let k = lhs.ncols();
+            with_thread_local(&ROUNDED_LHS, |buf| {
+                if buf.len() < m * k {
+                    buf.resize(m * k, 0.0);
+                }
+                let mut rounded = ArrayViewMut2::from_shape((m, k), &mut buf[..m * k])
+                    .expect("the buffer holds m x k values");
+                for (mut dst, src) in rounded.rows_mut().into_iter().zip(lhs.rows()) {
+                    dst.zip_mut_with(&src, |d, &v| *d = round_bf16(v));
+                }
+                run_panels(out, m, rounded.view(), panels, epilogue);
+            });
+        }
         Rhs::Panels(panels) => run_panels(out, m, lhs, panels, epilogue),
         Rhs::Int8(q) => int8::run(out, lhs, q, epilogue),
+        Rhs::Bf16Dot(q) => bf16::run(out, lhs, q, epilogue),
     }
 }
 
