@@ -1,8 +1,8 @@
 //! The one safe door to the GEMM: strided f32 matrix products with checked shapes.
 //!
-//! By default our own blocked GEMM ([`crate::sgemm`]) on CPUs with AVX2 and FMA but no
-//! AVX-512, where it is the fastest; elsewhere the `gemm` crate (pure Rust, run-time dispatch
-//! to AVX-512 or SSE). With the
+//! By default our own blocked GEMM ([`crate::sgemm`]) on CPUs with AVX2 and FMA, where it is
+//! the fastest ([`crate::sgemm::is_fastest`]); elsewhere the `gemm` crate (pure Rust, run-time
+//! dispatch). With the
 //! `openblas` feature, products whose operands BLAS can address (one unit stride each) go to
 //! the system OpenBLAS (`cblas_sgemm`; Debian's libopenblas-dev), which is 10–30 % faster per
 //! core at the FFN shapes on an AVX2 EPYC (docs/benchmarks.md); the rest still use `gemm`.

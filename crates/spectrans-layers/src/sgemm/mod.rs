@@ -239,15 +239,15 @@ impl<'a> PackedView<'a> {
 }
 
 /// Whether [`gemm_packed`] is this CPU's fastest f32 product: true on x86-64 with AVX2 and
-/// FMA but without AVX-512, where its 6 x 16 kernel outruns the `gemm` crate at the model's
-/// shapes (docs/benchmarks.md). On AVX-512 CPUs the `gemm` crate's wider kernels are used,
-/// and with the `openblas` feature OpenBLAS.
+/// FMA (without the `openblas` feature). Measured side by side with the `gemm` crate at the
+/// model's shapes, 2 threads: on Zen 3 (AVX2) ours is faster at every shape; on Zen 4
+/// (AVX-512, where the `gemm` crate runs 512-bit kernels) ours is 1.1–2.9x faster at the
+/// small config's shapes and at 128 and 512 rows (batch 1), and 2–7 % slower only at the
+/// seed config's 4096-row products (docs/benchmarks.md).
 pub fn is_fastest() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        !cfg!(feature = "openblas")
-            && Kernel::detect() == Kernel::Avx2Fma
-            && !is_x86_feature_detected!("avx512f")
+        !cfg!(feature = "openblas") && Kernel::detect() == Kernel::Avx2Fma
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
