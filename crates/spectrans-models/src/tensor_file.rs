@@ -63,6 +63,9 @@ pub enum TensorFileError {
     },
 }
 
+/// The page size [`TensorFile::read_f32_chunks`] assumes when it lets pages go (4 KiB).
+const PAGE: usize = 4096;
+
 /// A safetensors file, memory-mapped, with its header parsed and validated once.
 #[derive(Debug)]
 pub struct TensorFile {
@@ -172,8 +175,8 @@ impl TensorFile {
             Dtype::F16 | Dtype::BF16 => 2,
             other => return Err(self.dtype_error(name, "F32, F64, F16 or BF16", other)),
         };
-        let count: usize = info.shape.iter().product();
-        if bytes.len() != count * size {
+        let count = info.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if count.and_then(|n| n.checked_mul(size)) != Some(bytes.len()) {
             return Err(TensorFileError::Corrupt {
                 path: self.path.clone(),
                 reason: format!(
@@ -183,7 +186,9 @@ impl TensorFile {
                 ),
             });
         }
-        let mut values = Vec::with_capacity(CHUNK.min(count));
+        let mut values = Vec::with_capacity(CHUNK.min(bytes.len() / size));
+        // The map offset up to which pages were let go (page-aligned).
+        let mut released = self.offset_of(bytes) / PAGE * PAGE;
         for chunk in bytes.chunks(CHUNK * size) {
             values.clear();
             match info.dtype {
@@ -199,38 +204,39 @@ impl TensorFile {
                 ),
             }
             f(&values);
-            self.release(chunk);
+            let end = (self.offset_of(chunk) + chunk.len()) / PAGE * PAGE;
+            self.release(released, end);
+            released = released.max(end);
         }
         Ok(())
     }
 
-    /// Lets go the whole pages inside `bytes` (a slice of the map) from this process's
-    /// memory. Advice only: where the system has no `madvise`, or refuses it, nothing changes.
-    fn release(&self, bytes: &[u8]) {
+    /// Where `bytes` (a slice of the map) starts in it.
+    fn offset_of(&self, bytes: &[u8]) -> usize {
+        bytes.as_ptr() as usize - self.map.as_ptr() as usize
+    }
+
+    /// Lets the map's pages from `start` to `end` (page-aligned offsets) go from this
+    /// process's memory. A page shared with a neighbouring tensor may go too: it is read from
+    /// the file again when needed. Advice only: where the system has no `madvise`, or
+    /// refuses it (pages larger than [`PAGE`]), nothing changes.
+    fn release(&self, start: usize, end: usize) {
         #[cfg(unix)]
-        {
-            // 4 KiB pages; where pages are larger, the range may not be page-aligned and the
-            // advice is refused, which is harmless.
-            const PAGE: usize = 4096;
-            let start = bytes.as_ptr() as usize - self.map.as_ptr() as usize;
-            let first = start.div_ceil(PAGE) * PAGE;
-            let end = (start + bytes.len()) / PAGE * PAGE;
-            if end > first {
-                // SAFETY: the map is a private, read-only mapping of the file that this
-                // process never writes, so a dropped page reads back the same bytes from the
-                // file at its next access; the range is whole pages inside the map (which
-                // starts page-aligned).
-                let _ = unsafe {
-                    self.map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        first,
-                        end - first,
-                    )
-                };
-            }
+        if end > start {
+            // SAFETY: the map is a read-only mapping of the file that this process never
+            // writes, so a dropped page reads back the file's bytes at its next access (as
+            // any page of a file mapping may be dropped and read again by the kernel); the
+            // range is whole pages inside the map, which starts page-aligned.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
         }
         #[cfg(not(unix))]
-        let _ = bytes;
+        let _ = (start, end);
     }
 
     fn dtype_error(&self, name: &str, expected: &'static str, found: Dtype) -> TensorFileError {

@@ -12,10 +12,11 @@ use std::path::Path;
 use ndarray::{Array1, ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use spectrans_layers::{Parameters, PositionalEncoding, Precision};
 
+use safetensors::Dtype;
+
 use crate::error::{ModelError, WeightProblem};
 use crate::gfnet::Gfnet;
 use crate::tensor_file::{OwnedTensor, TensorFile, write_tensors};
-use safetensors::Dtype;
 
 /// Name of the sinusoidal table buffer.
 pub const PE_BUFFER: &str = "positional_encoding.pe";
@@ -355,12 +356,16 @@ pub trait TensorSource {
     /// (a file converts them chunk by chunk, so no copy of the whole tensor is made). By
     /// default the tensor is read whole and handed over as one chunk.
     fn read_chunks(&self, name: &str, f: &mut dyn FnMut(&[f32])) -> Result<(), String> {
-        let t = self.read_f32(name)?;
-        match t.as_slice() {
-            Some(values) => f(values),
-            None => f(&t.iter().copied().collect::<Vec<_>>()),
-        }
+        hand_over(&self.read_f32(name)?, f);
         Ok(())
+    }
+}
+
+/// A tensor's values to `f` as one chunk, in row-major order.
+fn hand_over(t: &ArrayD<f32>, f: &mut dyn FnMut(&[f32])) {
+    match t.as_slice() {
+        Some(values) => f(values),
+        None => f(&t.iter().copied().collect::<Vec<_>>()),
     }
 }
 
@@ -406,11 +411,7 @@ impl TensorSource for NamedTensors<'_> {
         self.get(name).map(|t| t.shape().to_vec())
     }
     fn read_chunks(&self, name: &str, f: &mut dyn FnMut(&[f32])) -> Result<(), String> {
-        let t = self.get(name)?;
-        match t.as_slice() {
-            Some(values) => f(values),
-            None => f(&t.iter().copied().collect::<Vec<_>>()),
-        }
+        hand_over(self.get(name)?, f);
         Ok(())
     }
 }
