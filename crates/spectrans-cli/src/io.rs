@@ -150,9 +150,9 @@ impl PrecisionArgs {
     }
 
     /// Says once on stderr when the format has no fast kernel on this CPU (bf16 without
-    /// AVX-512 BF16; int8 without AVX2): the result has
-    /// the format's accuracy, but not its speed. Returns the precision, for the constructors
-    /// that build or load a model in it ([`Gfnet::with_precision`]).
+    /// AVX-512 BF16; int8 without AVX2): the result has the format's accuracy, but not its
+    /// speed. Returns the precision, for the constructors that build or load a model in it
+    /// ([`Gfnet::with_precision`]).
     pub fn note(&self) -> Precision {
         match self.precision {
             Precision::F32 => {}

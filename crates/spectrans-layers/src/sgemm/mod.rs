@@ -412,6 +412,21 @@ fn product(
     if m == 0 || n == 0 {
         return Ok(());
     }
+    if k == 0 {
+        // An empty sum: C = act(bias) (or act(C + bias)), for every kernel alike.
+        if !epilogue.accumulate {
+            dst.fill(0.0);
+        }
+        let zeros = vec![0.0f32; n];
+        let bias = epilogue.bias.unwrap_or(&zeros);
+        let mut row_values = vec![0.0f32; n];
+        for mut row in dst.rows_mut() {
+            row_values.iter_mut().zip(&row).for_each(|(v, &c)| *v = c);
+            finish_row(&mut row_values, bias, epilogue.activation);
+            row.iter_mut().zip(&row_values).for_each(|(c, &v)| *c = v);
+        }
+        return Ok(());
+    }
     let unit_rows = dst.strides()[1] == 1 || n == 1;
     let ldc = usize::try_from(dst.strides()[0])
         .ok()
@@ -460,9 +475,13 @@ fn run(out: Out, m: usize, lhs: ArrayView2<'_, f32>, rhs: Rhs<'_>, epilogue: Epi
                 }
                 let mut rounded = ArrayViewMut2::from_shape((m, k), &mut buf[..m * k])
                     .expect("the buffer holds m x k values");
-                for (mut dst, src) in rounded.rows_mut().into_iter().zip(lhs.rows()) {
-                    dst.zip_mut_with(&src, |d, &v| *d = round_bf16(v));
-                }
+                crate::precision::quantize_rows_into(
+                    lhs,
+                    rounded.view_mut(),
+                    Precision::Bf16,
+                    false,
+                )
+                .expect("a standard-layout buffer of lhs's shape");
                 run_panels(out, m, rounded.view(), panels, epilogue);
             });
         }

@@ -328,3 +328,29 @@ fn quantized_panels_agree_across_kernels() {
         }
     }
 }
+
+/// An empty inner dimension (k = 0) in every format: C = act(bias), or act(C + bias) when
+/// accumulating; no kernel runs, nothing panics.
+#[test]
+fn empty_inner_dimension_gives_the_epilogue_of_zero() {
+    let w = Array2::<f32>::zeros((5, 0));
+    let x = Array2::<f32>::zeros((3, 0));
+    let bias: Vec<f32> = (0..5).map(|j| j as f32 - 2.0).collect();
+    let c0 = matrix(3, 5, 4);
+    for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
+        let packed = PackedRhs::quantized_from_weight(w.view(), precision);
+        for accumulate in [false, true] {
+            let mut c = c0.clone();
+            let epilogue = Epilogue {
+                accumulate,
+                bias: Some(&bias),
+                activation: Some(Activation::Relu),
+            };
+            gemm_packed(c.view_mut(), x.view(), &packed, epilogue).unwrap();
+            for ((i, j), &v) in c.indexed_iter() {
+                let base = if accumulate { c0[[i, j]] } else { 0.0 };
+                assert_eq!(v, (base + bias[j]).max(0.0), "{precision} ({i}, {j})");
+            }
+        }
+    }
+}
