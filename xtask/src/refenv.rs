@@ -3,6 +3,7 @@
 //! `cargo xtask ref-env` builds it when missing, each step skipped when already done:
 //! 1. `python3 -m venv .venv-ref`;
 //! 2. `pip install torch numpy scipy einops PyWavelets pydantic pyyaml safetensors`;
+//!    then the benchmarks' `pip install onnx onnxruntime onnxscript threadpoolctl`;
 //! 3. `pip install --no-deps --ignore-requires-python spectrans==0.1.0`;
 //! 4. rewrite the PEP 695 aliases of the installed package (`type X = Y` becomes `X = Y`,
 //!    the `sed -E 's/^(\s*)type (\w+) = /\1\2 = /'` of docs/reference-env.md), since spectrans
@@ -25,6 +26,9 @@ pub const RUNTIME_PACKAGES: &[&str] = &[
     "pyyaml",
     "safetensors",
 ];
+/// Packages the side-by-side benchmarks need beyond spectrans (`cargo xtask bench`): the
+/// ONNX export and ONNX Runtime variant, and threadpoolctl to see and pin numpy's BLAS.
+pub const BENCH_PACKAGES: &[&str] = &["onnx", "onnxruntime", "onnxscript", "threadpoolctl"];
 /// The reference itself, installed with `--no-deps --ignore-requires-python`.
 pub const SPECTRANS_PACKAGE: &str = "spectrans==0.1.0";
 /// The import that proves the environment works.
@@ -125,6 +129,14 @@ pub fn ensure(root: &Path) -> Result<PathBuf, RefEnvError> {
         run(Command::new(&py)
             .args(["-m", "pip", "install"])
             .args(RUNTIME_PACKAGES))?;
+    }
+    if python_ok(&py, "import onnx, onnxruntime, onnxscript, threadpoolctl") {
+        println!("ref-env: benchmark packages present");
+    } else {
+        println!("ref-env: installing {}", BENCH_PACKAGES.join(" "));
+        run(Command::new(&py)
+            .args(["-m", "pip", "install"])
+            .args(BENCH_PACKAGES))?;
     }
     let package_dir = spectrans_dir(&py);
     let package_dir = match package_dir {
