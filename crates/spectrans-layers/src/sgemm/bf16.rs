@@ -208,14 +208,11 @@ unsafe fn tile(
         }
         // An edge tile: summed into a local tile, then its inside part is stored.
         let mut local = [0.0f32; MR * NR];
-        // SAFETY: as above, into the local MR x NR buffer, rows NR apart.
-        unsafe { avx512::tile(pairs, a, b, local.as_mut_ptr(), NR, false) };
-        for (r, src) in local.chunks_exact(NR).take(rows).enumerate() {
-            // SAFETY: row r < rows of the tile, cols values: inside C.
-            let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), cols) };
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = if accumulate { *d + v } else { v };
-            }
+        // SAFETY: as above, into the local MR x NR buffer, rows NR apart; then the caller's
+        // rows x cols values at `c`.
+        unsafe {
+            avx512::tile(pairs, a, b, local.as_mut_ptr(), NR, false);
+            super::store_edge(&local, c, ldc, (rows, cols), accumulate);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

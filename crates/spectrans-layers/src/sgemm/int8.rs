@@ -381,14 +381,9 @@ impl Kernel {
             // An edge tile: dequantized into a local tile, then its inside part is stored.
             let mut local = [0.0f32; MR * NR];
             vector(local.as_mut_ptr(), NR, false);
-            for (r, src) in local.chunks_exact(NR).take(tile.rows).enumerate() {
-                // SAFETY: row r < tile.rows of the tile, tile.cols values: inside C.
-                let dst =
-                    unsafe { std::slice::from_raw_parts_mut(tile.c.add(r * tile.ldc), tile.cols) };
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = if tile.accumulate { *d + v } else { v };
-                }
-            }
+            let corner = (tile.rows, tile.cols);
+            // SAFETY: the caller vouches for tile.rows x tile.cols values at `tile.c`.
+            unsafe { super::store_edge(&local, tile.c, tile.ldc, corner, tile.accumulate) };
             return;
         }
         let acc = portable(groups, a, panel.b);
@@ -539,10 +534,19 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn sums(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; super::NR]; MR] {
         // SAFETY: the caller's contract.
-        let acc = unsafe { accumulators(groups, a, b) };
+        unsafe { to_array(accumulators(groups, a, b)) }
+    }
+
+    /// The 12 accumulators as MR rows of NR sums (for the tests).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[cfg(test)]
+    #[inline(always)]
+    unsafe fn to_array(acc: [__m256i; 2 * MR]) -> [[i32; super::NR]; MR] {
         let mut out = [[0i32; super::NR]; MR];
         for (r, row) in out.iter_mut().enumerate() {
-            // SAFETY: each row holds NR = 16 i32.
+            // SAFETY: each row holds NR = 16 i32; the CPU has AVX2 (the caller's contract).
             unsafe {
                 _mm256_storeu_si256(row.as_mut_ptr().cast(), acc[2 * r]);
                 _mm256_storeu_si256(row.as_mut_ptr().add(8).cast(), acc[2 * r + 1]);
@@ -563,16 +567,7 @@ mod avx2 {
         b: &[i8],
     ) -> [[i32; super::NR]; MR] {
         // SAFETY: the caller's contract.
-        let acc = unsafe { accumulators_vnni(groups, a, b) };
-        let mut out = [[0i32; super::NR]; MR];
-        for (r, row) in out.iter_mut().enumerate() {
-            // SAFETY: each row holds NR = 16 i32.
-            unsafe {
-                _mm256_storeu_si256(row.as_mut_ptr().cast(), acc[2 * r]);
-                _mm256_storeu_si256(row.as_mut_ptr().add(8).cast(), acc[2 * r + 1]);
-            }
-        }
-        out
+        unsafe { to_array(accumulators_vnni(groups, a, b)) }
     }
 
     /// The integer sums of [`accumulators`], by `vpdpbusd`: per group of 4 k, each row's 4

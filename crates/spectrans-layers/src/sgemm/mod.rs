@@ -653,9 +653,26 @@ fn edge_tile(
     // SAFETY: `tile` is a local MR x NR buffer, rows NR apart; A's panel is MR x kc (a
     // partial panel of rows is always packed, zero-padded).
     unsafe { kernel.run(kc, a_panel, b_panel, tile.as_mut_ptr(), NR, false) };
+    // SAFETY: the caller's tile origin `c` plus rows x cols stays inside C and inside its
+    // task's block.
+    unsafe { store_edge(&tile, c, ldc, (rows, cols), add) };
+}
+
+/// Stores (or adds) the `rows x cols` corner of a local MR x NR tile (rows NR apart) at `c`,
+/// rows `ldc` apart: how every kernel finishes a tile at C's bottom or right edge.
+///
+/// # Safety
+/// `rows <= MR`, `cols <= NR`, and those values from `c` lie inside one allocation that
+/// nothing else touches meanwhile.
+unsafe fn store_edge(
+    tile: &[f32; MR * NR],
+    c: *mut f32,
+    ldc: usize,
+    (rows, cols): (usize, usize),
+    add: bool,
+) {
     for (r, src) in tile.chunks_exact(NR).take(rows).enumerate() {
-        // SAFETY: the caller's tile origin `c` plus r < rows rows and cols columns stays
-        // inside C and inside its task's block.
+        // SAFETY: row r < rows of the corner, cols values: the caller's contract.
         let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), cols) };
         if add {
             dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
