@@ -143,12 +143,11 @@ fn run_task(
     task: Task,
     epilogue: Epilogue<'_>,
 ) {
-    let Task { i0, mc, j0, j1 } = task;
+    let Task { i0, mc, .. } = task;
     let kp = rhs.kp;
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
-    for s0 in (j0..j1).step_by(stripe) {
-        let s1 = (s0 + stripe).min(j1);
-        for j in s0..s1 {
+    for part in task.stripes(stripe) {
+        for j in part.j0..part.j1 {
             let b = rhs.panel(j);
             let cols = NR.min(rhs.n - j * NR);
             for r0 in (i0..i0 + mc).step_by(MR) {
@@ -175,12 +174,7 @@ fn run_task(
                 };
             }
         }
-        let stripe = Task {
-            j0: s0,
-            j1: s1,
-            ..task
-        };
-        finish(out, stripe, rhs.n, epilogue);
+        finish(out, part, rhs.n, epilogue);
     }
 }
 

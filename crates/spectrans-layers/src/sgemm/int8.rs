@@ -210,12 +210,11 @@ fn run_task(
     task: Task,
     epilogue: Epilogue<'_>,
 ) {
-    let Task { i0, mc, j0, j1 } = task;
+    let Task { i0, mc, .. } = task;
     let kp = rhs.kp;
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
-    for s0 in (j0..j1).step_by(stripe) {
-        let s1 = (s0 + stripe).min(j1);
-        for j in s0..s1 {
+    for part in task.stripes(stripe) {
+        for j in part.j0..part.j1 {
             let panel = Panel {
                 b: rhs.panel(j),
                 sums: &rhs.sums[j * NR..(j + 1) * NR],
@@ -253,16 +252,7 @@ fn run_task(
                 unsafe { kernel.tile(kp / 4, a, &quant, panel, tile) };
             }
         }
-        finish(
-            out,
-            Task {
-                j0: s0,
-                j1: s1,
-                ..task
-            },
-            rhs.n,
-            epilogue,
-        );
+        finish(out, part, rhs.n, epilogue);
     }
 }
 

@@ -343,6 +343,18 @@ struct Task {
     j1: usize,
 }
 
+impl Task {
+    /// The task's block cut into stripes of at most `panels` panels of columns, in order:
+    /// each summed, then given its epilogue while its block of C is still in L2.
+    fn stripes(self, panels: usize) -> impl Iterator<Item = Task> {
+        (self.j0..self.j1).step_by(panels).map(move |j0| Task {
+            j0,
+            j1: (j0 + panels).min(self.j1),
+            ..self
+        })
+    }
+}
+
 /// C's pointer, shared by tasks that write disjoint blocks of it.
 #[derive(Clone, Copy)]
 struct Out {
@@ -560,7 +572,7 @@ fn run_task(
     epilogue: Epilogue<'_>,
     task: Task,
 ) {
-    let Task { i0, mc, j0, j1 } = task;
+    let Task { i0, mc, .. } = task;
     let (k, n) = (rhs.k, rhs.n);
     let row_panels = mc.div_ceil(MR);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
@@ -586,13 +598,12 @@ fn run_task(
             }
         }
         let packed = &packed[..];
-        for s0 in (j0..j1).step_by(stripe) {
-            let s1 = (s0 + stripe).min(j1);
+        for part in task.stripes(stripe) {
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
                 let block = &packed[packed_panels * MR * p0..][..packed_panels * MR * kc];
                 let add = epilogue.accumulate || p0 > 0;
-                for j in s0..s1 {
+                for j in part.j0..part.j1 {
                     let b_panel = rhs.panel(p0, kc, j);
                     let cols = NR.min(n - j * NR);
                     for i in 0..row_panels {
@@ -621,16 +632,7 @@ fn run_task(
                 }
             }
             // The stripe is summed: its epilogue while its block of C is still in L2.
-            finish(
-                out,
-                Task {
-                    j0: s0,
-                    j1: s1,
-                    ..task
-                },
-                n,
-                epilogue,
-            );
+            finish(out, part, n, epilogue);
         }
     });
 }
