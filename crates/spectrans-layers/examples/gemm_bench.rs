@@ -99,7 +99,7 @@ fn implementation(precision: Precision) -> String {
     } else if cfg!(feature = "openblas") {
         "OpenBLAS cblas_sgemm (feature openblas)"
     } else if sgemm::is_fastest() {
-        "sgemm (AVX2+FMA 6x16 kernel, weights packed once)"
+        return format!("sgemm ({}, weights packed once)", sgemm::f32_kernel_name());
     } else {
         "gemm crate 0.19 (run-time dispatch)"
     };

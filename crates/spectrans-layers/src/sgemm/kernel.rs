@@ -1,7 +1,11 @@
 //! The micro-kernels: `C[0..MR, 0..NR] (+)= A_panel · B_panel` over `kc` steps. The B panel
 //! holds `NR` values per step ([`super::pack`]): f32, or bf16 widened to f32 as it is loaded
 //! (int8 weights have their own integer kernel, [`super::int8`]). The A panel is either packed (`MR` values per step) or read in place from `MR` rows of a
-//! row-major A. One portable kernel, and one in AVX2 + FMA chosen at run time.
+//! row-major A. One portable kernel, and one in AVX2 + FMA chosen at run time; on CPUs with
+//! AVX-512, [`Kernel::run_pair`] sums two panels of A (12 rows) against one B panel in one
+//! pass, each row of 16 columns in one 512-bit register. Every kernel sums each element of C
+//! over k in the same order with one fused multiply-add per step, so the vector kernels give
+//! the same bits.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -25,6 +29,13 @@ pub(crate) trait PanelValue: Copy {
     /// The value as f32 (exact for both).
     fn to_f32(self) -> f32;
 
+    /// Sixteen consecutive values at `p` as f32 lanes.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; `p` addresses sixteen readable values.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(p: *const Self) -> __m512;
+
     /// Eight consecutive values at `p` as f32 lanes.
     ///
     /// # Safety
@@ -45,6 +56,13 @@ impl PanelValue for f32 {
         // SAFETY: the caller's contract.
         unsafe { _mm256_loadu_ps(p) }
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> __m512 {
+        // SAFETY: the caller's contract.
+        unsafe { _mm512_loadu_ps(p) }
+    }
 }
 
 /// bfloat16 bits: the high half of an f32.
@@ -61,6 +79,16 @@ impl PanelValue for u16 {
         unsafe {
             let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
             _mm256_castsi256_ps(_mm256_slli_epi32::<16>(wide))
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> __m512 {
+        // SAFETY: the caller's contract (16 u16 = 32 bytes).
+        unsafe {
+            let wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast()));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(wide))
         }
     }
 }
@@ -82,6 +110,10 @@ pub(crate) enum Kernel {
     /// AVX2 with fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// AVX-512 F (with AVX2 and FMA): 12 x 16 tiles for [`Kernel::run_pair`], the AVX2 kernel
+    /// for single panels.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Kernel {
@@ -90,10 +122,24 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                if is_x86_feature_detected!("avx512f") {
+                    return Kernel::Avx512;
+                }
                 return Kernel::Avx2Fma;
             }
         }
         Kernel::Portable
+    }
+
+    /// The kernel in words.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable 6x16 kernel",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => "AVX2+FMA 6x16 kernel",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => "AVX-512 12x16 kernel (AVX2+FMA 6x16 at edges)",
+        }
     }
 
     /// `C (+)= A · B_panel` over `kc` steps, for the MR x NR tile of C at `c` whose rows are
@@ -122,6 +168,58 @@ impl Kernel {
         }
     }
 
+    /// [`Kernel::run`] on two panels of A at once: the tile is 2·MR x NR, A's second panel of
+    /// rows follows the first (`Rows(p, lda)`: rows MR..2·MR at `p + r * lda`; `Packed(p)`:
+    /// the second packed panel at `p + kc * MR`). The same bits as two calls of
+    /// [`Kernel::run`]; one pass over B where the CPU has AVX-512.
+    ///
+    /// # Safety
+    /// As [`Kernel::run`], for both panels of A and all 2·MR rows of the tile.
+    #[inline]
+    pub(crate) unsafe fn run_pair(
+        self,
+        kc: usize,
+        a: APanel,
+        b: BPanel<'_>,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernel::Avx512 {
+            let tile = Tile { c, ldc, accumulate };
+            // SAFETY: the caller's contract; `detect` chose this kernel only when the CPU has
+            // AVX-512 F.
+            unsafe {
+                match (a, b) {
+                    (APanel::Packed(p), BPanel::F32(b)) => {
+                        avx512::pair::<false, f32>(kc, p, kc * MR, &b[..kc * NR], tile)
+                    }
+                    (APanel::Packed(p), BPanel::Bf16(b)) => {
+                        avx512::pair::<false, u16>(kc, p, kc * MR, &b[..kc * NR], tile)
+                    }
+                    (APanel::Rows(p, lda), BPanel::F32(b)) => {
+                        avx512::pair::<true, f32>(kc, p, lda, &b[..kc * NR], tile)
+                    }
+                    (APanel::Rows(p, lda), BPanel::Bf16(b)) => {
+                        avx512::pair::<true, u16>(kc, p, lda, &b[..kc * NR], tile)
+                    }
+                }
+            }
+            return;
+        }
+        let second = match a {
+            // SAFETY (both): the second panel of A, inside its block (the caller's contract).
+            APanel::Packed(p) => APanel::Packed(unsafe { p.add(kc * MR) }),
+            APanel::Rows(p, lda) => APanel::Rows(unsafe { p.add(MR * lda) }, lda),
+        };
+        // SAFETY: the caller's contract, one panel of rows at a time.
+        unsafe {
+            self.run(kc, a, b, c, ldc, accumulate);
+            self.run(kc, second, b, c.add(MR * ldc), ldc, accumulate);
+        }
+    }
+
     /// [`Kernel::run`] on one panel type.
     ///
     /// # Safety
@@ -143,11 +241,11 @@ impl Kernel {
             (Kernel::Portable, APanel::Packed(p)) => unsafe { portable(kc, p, 1, MR, b, tile) },
             (Kernel::Portable, APanel::Rows(p, lda)) => unsafe { portable(kc, p, lda, 1, b, tile) },
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2Fma, APanel::Packed(p)) => unsafe {
+            (Kernel::Avx2Fma | Kernel::Avx512, APanel::Packed(p)) => unsafe {
                 avx2::kernel::<false, T>(kc, p, 1, b.as_ptr(), tile)
             },
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2Fma, APanel::Rows(p, lda)) => unsafe {
+            (Kernel::Avx2Fma | Kernel::Avx512, APanel::Rows(p, lda)) => unsafe {
                 avx2::kernel::<true, T>(kc, p, lda, b.as_ptr(), tile)
             },
         }
@@ -265,6 +363,68 @@ mod avx2 {
                 }
                 _mm256_storeu_ps(row, v0);
                 _mm256_storeu_ps(row.add(8), v1);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, NR, PanelValue, Tile};
+
+    /// Rows of the pair kernel's tile.
+    const ROWS: usize = 2 * MR;
+
+    /// `C (+)= A · B` over `kc` steps for a 12 x 16 tile: 12 accumulators of 16 lanes, one
+    /// load of B per step and one broadcast of A per row. With `IN_PLACE` A's element (r, p)
+    /// is at `a + r * stride + p` (12 rows of a row-major A); else at `a + r + p * MR` for
+    /// r < MR and `a + stride + (r - MR) + p * MR` after (two packed panels, `stride` apart).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; A's two panels and `b` (`kc * NR` values) are readable; the
+    /// tile's 12 rows are as [`super::Kernel::run`] asks.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pair<const IN_PLACE: bool, T: PanelValue>(
+        kc: usize,
+        a: *const f32,
+        stride: usize,
+        b: &[T],
+        tile: Tile,
+    ) {
+        // Where row r of A starts, and how far apart its steps are.
+        let (second, rs, cs) = if IN_PLACE {
+            (MR * stride, stride, 1)
+        } else {
+            (stride, 1, MR)
+        };
+        let mut acc = [_mm512_setzero_ps(); ROWS];
+        let b = b.as_ptr();
+        for p in 0..kc {
+            // SAFETY: p < kc: step p of B's panel and of both panels of A (the caller's
+            // contract).
+            unsafe {
+                let bv = PanelValue::load16(b.add(p * NR));
+                let a0 = a.add(p * cs);
+                let a1 = a0.add(second);
+                let (upper, lower) = acc.split_at_mut(MR);
+                for (r, (u, l)) in upper.iter_mut().zip(lower).enumerate() {
+                    *u = _mm512_fmadd_ps(_mm512_set1_ps(*a0.add(r * rs)), bv, *u);
+                    *l = _mm512_fmadd_ps(_mm512_set1_ps(*a1.add(r * rs)), bv, *l);
+                }
+            }
+        }
+        for (r, &sum) in acc.iter().enumerate() {
+            // SAFETY: row r < 12 of the tile holds NR = 16 floats at c + r * ldc.
+            unsafe {
+                let row = tile.c.add(r * tile.ldc);
+                let v = if tile.accumulate {
+                    _mm512_add_ps(sum, _mm512_loadu_ps(row))
+                } else {
+                    sum
+                };
+                _mm512_storeu_ps(row, v);
             }
         }
     }

@@ -1,9 +1,10 @@
 //! Our single-precision GEMM for the Linear layers: `C = epilogue(A · B)` with B packed once.
 //!
 //! A BLIS-style blocked product: B (k, n) is packed into [`PackedRhs`] (once per weight when
-//! the caller keeps it), A is packed per task into MR-row panels of KC columns, and a
-//! 6 x 16 micro-kernel (AVX2 + FMA where the CPU has it, chosen at run time, else portable
-//! Rust) multiplies panel pairs straight into C. The epilogue (bias, activation, and adding
+//! the caller keeps it), A is packed per task into MR-row panels of KC columns (or read in
+//! place), and a micro-kernel chosen at run time multiplies panel pairs straight into C: 12 x 16
+//! tiles in AVX-512 (two panels of A against one of B), 6 x 16 in AVX2 + FMA, else portable
+//! Rust. The epilogue (bias, activation, and adding
 //! to what C held) runs on each task's block of C while it is still in cache, so a Linear
 //! layer's bias and its GELU cost no extra sweep over memory.
 //!
@@ -31,6 +32,10 @@ use pack::{KC, Line, Strided, lines_for, pack_lhs, pack_rhs, packed_len, panels}
 const MC: usize = 168;
 /// The most floats of C one task sums over all of k before moving on (256 KiB, in L2).
 const C_BLOCK_FLOATS: usize = 64 * 1024;
+/// The AVX-512 kernel packs a row-major A (rather than reading it in place) for tasks of at
+/// least this many B panels: a product with a narrow B (a classifier head) reads each value
+/// of A once or twice, and packing would double that.
+const PACK_ALL_MIN_PANELS: usize = 4;
 /// Products with fewer multiply-adds than this run on the calling thread.
 const PARALLEL_MIN_FLOPS: usize = 48 * 48 * 48;
 
@@ -241,18 +246,23 @@ impl<'a> PackedView<'a> {
 /// Whether [`gemm_packed`] is this CPU's fastest f32 product: true on x86-64 with AVX2 and
 /// FMA (without the `openblas` feature). Measured side by side with the `gemm` crate at the
 /// model's shapes, 2 threads: on Zen 3 (AVX2) ours is faster at every shape; on Zen 4
-/// (AVX-512, where the `gemm` crate runs 512-bit kernels) ours is 1.1–2.9x faster at the
-/// small config's shapes and at 128 and 512 rows (batch 1), and 2–7 % slower only at the
-/// seed config's 4096-row products (docs/benchmarks.md).
+/// (AVX-512, where the `gemm` crate runs 512-bit kernels and ours its 12 x 16 AVX-512 tile)
+/// ours is faster at every model shape (docs/benchmarks.md).
 pub fn is_fastest() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        !cfg!(feature = "openblas") && Kernel::detect() == Kernel::Avx2Fma
+        !cfg!(feature = "openblas") && Kernel::detect() != Kernel::Portable
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
     }
+}
+
+/// The f32 micro-kernel this CPU runs, in words (for reports): every kernel sums each element
+/// in the same order, and the vector ones give the same bits.
+pub fn f32_kernel_name() -> &'static str {
+    Kernel::detect().name()
 }
 
 /// Whether int8 products run a vector integer kernel on this CPU (AVX-512 VNNI's
@@ -576,8 +586,14 @@ fn run_task(
     let (k, n) = (rhs.k, rhs.n);
     let row_panels = mc.div_ceil(MR);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
-    // Rows read in place: unit column stride, non-negative row stride.
-    let lda = usize::try_from(a.rs).ok().filter(|_| a.cs == 1);
+    // Rows read in place: unit column stride, non-negative row stride; but not for the
+    // AVX-512 pair kernel when each A block meets several B panels: twelve rows read in
+    // place are twelve streams (which share an L1 set when rows are 4 KiB apart), and one
+    // packed panel pair costs less than that (seed fc2, 1 thread: 99 -> 107 GFLOP/s).
+    let pack_all = kernel == Kernel::Avx512 && task.j1 - task.j0 >= PACK_ALL_MIN_PANELS;
+    let lda = usize::try_from(a.rs)
+        .ok()
+        .filter(|_| a.cs == 1 && !pack_all);
     // The packed panels: all of them, or only the partial last one when rows are read in place.
     let (first_packed, packed_rows) = match lda {
         Some(_) => (mc / MR, mc % MR),
@@ -606,21 +622,34 @@ fn run_task(
                 for j in part.j0..part.j1 {
                     let b_panel = rhs.panel(p0, kc, j);
                     let cols = NR.min(n - j * NR);
-                    for i in 0..row_panels {
+                    let mut i = 0;
+                    while i < row_panels {
                         let rows = MR.min(mc - i * MR);
                         let row0 = i0 + i * MR;
-                        let a_panel = match lda {
+                        let in_place = lda.filter(|_| i < first_packed);
+                        let a_panel = match in_place {
                             // SAFETY: rows row0..row0 + MR (< m, a full panel) and columns
                             // p0..p0 + kc of A: inside the view.
-                            Some(lda) if i < first_packed => {
-                                APanel::Rows(unsafe { a.ptr.add(row0 * lda + p0) }, lda)
-                            }
-                            _ => APanel::Packed(block[(i - first_packed) * kc * MR..].as_ptr()),
+                            Some(lda) => APanel::Rows(unsafe { a.ptr.add(row0 * lda + p0) }, lda),
+                            None => APanel::Packed(block[(i - first_packed) * kc * MR..].as_ptr()),
                         };
                         // SAFETY: `c` is row row0, column 16 j of C, inside C (row0 < m,
                         // 16 j < n); the task owns rows i0..i0 + mc and panels j0..j1, so no
                         // other task touches this tile.
                         let c = unsafe { out.ptr.add(row0 * out.ldc + j * NR) };
+                        // Two full panels of rows read the same way: one pass over B's panel.
+                        let pair = cols == NR
+                            && mc >= (i + 2) * MR
+                            && (i + 1 < first_packed) == (i < first_packed);
+                        if pair {
+                            // SAFETY: both MR x NR tiles lie inside C (full rows and
+                            // columns checked just above), rows ldc apart; the second panel
+                            // of A follows the first (the next MR rows in place, or the next
+                            // packed panel of the block).
+                            unsafe { kernel.run_pair(kc, a_panel, b_panel, c, out.ldc, add) };
+                            i += 2;
+                            continue;
+                        }
                         if rows == MR && cols == NR {
                             // SAFETY: the whole MR x NR tile lies inside C (rows and columns
                             // checked just above), rows ldc apart; A's panel is MR x kc.
@@ -628,6 +657,7 @@ fn run_task(
                         } else {
                             edge_tile(kernel, kc, a_panel, b_panel, c, out.ldc, rows, cols, add);
                         }
+                        i += 1;
                     }
                 }
             }

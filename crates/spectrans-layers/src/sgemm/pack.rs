@@ -151,6 +151,40 @@ pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, o
         }
         return;
     }
+    if a.cs == 1 {
+        // Row-major A: each step of a panel takes one value from each of its MR rows.
+        for (i, panel) in out.chunks_exact_mut(kc * MR).take(panels_here).enumerate() {
+            let rows = MR.min(mc - i * MR);
+            let row0 = i0 + i * MR;
+            let src: [&[f32]; MR] = std::array::from_fn(|r| {
+                if r < rows {
+                    // SAFETY: row row0 + r < m of A, columns p0..p0 + kc <= k, contiguous.
+                    unsafe {
+                        std::slice::from_raw_parts(
+                            a.ptr.offset((row0 + r) as isize * a.rs + p0 as isize),
+                            kc,
+                        )
+                    }
+                } else {
+                    &[]
+                }
+            });
+            if rows == MR {
+                for (kk, step) in panel.chunks_exact_mut(MR).enumerate() {
+                    for (v, row) in step.iter_mut().zip(&src) {
+                        *v = row[kk];
+                    }
+                }
+            } else {
+                for (kk, step) in panel.chunks_exact_mut(MR).enumerate() {
+                    for (r, v) in step.iter_mut().enumerate() {
+                        *v = if r < rows { src[r][kk] } else { 0.0 };
+                    }
+                }
+            }
+        }
+        return;
+    }
     for (i, panel) in out.chunks_exact_mut(kc * MR).take(panels_here).enumerate() {
         let rows = MR.min(mc - i * MR);
         let row0 = i0 + i * MR;

@@ -52,7 +52,7 @@ proptest! {
     /// Every shape (edges included), k past one block, each epilogue, transposed A.
     #[test]
     fn matches_the_naive_product(
-        m in 1usize..40, k in 1usize..600, n in 1usize..50, seed in 0u64..1000,
+        m in 1usize..40, k in 1usize..600, n in 1usize..90, seed in 0u64..1000,
         accumulate: bool, with_bias: bool, gelu: bool, transposed: bool,
     ) {
         let a_store = if transposed { matrix(k, m, seed) } else { matrix(m, k, seed) };
@@ -69,6 +69,65 @@ proptest! {
         gemm_packed(c.view_mut(), a, &PackedRhs::from_weight(w.view()), epilogue).unwrap();
         let want = naive(a, w.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
         check_close(&c, &want, k);
+    }
+}
+
+/// Two panels of A in one pass ([`Kernel::run_pair`]: the AVX-512 12 x 16 tile where the CPU
+/// has it) give the same bits as one panel at a time, for packed and in-place A, f32 and
+/// bf16 panels, overwriting and accumulating.
+#[test]
+fn a_pair_of_panels_gives_the_bits_of_one_at_a_time() {
+    let kc = 259;
+    let a: Vec<f32> = (0..2 * kc * MR)
+        .map(|i| ((i * 13) % 17) as f32 * 0.1 - 0.8)
+        .collect();
+    let f32s: Vec<f32> = (0..kc * NR)
+        .map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0)
+        .collect();
+    let bf16s: Vec<u16> = f32s
+        .iter()
+        .map(|&v| (round_bf16(v).to_bits() >> 16) as u16)
+        .collect();
+    // The same 2·MR rows of A in place (row-major, 3 floats of padding per row).
+    let lda = kc + 3;
+    let rows: Vec<f32> = (0..2 * MR * lda)
+        .map(|i| {
+            let (r, p) = (i / lda, i % lda);
+            if p < kc {
+                a[(r / MR) * kc * MR + p * MR + r % MR]
+            } else {
+                f32::NAN
+            }
+        })
+        .collect();
+    let ldc = NR + 5;
+    for kernel in [Kernel::detect(), Kernel::Portable] {
+        for b in [BPanel::F32(&f32s), BPanel::Bf16(&bf16s)] {
+            for panel in [APanel::Packed(a.as_ptr()), APanel::Rows(rows.as_ptr(), lda)] {
+                for accumulate in [false, true] {
+                    let mut pair = vec![0.5f32; 2 * MR * ldc];
+                    let mut single = pair.clone();
+                    let second = match panel {
+                        APanel::Packed(p) => APanel::Packed(p.wrapping_add(kc * MR)),
+                        APanel::Rows(p, lda) => APanel::Rows(p.wrapping_add(MR * lda), lda),
+                    };
+                    // SAFETY: both tiles are 2·MR rows of ldc >= NR floats; A's two panels
+                    // hold kc steps each (packed) or 2·MR rows of lda >= kc floats; B holds
+                    // kc steps.
+                    unsafe {
+                        kernel.run_pair(kc, panel, b, pair.as_mut_ptr(), ldc, accumulate);
+                        kernel.run(kc, panel, b, single.as_mut_ptr(), ldc, accumulate);
+                        let lower = single.as_mut_ptr().add(MR * ldc);
+                        kernel.run(kc, second, b, lower, ldc, accumulate);
+                    }
+                    let same = pair
+                        .iter()
+                        .zip(&single)
+                        .all(|(p, s)| p.to_bits() == s.to_bits());
+                    assert!(same, "{kernel:?} {b:?} {panel:?} accumulate {accumulate}");
+                }
+            }
+        }
     }
 }
 
