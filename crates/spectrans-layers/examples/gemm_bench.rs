@@ -2,7 +2,13 @@
 //! prints one JSON line per shape (what `cargo xtask bench` puts in its GEMM table).
 //!
 //! `cargo run --release -p spectrans-layers --example gemm_bench -- --threads T [--iters K]
-//! [--warmup W] [--precision f32|bf16|int8] m,k,n [m,k,n ...]`
+//! [--warmup W] [--precision f32|bf16|int8] [--product forward|input-grad|weight-grad]
+//! m,k,n [m,k,n ...]`
+//!
+//! `--product` picks which of the Linear layer's three products is timed (f32 only): the
+//! forward `y = x · Wᵀ` (the default), or training's backward products, `dx = dy · W` (m, n)
+//! x (n, k), and `dW += dyᵀ · x` (n, m) x (m, k), whose B is packed on every call and whose A
+//! is transposed.
 //!
 //! At bf16 and int8 the weight is held in that format ([`PackedRhs::quantized_from_weight`])
 //! and the input quantized on each call, as a Linear layer at that precision runs it; the
@@ -20,7 +26,29 @@ struct Args {
     iters: usize,
     warmup: usize,
     precision: Precision,
+    product: Product,
     shapes: Vec<[usize; 3]>,
+}
+
+/// Which product of a Linear layer (k -> n) over m rows is timed.
+#[derive(Clone, Copy, PartialEq)]
+enum Product {
+    /// `y = x · Wᵀ`, W packed once.
+    Forward,
+    /// `dx = dy · W`.
+    InputGrad,
+    /// `dW += dyᵀ · x`.
+    WeightGrad,
+}
+
+impl Product {
+    fn name(self) -> &'static str {
+        match self {
+            Product::Forward => "forward",
+            Product::InputGrad => "input-grad",
+            Product::WeightGrad => "weight-grad",
+        }
+    }
 }
 
 fn parse() -> Result<Args, String> {
@@ -29,6 +57,7 @@ fn parse() -> Result<Args, String> {
         iters: 20,
         warmup: 3,
         precision: Precision::F32,
+        product: Product::Forward,
         shapes: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -46,6 +75,18 @@ fn parse() -> Result<Args, String> {
                 let v = it.next().ok_or("--precision needs a value")?;
                 args.precision = v.parse().map_err(|e| format!("--precision: {e}"))?;
             }
+            "--product" => {
+                args.product = match it.next().as_deref() {
+                    Some("forward") => Product::Forward,
+                    Some("input-grad") => Product::InputGrad,
+                    Some("weight-grad") => Product::WeightGrad,
+                    other => {
+                        return Err(format!(
+                            "--product takes forward, input-grad or weight-grad; got {other:?}"
+                        ));
+                    }
+                }
+            }
             shape => {
                 let dims: Vec<usize> = shape
                     .split(',')
@@ -61,6 +102,9 @@ fn parse() -> Result<Args, String> {
     }
     if args.shapes.is_empty() {
         return Err("give at least one m,k,n shape".into());
+    }
+    if args.product != Product::Forward && args.precision != Precision::F32 {
+        return Err("the backward products run in f32 only".into());
     }
     Ok(args)
 }
@@ -114,7 +158,26 @@ fn run(args: &Args) -> Result<(), String> {
         // As a Linear layer runs it: the weight packed once where our GEMM is the CPU's
         // fastest ([`Linear::pack`]), else the product of `matmul_into`.
         let packed = PackedRhs::quantized_from_weight(w.view(), args.precision);
-        let (median_ms, min_ms) = if args.precision == Precision::F32 && !sgemm::is_fastest() {
+        let (median_ms, min_ms) = if args.product == Product::InputGrad {
+            let dy = Array2::from_shape_fn((m, n), |(i, j)| ((i * 3 + j) as f32 * 0.01).sin());
+            let mut dx = Array2::<f32>::zeros((m, k));
+            time(
+                || {
+                    matmul_into(dx.view_mut(), dy.view(), w.view(), false)
+                        .map_err(|e| e.to_string())
+                },
+                args.warmup,
+                args.iters,
+            )?
+        } else if args.product == Product::WeightGrad {
+            let dy = Array2::from_shape_fn((m, n), |(i, j)| ((i * 3 + j) as f32 * 0.01).sin());
+            let mut dw = Array2::<f32>::zeros((n, k));
+            time(
+                || matmul_into(dw.view_mut(), dy.t(), x.view(), true).map_err(|e| e.to_string()),
+                args.warmup,
+                args.iters,
+            )?
+        } else if args.precision == Precision::F32 && !sgemm::is_fastest() {
             time(
                 || matmul_into(y.view_mut(), x.view(), w.t(), false).map_err(|e| e.to_string()),
                 args.warmup,
@@ -134,9 +197,10 @@ fn run(args: &Args) -> Result<(), String> {
         println!(
             "{{\"backend\": \"spectrans-rs\", \"m\": {m}, \"k\": {k}, \"n\": {n}, \"threads\": {}, \
              \"median_ms\": {median_ms:.4}, \"min_ms\": {min_ms:.4}, \"gflops\": {gflops:.2}, \
-             \"precision\": \"{}\", \"blas\": \"{}\"}}",
+             \"precision\": \"{}\", \"product\": \"{}\", \"blas\": \"{}\"}}",
             rayon::current_num_threads(),
             args.precision,
+            args.product.name(),
             implementation(args.precision)
         );
     }

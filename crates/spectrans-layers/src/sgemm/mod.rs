@@ -538,8 +538,9 @@ fn run_panels(
     }
 }
 
-/// Cuts C into tasks: row blocks of at most MC rows (a whole number of MR panels), and when
-/// that gives fewer than two tasks per thread, column ranges too.
+/// Cuts C into tasks: row blocks of about MC rows (a whole number of pairs of MR panels, so
+/// that the AVX-512 kernel's 12-row tiles cover every block but the last), and when that
+/// gives fewer than two tasks per thread, column ranges too.
 fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
     let row_blocks = m.div_ceil(MC).max(1);
     let row_blocks = if threads > 1 {
@@ -547,7 +548,7 @@ fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
     } else {
         row_blocks
     };
-    let mc = m.div_ceil(row_blocks).next_multiple_of(MR);
+    let mc = m.div_ceil(row_blocks).next_multiple_of(2 * MR);
     let np = panels(n);
     let want = 2 * threads;
     let col_chunks = if threads > 1 && m.div_ceil(mc) < want {

@@ -14,6 +14,9 @@ use super::kernel::{MR, NR};
 /// B matrices with at least this many elements are packed on the rayon pool.
 const PARALLEL_PACK_MIN: usize = 1 << 16;
 
+/// Steps of A a transposed pack reads before it writes them to the panels.
+const TRANSPOSED_STEPS: usize = 8;
+
 /// Rows of B in one block: a B panel (KC x NR) and an A panel (KC x MR) stay in L1.
 pub(crate) const KC: usize = 256;
 
@@ -135,18 +138,31 @@ pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, o
     let panels_here = mc.div_ceil(MR);
     if a.rs == 1 && a.cs != 1 {
         // A transposed view (the usual dW = dYᵀ X): step kk of every panel is a piece of
-        // one contiguous run of mc values, so walk the steps outside and the panels inside,
-        // reading each run once, in order.
-        for kk in 0..kc {
-            // SAFETY: column p0 + kk < k of A, rows i0 .. i0 + mc <= m, contiguous (rs = 1).
-            let run = unsafe {
-                std::slice::from_raw_parts(
-                    a.ptr.offset(i0 as isize + (p0 + kk) as isize * a.cs),
-                    mc,
-                )
-            };
-            for (i, src) in run.chunks(MR).enumerate() {
-                copy_padded::<MR>(&mut out[i * kc * MR + kk * MR..][..MR], src);
+        // one contiguous run of mc values. Read TRANSPOSED_STEPS such runs, then write each
+        // panel's steps for them together: writing every panel at each step would touch
+        // mc / MR places `kc * MR` floats apart, which share L1 sets (a panel of 256 steps is
+        // 6 KiB) and evict each other.
+        for k0 in (0..kc).step_by(TRANSPOSED_STEPS) {
+            let steps = TRANSPOSED_STEPS.min(kc - k0);
+            let runs: [&[f32]; TRANSPOSED_STEPS] = std::array::from_fn(|s| {
+                if s < steps {
+                    // SAFETY: column p0 + k0 + s < k of A, rows i0 .. i0 + mc <= m,
+                    // contiguous (rs = 1).
+                    unsafe {
+                        std::slice::from_raw_parts(
+                            a.ptr.offset(i0 as isize + (p0 + k0 + s) as isize * a.cs),
+                            mc,
+                        )
+                    }
+                } else {
+                    &[]
+                }
+            });
+            for (i, panel) in out.chunks_exact_mut(kc * MR).take(panels_here).enumerate() {
+                let dst = &mut panel[k0 * MR..(k0 + steps) * MR];
+                for (step, run) in dst.chunks_exact_mut(MR).zip(&runs) {
+                    copy_padded::<MR>(step, &run[i * MR..(i * MR + MR).min(mc)]);
+                }
             }
         }
         return;
