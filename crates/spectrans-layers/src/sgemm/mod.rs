@@ -286,6 +286,12 @@ pub fn has_bf16_kernel() -> bool {
 /// `dst = lhs · rhs` (or `dst += lhs · rhs`), any strides, B packed on the fly into this
 /// thread's scratch. Shapes were checked by the caller (lhs (m, k), rhs (k, n), dst (m, n),
 /// all non-empty).
+///
+/// When B is at least twice as wide as A is tall (a weight gradient `dW += dYᵀ X` of a layer
+/// that narrows, fc2), `Cᵀ = Bᵀ Aᵀ` is computed instead, so that the smaller operand is the
+/// one packed into B's panels (fc2's dW at the small config, 2 threads: 13.8 -> 12.0 ms).
+/// The bits are the same: each element is the same sum in the same order, and a fused
+/// multiply-add does not depend on the order of its two factors.
 pub(crate) fn gemm_unpacked(
     dst: ArrayViewMut2<'_, f32>,
     lhs: ArrayView2<'_, f32>,
@@ -293,6 +299,10 @@ pub(crate) fn gemm_unpacked(
     epilogue: Epilogue<'_>,
 ) -> Result<(), LayerError> {
     let (k, n) = rhs.dim();
+    let m = lhs.nrows();
+    if n >= 2 * m && epilogue.bias.is_none() && epilogue.activation.is_none() {
+        return gemm_unpacked(dst.reversed_axes(), rhs.t(), lhs.t(), epilogue);
+    }
     with_thread_local(&RHS_PANELS, |lines| {
         let data = lines_for(k, n, lines);
         pack_rhs(Strided::of(&rhs), data);
@@ -462,9 +472,10 @@ fn product(
             run(out, m, lhs, rhs, epilogue);
         }
         _ => {
-            // C's rows are not contiguous: compute into a standard-layout copy.
+            // C's rows are not contiguous: compute into a standard-layout copy (`to_owned`
+            // would keep a column-major C column-major).
             let mut tmp = if epilogue.accumulate {
-                dst.to_owned()
+                dst.as_standard_layout().into_owned()
             } else {
                 Array2::zeros((m, n))
             };

@@ -296,6 +296,43 @@ fn the_unpacked_entry_matches_the_packed_one() {
     }
 }
 
+/// A B at least twice as wide as A is tall is computed as `Cᵀ = Bᵀ Aᵀ`: the same bits as
+/// the product in its own orientation, overwriting or accumulating, A plain or transposed.
+#[test]
+fn a_wide_unpacked_product_gives_the_bits_of_the_packed_one() {
+    let (m, k, n) = (20, 300, 90);
+    let c0 = matrix(m, n, 3);
+    let w = matrix(n, k, 2);
+    for transposed in [false, true] {
+        let a_store = if transposed {
+            matrix(k, m, 1)
+        } else {
+            matrix(m, k, 1)
+        };
+        let a = if transposed {
+            a_store.t()
+        } else {
+            a_store.view()
+        };
+        for accumulate in [false, true] {
+            let epilogue = Epilogue {
+                accumulate,
+                ..Epilogue::default()
+            };
+            let mut packed = c0.clone();
+            let rhs = PackedRhs::from_weight(w.view());
+            gemm_packed(packed.view_mut(), a, &rhs, epilogue).unwrap();
+            let mut unpacked = c0.clone();
+            gemm_unpacked(unpacked.view_mut(), a, w.t(), epilogue).unwrap();
+            let same = packed
+                .iter()
+                .zip(&unpacked)
+                .all(|(p, u)| p.to_bits() == u.to_bits());
+            assert!(same, "transposed {transposed}, accumulate {accumulate}");
+        }
+    }
+}
+
 #[test]
 fn packing_reads_any_layout_the_same() {
     for (n, k) in [(5, 3), (17, 300), (40, 513)] {
