@@ -93,11 +93,12 @@ impl Optimizer for AdamW {
             )
         });
         let bias2_sqrt = bias2_sqrt as f32;
+        // Element by element, so splitting across threads gives the same bits.
         Zip::from(&mut param)
             .and(&grad)
             .and(m)
             .and(v)
-            .for_each(|p, &g, m, v| {
+            .par_for_each(|p, &g, m, v| {
                 *p *= decay;
                 *m = b1 * *m + (1.0 - b1) * g;
                 *v = b2 * *v + (1.0 - b2) * g * g;
