@@ -549,31 +549,37 @@ fn run_panels(
     }
 }
 
-/// Cuts C into tasks: row blocks of about MC rows (a whole number of pairs of MR panels, so
-/// that the AVX-512 kernel's 12-row tiles cover every block but the last), and when that
-/// gives fewer than two tasks per thread, column ranges too.
+/// Cuts C into tasks: row blocks of about MC rows, and when that gives fewer than two tasks
+/// per thread, column ranges too. Rows are dealt out in units of two MR panels (so that the
+/// AVX-512 kernel's 12-row tiles cover every block but the last), as evenly as whole units
+/// allow: the number of blocks is a multiple of the thread count, and their sizes differ by
+/// one unit at most, so no thread is left with an extra block at the end.
 fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
+    const UNIT: usize = 2 * MR;
+    let units = m.div_ceil(UNIT);
     let row_blocks = m.div_ceil(MC).max(1);
     let row_blocks = if threads > 1 {
-        row_blocks.next_multiple_of(threads).min(m.div_ceil(MR))
+        row_blocks.next_multiple_of(threads)
     } else {
         row_blocks
-    };
-    let mc = m.div_ceil(row_blocks).next_multiple_of(2 * MR);
+    }
+    .min(units);
     let np = panels(n);
     let want = 2 * threads;
-    let col_chunks = if threads > 1 && m.div_ceil(mc) < want {
-        want.div_ceil(m.div_ceil(mc)).min(np)
+    let col_chunks = if threads > 1 && row_blocks < want {
+        want.div_ceil(row_blocks).min(np)
     } else {
         1
     };
     let per_chunk = np.div_ceil(col_chunks);
     let mut tasks = Vec::new();
-    for i0 in (0..m).step_by(mc) {
+    for block in 0..row_blocks {
+        let i0 = block * units / row_blocks * UNIT;
+        let i1 = ((block + 1) * units / row_blocks * UNIT).min(m);
         for j0 in (0..np).step_by(per_chunk) {
             tasks.push(Task {
                 i0,
-                mc: mc.min(m - i0),
+                mc: i1 - i0,
                 j0,
                 j1: (j0 + per_chunk).min(np),
             });

@@ -450,3 +450,37 @@ fn empty_inner_dimension_gives_the_epilogue_of_zero() {
         }
     }
 }
+
+/// The tasks cover every (row, panel) of C exactly once; row blocks start on 12-row units,
+/// are never empty, and differ in size by one unit at most (the last may be cut short by m).
+#[test]
+fn the_plan_covers_c_once_in_balanced_blocks() {
+    for threads in [1, 2, 3, 4, 16] {
+        for m in [1, 5, 12, 13, 128, 512, 1000, 4096, 4097] {
+            for n in [1, 16, 40, 1024] {
+                let tasks = plan(m, n, threads);
+                let np = panels(n);
+                let mut seen = vec![0u8; m * np];
+                for t in &tasks {
+                    assert!(t.mc > 0 && t.j1 > t.j0, "{m} {n} {threads}: {t:?}");
+                    assert_eq!(t.i0 % (2 * MR), 0, "{m} {n} {threads}: {t:?}");
+                    for r in t.i0..t.i0 + t.mc {
+                        for j in t.j0..t.j1 {
+                            seen[r * np + j] += 1;
+                        }
+                    }
+                }
+                assert!(seen.iter().all(|&s| s == 1), "{m} {n} {threads}");
+                let mut sizes: Vec<usize> = tasks
+                    .iter()
+                    .filter(|t| t.i0 + t.mc < m)
+                    .map(|t| t.mc)
+                    .collect();
+                sizes.sort_unstable();
+                if let (Some(lo), Some(hi)) = (sizes.first(), sizes.last()) {
+                    assert!(hi - lo <= 2 * MR, "{m} {n} {threads}: {sizes:?}");
+                }
+            }
+        }
+    }
+}
