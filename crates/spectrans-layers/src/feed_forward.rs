@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
 use rand::Rng;
 use rayon::prelude::*;
 use spectrans_fft::with_thread_local;
@@ -11,8 +11,12 @@ use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
 use crate::linear::{Linear, LinearGrads};
-use crate::sgemm::Epilogue;
+use crate::sgemm::{Epilogue, on_this_thread, row_blocks};
 use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, to_3d};
+
+/// Rows of one block of the fused eval FFN ([`FeedForward::eval_into`]): a (168, 4·D) block
+/// of hidden activations is 688 KiB at D = 256, in L2 with room for the operands.
+const FUSED_ROWS: usize = 168;
 
 thread_local! {
     /// The FFN's (rows, hidden) temporaries, shared by every FeedForward on this thread (see
@@ -145,9 +149,42 @@ impl FeedForward {
         Ok(())
     }
 
-    /// Eval hidden activations `act(x W1ᵀ + b1)` written into `buf` (grown, never zeroed: the
-    /// GEMM overwrites it), then `out += act(..) W2ᵀ`.
+    /// Eval `out += act(x W1ᵀ + b1) W2ᵀ + b2`, block by block of about [`FUSED_ROWS`] rows:
+    /// each block's hidden activations are computed into its thread's scratch and consumed by
+    /// fc2 while they are still in cache, instead of the whole (rows, 4·D) hidden layer going
+    /// out to memory and back. One block per rayon task, its products on that thread; each
+    /// row's sums are the same as in one product over all rows, so the bits do not depend on
+    /// the blocking.
     fn eval_into(
+        &self,
+        rows: ArrayView2<'_, f32>,
+        out: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), LayerError> {
+        let blocks = row_blocks(rows.nrows(), FUSED_ROWS, rayon::current_num_threads());
+        if blocks.len() < 2 {
+            // One block: its products split over the pool themselves.
+            return self.with_scratch(|buf| self.eval_block(rows, out, buf));
+        }
+        let mut outs = Vec::with_capacity(blocks.len());
+        let mut rest = out;
+        for r in &blocks {
+            let (block, tail) = rest.split_at(Axis(0), r.len());
+            outs.push(block);
+            rest = tail;
+        }
+        blocks
+            .into_par_iter()
+            .zip(outs)
+            .with_max_len(1)
+            .try_for_each(|(r, out_block)| {
+                let block = rows.slice(s![r, ..]);
+                on_this_thread(|| self.with_scratch(|buf| self.eval_block(block, out_block, buf)))
+            })
+    }
+
+    /// [`FeedForward::eval_into`] on one block of rows, its hidden activations written into
+    /// `buf` (grown, never zeroed: the GEMM overwrites it).
+    fn eval_block(
         &self,
         rows: ArrayView2<'_, f32>,
         out: ArrayViewMut2<'_, f32>,
@@ -213,7 +250,7 @@ impl FeedForward {
                     &[b, n, d],
                 )
             })?;
-        self.with_scratch(|buf| self.eval_into(rows.view(), acc_rows.view_mut(), buf))
+        self.eval_into(rows.view(), acc_rows.view_mut())
     }
 
     /// Training forward (dropout from `ctx`); caches input, pre-activation and mask.

@@ -116,11 +116,7 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Bf16Rhs, epilogue: Epi
                 dst[k..].fill(0);
             });
         let bits = &*bits;
-        let threads = if m * rhs.n * k >= super::PARALLEL_MIN_FLOPS {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
+        let threads = super::threads_for(m, rhs.n, k);
         let tasks = plan(m, rhs.n, threads);
         let job = |task: &Task| run_task(out, bits, zeros, rhs, *task, epilogue);
         if threads > 1 && tasks.len() > 1 {

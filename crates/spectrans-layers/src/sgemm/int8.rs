@@ -139,11 +139,7 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Int8Rhs, epilogue: Epi
             .with_min_len(crate::tensor::min_rows(k))
             .for_each(|((code, row_quant), row)| quantize_row(row, code, row_quant));
         let (codes, rows) = (&*codes, &*rows);
-        let threads = if m * rhs.n * k >= super::PARALLEL_MIN_FLOPS {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
+        let threads = super::threads_for(m, rhs.n, k);
         let tasks = plan(m, rhs.n, threads);
         let kernel = Kernel::detect();
         let job = |task: &Task| run_task(kernel, out, codes, rows, zeros, rhs, *task, epilogue);

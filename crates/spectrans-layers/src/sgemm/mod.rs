@@ -16,7 +16,8 @@ mod int8;
 mod kernel;
 mod pack;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::ops::Range;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -47,6 +48,53 @@ thread_local! {
     static RHS_PANELS: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
     /// A rounded to bf16 for the f32 kernel's bf16 products.
     static ROUNDED_LHS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Set while [`on_this_thread`] runs: products stay on the calling thread.
+    static ON_THIS_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `job` with every product it starts summed on the calling thread, as one task per
+/// row block (no rayon tasks): for a caller that already runs one block of rows per thread
+/// and wants each product to stream B once for its whole block. The bits are the same
+/// either way.
+pub(crate) fn on_this_thread<R>(job: impl FnOnce() -> R) -> R {
+    /// Restores the flag when `job` returns or unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ON_THIS_THREAD.set(self.0);
+        }
+    }
+    let _restore = Restore(ON_THIS_THREAD.replace(true));
+    job()
+}
+
+/// The threads a product of (m, k) x (k, n) is split over: one for a small product or
+/// inside [`on_this_thread`], else the rayon pool's.
+fn threads_for(m: usize, n: usize, k: usize) -> usize {
+    let flops = m.saturating_mul(n).saturating_mul(k);
+    if flops < PARALLEL_MIN_FLOPS || ON_THIS_THREAD.get() {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
+/// Rows `0..m` cut into blocks of at most about `max_rows` rows for `threads` threads: a
+/// multiple of `threads` blocks (when there are rows enough), dealt out in whole units of two
+/// MR panels (so the AVX-512 kernel's 12-row tiles cover every block but the last) as evenly
+/// as units allow, sizes differing by one unit at most, so no thread is left with an extra
+/// block at the end.
+pub(crate) fn row_blocks(m: usize, max_rows: usize, threads: usize) -> Vec<Range<usize>> {
+    const UNIT: usize = 2 * MR;
+    let units = m.div_ceil(UNIT);
+    let blocks = m
+        .div_ceil(max_rows)
+        .max(1)
+        .next_multiple_of(threads.max(1))
+        .min(units);
+    (0..blocks)
+        .map(|b| (b * units / blocks * UNIT)..((b + 1) * units / blocks * UNIT).min(m))
+        .collect()
 }
 
 /// The right operand B (k, n) of `C = A · B`, packed into the panels the micro-kernels read.
@@ -534,12 +582,7 @@ fn run_panels(
 ) {
     let a = Strided::of(&lhs);
     let kernel = Kernel::detect();
-    let flops = m.saturating_mul(rhs.n).saturating_mul(rhs.k);
-    let threads = if flops >= PARALLEL_MIN_FLOPS {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
+    let threads = threads_for(m, rhs.n, rhs.k);
     let tasks = plan(m, rhs.n, threads);
     let job = |task: &Task| run_task(kernel, out, a, &rhs, epilogue, *task);
     if threads > 1 && tasks.len() > 1 {
@@ -549,37 +592,24 @@ fn run_panels(
     }
 }
 
-/// Cuts C into tasks: row blocks of about MC rows, and when that gives fewer than two tasks
-/// per thread, column ranges too. Rows are dealt out in units of two MR panels (so that the
-/// AVX-512 kernel's 12-row tiles cover every block but the last), as evenly as whole units
-/// allow: the number of blocks is a multiple of the thread count, and their sizes differ by
-/// one unit at most, so no thread is left with an extra block at the end.
+/// Cuts C into tasks: the row blocks of [`row_blocks`] (about MC rows), and when that gives
+/// fewer than two tasks per thread, column ranges too.
 fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
-    const UNIT: usize = 2 * MR;
-    let units = m.div_ceil(UNIT);
-    let row_blocks = m.div_ceil(MC).max(1);
-    let row_blocks = if threads > 1 {
-        row_blocks.next_multiple_of(threads)
-    } else {
-        row_blocks
-    }
-    .min(units);
+    let blocks = row_blocks(m, MC, threads);
     let np = panels(n);
     let want = 2 * threads;
-    let col_chunks = if threads > 1 && row_blocks < want {
-        want.div_ceil(row_blocks).min(np)
+    let col_chunks = if threads > 1 && blocks.len() < want {
+        want.div_ceil(blocks.len()).min(np)
     } else {
         1
     };
     let per_chunk = np.div_ceil(col_chunks);
     let mut tasks = Vec::new();
-    for block in 0..row_blocks {
-        let i0 = block * units / row_blocks * UNIT;
-        let i1 = ((block + 1) * units / row_blocks * UNIT).min(m);
+    for rows in blocks {
         for j0 in (0..np).step_by(per_chunk) {
             tasks.push(Task {
-                i0,
-                mc: i1 - i0,
+                i0: rows.start,
+                mc: rows.len(),
                 j0,
                 j1: (j0 + per_chunk).min(np),
             });

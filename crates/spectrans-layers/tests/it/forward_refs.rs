@@ -285,6 +285,24 @@ proptest! {
         prop_assert!(ffn.forward_add_into(x.view(), &mut wrong).is_err());
     }
 
+    /// A long input runs the eval FFN block by block of rows, in parallel (its hidden layer
+    /// kept in cache); every row gets the bits it gets alone.
+    #[test]
+    fn blocked_eval_ffn_gives_each_rows_bits(seed in any::<u64>(), n in 170usize..700) {
+        let (d, f) = (16, 64);
+        let mut r = rng(seed);
+        let ffn = FeedForward::new(d, f, Activation::Gelu, 0.0, &mut r).unwrap();
+        let x = random3((1, n, d), 1.0, &mut r);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let all = pool.install(|| ffn.forward(x.view())).unwrap();
+        for t in [0, n / 3, n - 1] {
+            let one = ffn.forward(x.slice(ndarray::s![.., t..t + 1, ..])).unwrap();
+            for o in 0..d {
+                prop_assert_eq!(all[[0, t, o]].to_bits(), one[[0, 0, o]].to_bits(), "row {} col {}", t, o);
+            }
+        }
+    }
+
     #[test]
     fn resampling_matches_f64_formula(seed in any::<u64>(), s in 1usize..30, n in 1usize..30) {
         let src = random2((s, 3), 1.0, &mut rng(seed));
