@@ -11,7 +11,7 @@ use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
 use crate::linear::{Linear, LinearGrads};
-use crate::sgemm::{Epilogue, on_this_thread, row_blocks};
+use crate::sgemm::{Epilogue, PackedRhs, gemm_packed, on_this_thread, row_blocks};
 use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, to_3d};
 
 /// Rows of one block of the fused eval FFN ([`FeedForward::eval_into`]): a (168, 4·D) block
@@ -165,13 +165,7 @@ impl FeedForward {
             // One block: its products split over the pool themselves.
             return self.with_scratch(|buf| self.eval_block(rows, out, buf));
         }
-        let mut outs = Vec::with_capacity(blocks.len());
-        let mut rest = out;
-        for r in &blocks {
-            let (block, tail) = rest.split_at(Axis(0), r.len());
-            outs.push(block);
-            rest = tail;
-        }
+        let outs = split_rows(out, &blocks);
         blocks
             .into_par_iter()
             .zip(outs)
@@ -285,6 +279,39 @@ impl FeedForward {
         let rows_n = b * n;
         let mut hidden = Array2::<f32>::zeros((rows_n, f));
         let mut act_derivative = Array2::<f32>::zeros((rows_n, f));
+        let blocks = row_blocks(rows_n, FUSED_ROWS, rayon::current_num_threads());
+        let dropout_off = !ctx.training || self.dropout.p() == 0.0;
+        if let (true, Some(w1), Some(w2)) = (
+            dropout_off && blocks.len() >= 2,
+            self.fc1.packed_f32(),
+            self.fc2.packed_f32(),
+        ) {
+            let mut y = Array2::<f32>::zeros((rows_n, d));
+            let weights = (&*w1, &*w2);
+            let block_views = split_rows(hidden.view_mut(), &blocks)
+                .into_iter()
+                .zip(split_rows(act_derivative.view_mut(), &blocks))
+                .zip(split_rows(y.view_mut(), &blocks));
+            blocks
+                .into_par_iter()
+                .zip(block_views.collect::<Vec<_>>())
+                .with_max_len(1)
+                .try_for_each(|(r, ((h, g), y))| {
+                    let x = input.slice(s![r, ..]);
+                    on_this_thread(|| self.train_block(x, weights, h, g, y))
+                })?;
+            let y = to_3d(y, b, n)?;
+            let mask = DropoutMask::identity();
+            let batch_seq = (b, n);
+            let cache = FeedForwardCache {
+                input,
+                hidden,
+                act_derivative,
+                mask,
+                batch_seq,
+            };
+            return Ok((y, cache));
+        }
         self.hidden_into(
             input.view(),
             hidden.view_mut(),
@@ -304,6 +331,34 @@ impl FeedForward {
                 batch_seq: (b, n),
             },
         ))
+    }
+
+    /// The training forward (no dropout) of one block of rows, its hidden activations still
+    /// in cache for fc2: `h = x W1ᵀ`, then `g = act'(h + b1)` and `h = act(h + b1)` in one
+    /// sweep, then `y = h W2ᵀ + b2`; `weights` are fc1's and fc2's, packed once per forward.
+    /// The same products and row functions as the unblocked path, so the same bits.
+    fn train_block(
+        &self,
+        x: ArrayView2<'_, f32>,
+        (w1, w2): (&PackedRhs, &PackedRhs),
+        mut h: ArrayViewMut2<'_, f32>,
+        mut g: ArrayViewMut2<'_, f32>,
+        y: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), LayerError> {
+        gemm_packed(h.view_mut(), x, w1, Epilogue::default())?;
+        let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
+        let act = self.activation;
+        let f = self.hidden();
+        let hs = contiguous_mut("FeedForward hidden", &mut h)?;
+        let gs = contiguous_mut("FeedForward act'", &mut g)?;
+        for (h, g) in hs.chunks_mut(f).zip(gs.chunks_mut(f)) {
+            act.apply_bias_row_with_derivative(h, g, b1);
+        }
+        let epilogue = Epilogue {
+            bias: Some(contiguous("fc2.bias", &self.fc2.bias)?),
+            ..Epilogue::default()
+        };
+        gemm_packed(y, h.view(), w2, epilogue)
     }
 
     /// Backward: accumulates into `grads`, returns dL/dx (batch, seq, dim).
@@ -385,3 +440,18 @@ impl FeedForwardGrads {
 }
 
 crate::parameters!(FeedForward, FeedForwardGrads => [module fc1, module fc2]);
+
+/// `view` cut into the row blocks `blocks` (consecutive ranges from row 0).
+fn split_rows<'a>(
+    view: ArrayViewMut2<'a, f32>,
+    blocks: &[std::ops::Range<usize>],
+) -> Vec<ArrayViewMut2<'a, f32>> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    let mut rest = view;
+    for r in blocks {
+        let (block, tail) = rest.split_at(Axis(0), r.len());
+        parts.push(block);
+        rest = tail;
+    }
+    parts
+}

@@ -150,6 +150,19 @@ impl Linear {
         }
     }
 
+    /// The f32 weight packed as [`gemm_packed`] reads it, where products on it run in f32 on
+    /// our GEMM: the kept packing, or a fresh one of a plain weight (for a caller that runs
+    /// many products on one weight, as the blocked training FFN does). `None` otherwise.
+    pub(crate) fn packed_f32(&self) -> Option<Cow<'_, PackedRhs>> {
+        if self.precision != Precision::F32 || !crate::sgemm::is_fastest() {
+            return None;
+        }
+        match &self.weight {
+            Weight::Packed(p) => Some(Cow::Borrowed(p)),
+            Weight::Plain(w) => Some(Cow::Owned(PackedRhs::from_weight(w.view()))),
+        }
+    }
+
     /// Whether [`Linear::pack`] packed the weight.
     pub fn is_packed(&self) -> bool {
         matches!(self.weight, Weight::Packed(_))
