@@ -14,8 +14,9 @@ use crate::linear::{Linear, LinearGrads};
 use crate::sgemm::{Epilogue, PackedRhs, gemm_packed, on_this_thread, row_blocks};
 use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, to_3d};
 
-/// Rows of one block of the fused eval FFN ([`FeedForward::eval_into`]): a (168, 4·D) block
-/// of hidden activations is 688 KiB at D = 256, in L2 with room for the operands.
+/// Rows of one block of the blocked FFN (the eval forward, [`FeedForward::eval_into`], and the
+/// training forward without dropout): a (168, 4·D) block of hidden activations is 688 KiB at
+/// D = 256, in L2 with room for the operands.
 const FUSED_ROWS: usize = 168;
 
 thread_local! {

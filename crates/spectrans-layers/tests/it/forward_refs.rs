@@ -6,6 +6,19 @@ use ndarray::{Array1, Array2, Array3};
 use proptest::prelude::*;
 use spectrans_layers::*;
 
+/// A GELU FFN (16 -> 64 -> 16), an input of `n` rows (several row blocks when n > 168) and a
+/// 2-thread pool to run it on.
+fn long_ffn_case(seed: u64, n: usize) -> (FeedForward, Array3<f32>, rayon::ThreadPool) {
+    let mut r = rng(seed);
+    let ffn = FeedForward::new(16, 64, Activation::Gelu, 0.0, &mut r).unwrap();
+    let x = random3((1, n, 16), 1.0, &mut r);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    (ffn, x, pool)
+}
+
 fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -289,11 +302,8 @@ proptest! {
     /// kept in cache); every row gets the bits it gets alone.
     #[test]
     fn blocked_eval_ffn_gives_each_rows_bits(seed in any::<u64>(), n in 170usize..700) {
-        let (d, f) = (16, 64);
-        let mut r = rng(seed);
-        let ffn = FeedForward::new(d, f, Activation::Gelu, 0.0, &mut r).unwrap();
-        let x = random3((1, n, d), 1.0, &mut r);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let (ffn, x, pool) = long_ffn_case(seed, n);
+        let d = ffn.dim();
         let all = pool.install(|| ffn.forward(x.view())).unwrap();
         for t in [0, n / 3, n - 1] {
             let one = ffn.forward(x.slice(ndarray::s![.., t..t + 1, ..])).unwrap();
@@ -303,15 +313,12 @@ proptest! {
         }
     }
 
-    /// The training forward without dropout runs block by block of rows too: its output and
-    /// its cache (hidden layer, act') hold, for each row, the bits that row gets alone.
+    /// The training forward without dropout runs block by block of rows too: its output, and
+    /// the input gradient its cache gives, hold for each row the bits that row gets alone.
     #[test]
     fn blocked_train_ffn_gives_each_rows_bits(seed in any::<u64>(), n in 170usize..700) {
-        let (d, f) = (16, 64);
-        let mut r = rng(seed);
-        let ffn = FeedForward::new(d, f, Activation::Gelu, 0.0, &mut r).unwrap();
-        let x = random3((1, n, d), 1.0, &mut r);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let (ffn, x, pool) = long_ffn_case(seed, n);
+        let d = ffn.dim();
         let mut ctx = TrainContext::new(seed, true);
         let (all, cache) = pool.install(|| ffn.forward_train(x.view(), &mut ctx)).unwrap();
         for t in [0, n / 3, n - 1] {
