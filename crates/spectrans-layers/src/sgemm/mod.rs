@@ -48,6 +48,8 @@ thread_local! {
     static RHS_PANELS: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
     /// A rounded to bf16 for the f32 kernel's bf16 products.
     static ROUNDED_LHS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A row-major stand-in for a C whose rows are not contiguous (a transposed C).
+    static C_ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Set while [`on_this_thread`] runs: products stay on the calling thread.
     static ON_THIS_THREAD: Cell<bool> = const { Cell::new(false) };
 }
@@ -519,23 +521,43 @@ fn product(
             };
             run(out, m, lhs, rhs, epilogue);
         }
-        _ => {
-            // C's rows are not contiguous: compute into a standard-layout copy (`to_owned`
-            // would keep a column-major C column-major).
-            let mut tmp = if epilogue.accumulate {
-                dst.as_standard_layout().into_owned()
-            } else {
-                Array2::zeros((m, n))
-            };
+        _ => with_thread_local(&C_ROWS, |buf| {
+            // C's rows are not contiguous (a transposed C, as for the dW of a wide product):
+            // compute into a row-major scratch, copied in and out block by block (an
+            // element-wise copy between the two layouts misses the cache at every step).
+            if buf.len() < m * n {
+                buf.resize(m * n, 0.0);
+            }
+            let mut rows = ArrayViewMut2::from_shape((m, n), &mut buf[..m * n])
+                .expect("the scratch holds m x n values");
+            if epilogue.accumulate {
+                assign_blocked(rows.view_mut(), dst.view());
+            }
+            // Without `accumulate` the kernels overwrite every element of C, so stale values
+            // in the scratch never show.
             let out = Out {
-                ptr: tmp.as_mut_ptr(),
+                ptr: rows.as_mut_ptr(),
                 ldc: n,
             };
             run(out, m, lhs, rhs, epilogue);
-            dst.assign(&tmp);
-        }
+            assign_blocked(dst, rows.view());
+        }),
     }
     Ok(())
+}
+
+/// `dst = src` in square blocks, so that when one of them is transposed both stay in cache.
+fn assign_blocked(mut dst: ArrayViewMut2<'_, f32>, src: ArrayView2<'_, f32>) {
+    const BLOCK: usize = 32;
+    let (m, n) = dst.dim();
+    for i0 in (0..m).step_by(BLOCK) {
+        let i1 = (i0 + BLOCK).min(m);
+        for j0 in (0..n).step_by(BLOCK) {
+            let j1 = (j0 + BLOCK).min(n);
+            dst.slice_mut(ndarray::s![i0..i1, j0..j1])
+                .assign(&src.slice(ndarray::s![i0..i1, j0..j1]));
+        }
+    }
 }
 
 /// The product into C at `out` (shapes checked, m, n > 0).

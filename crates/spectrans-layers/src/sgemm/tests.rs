@@ -230,6 +230,33 @@ fn a_destination_with_strided_rows_gets_the_same_values() {
     assert_eq!(store.t(), plain);
 }
 
+/// A column-major C larger than one copy block, accumulated into with a bias: the row-major
+/// scratch is filled from C, summed into, and copied back block by block.
+#[test]
+fn a_transposed_destination_is_accumulated_into_block_by_block() {
+    let (m, k, n) = (45, 300, 70);
+    let a = matrix(m, k, 11);
+    let w = matrix(n, k, 12);
+    let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.29).cos()).collect();
+    let c0 = matrix(m, n, 13);
+    let mut store = c0.t().to_owned();
+    let epilogue = Epilogue {
+        accumulate: true,
+        bias: Some(&bias),
+        activation: None,
+    };
+    let packed = PackedRhs::from_weight(w.view());
+    gemm_packed(
+        store.view_mut().reversed_axes(),
+        a.view(),
+        &packed,
+        epilogue,
+    )
+    .unwrap();
+    let want = naive(a.view(), w.t(), Some(&c0), Some(&bias), None);
+    check_close(&store.t().to_owned(), &want, k);
+}
+
 #[test]
 fn wrong_shapes_are_typed_errors() {
     let packed = PackedRhs::from_weight(matrix(4, 3, 0).view());
