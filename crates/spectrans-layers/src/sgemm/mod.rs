@@ -670,24 +670,46 @@ fn run_task(
         None => (0, mc),
     };
     let packed_panels = packed_rows.div_ceil(MR);
+    // With one stripe each block of A is used once: pack it just before, so that it goes
+    // from the pack to the kernel through L2 (the dW products, k = tokens: 2.7 MB of
+    // packed A per task would otherwise be written out to memory and read back).
+    let one_stripe = task.stripes(stripe).nth(1).is_none();
+    let block_len = packed_panels * MR * KC.min(k);
     with_thread_local(&LHS_PANELS, |buf| {
-        let need = packed_panels * MR * k;
+        let need = if one_stripe {
+            block_len
+        } else {
+            packed_panels * MR * k
+        };
         if buf.len() < need {
             buf.resize(need, 0.0);
         }
         let packed = &mut buf[..need];
-        if packed_panels > 0 {
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
-                let block = &mut packed[packed_panels * MR * p0..][..packed_panels * MR * kc];
-                pack_lhs(a, i0 + first_packed * MR, packed_rows, p0, kc, block);
-            }
+        let pack_block = |p0: usize, packed: &mut [f32]| {
+            let kc = KC.min(k - p0);
+            let at = if one_stripe {
+                0
+            } else {
+                packed_panels * MR * p0
+            };
+            let block = &mut packed[at..][..packed_panels * MR * kc];
+            pack_lhs(a, i0 + first_packed * MR, packed_rows, p0, kc, block);
+        };
+        if packed_panels > 0 && !one_stripe {
+            (0..k).step_by(KC).for_each(|p0| pack_block(p0, packed));
         }
-        let packed = &packed[..];
         for part in task.stripes(stripe) {
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
-                let block = &packed[packed_panels * MR * p0..][..packed_panels * MR * kc];
+                if packed_panels > 0 && one_stripe {
+                    pack_block(p0, packed);
+                }
+                let at = if one_stripe {
+                    0
+                } else {
+                    packed_panels * MR * p0
+                };
+                let block = &packed[at..][..packed_panels * MR * kc];
                 let add = epilogue.accumulate || p0 > 0;
                 for j in part.j0..part.j1 {
                     let b_panel = rhs.panel(p0, kc, j);

@@ -257,6 +257,37 @@ fn a_transposed_destination_is_accumulated_into_block_by_block() {
     check_close(&store.t().to_owned(), &want, k);
 }
 
+/// Blocks of A packed just before use (one stripe of C's columns per task) and all at once
+/// (several stripes), each for k past one block, row-major and transposed A. On one thread a
+/// task is all 168 rows, so a stripe is 24 panels: n = 90 is one stripe, n = 500 two.
+#[test]
+fn one_stripe_and_several_give_the_naive_product() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for (m, k, n) in [(168, 600, 90), (168, 600, 500)] {
+        for transposed in [false, true] {
+            let a_store = if transposed {
+                matrix(k, m, 21)
+            } else {
+                matrix(m, k, 21)
+            };
+            let a = if transposed {
+                a_store.t()
+            } else {
+                a_store.view()
+            };
+            let w = matrix(n, k, 22);
+            let mut c = Array2::zeros((m, n));
+            let packed = PackedRhs::from_weight(w.view());
+            pool.install(|| gemm_packed(c.view_mut(), a, &packed, Epilogue::default()))
+                .unwrap();
+            check_close(&c, &naive(a, w.t(), None, None, None), k);
+        }
+    }
+}
+
 #[test]
 fn wrong_shapes_are_typed_errors() {
     let packed = PackedRhs::from_weight(matrix(4, 3, 0).view());
