@@ -48,7 +48,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     let plan = Plan::new(&opts.threads, Effort { quick: opts.quick })?;
     let work = root.join(WORK_DIR);
     let ours = runner::build_ours(root, &work)?;
-    let gemm_bin = gemm::build(root, &work)?;
+    let gemm_bins = gemm::build(root, &work)?;
     let (torch, torch_missing) = if opts.no_torch {
         (None, Some("--no-torch was given".to_string()))
     } else {
@@ -81,7 +81,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         None => runner::run_plan(&plan, &configs, &programs, &work.join("models-raw.jsonl"))?,
     };
     let gemm = gemm::run(
-        &gemm_bin,
+        &gemm_bins,
         &plan.thread_counts,
         programs.torch.as_ref(),
         opts.quick,

@@ -80,11 +80,24 @@ pub struct GemmPoint {
     pub blas: String,
 }
 
+/// The FMA peak at one thread count (`examples/fma_peak.rs`): the ceiling of any GEMM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peak {
+    pub threads: usize,
+    /// GFLOP/s of all threads together.
+    pub gflops: f64,
+    /// The instruction it ran (e.g. `vfmadd (512-bit, AVX-512 F)`).
+    pub instruction: String,
+}
+
 /// Everything the GEMM table shows, or why a backend is missing.
 #[derive(Debug, Clone, Default)]
 pub struct GemmResults {
     pub points: Vec<GemmPoint>,
     pub failures: Vec<(Backend, usize, String)>,
+    pub peaks: Vec<Peak>,
+    /// Why the FMA peak was not measured at a thread count.
+    pub peak_failures: Vec<(usize, String)>,
 }
 
 impl GemmShape {
@@ -127,6 +140,11 @@ impl GemmResults {
             .map(|p| p.gflops)
     }
 
+    /// The FMA peak of `threads` threads together, in GFLOP/s.
+    pub fn peak(&self, threads: usize) -> Option<&Peak> {
+        self.peaks.iter().find(|p| p.threads == threads)
+    }
+
     /// The distinct library descriptions per backend.
     pub fn libraries(&self, backend: Backend) -> Vec<String> {
         let mut libs: Vec<String> = self
@@ -141,45 +159,65 @@ impl GemmResults {
     }
 }
 
-/// Builds `examples/gemm_bench.rs` in release and copies it to `dir/gemm_bench`, at the start
-/// of a run (a build failure must stop the run before anything is measured, and a rebuild by
-/// someone else during the run must not change what is measured).
-pub fn build(root: &Path, dir: &Path) -> Result<PathBuf, BenchError> {
+/// The benchmark binaries of spectrans-layers' examples, copied out of `target/`.
+pub struct Binaries {
+    pub gemm_bench: PathBuf,
+    pub fma_peak: PathBuf,
+}
+
+/// Builds `examples/gemm_bench.rs` and `examples/fma_peak.rs` in release and copies them to
+/// `dir`, at the start of a run (a build failure must stop the run before anything is
+/// measured, and a rebuild by someone else during the run must not change what is measured).
+pub fn build(root: &Path, dir: &Path) -> Result<Binaries, BenchError> {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "spectrans-layers",
-            "--example",
-            "gemm_bench",
-        ])
+        .args(["build", "--release", "-p", "spectrans-layers"])
+        .args(["--example", "gemm_bench", "--example", "fma_peak"])
         .current_dir(root);
-    eprintln!("bench: cargo build --release -p spectrans-layers --example gemm_bench");
+    eprintln!(
+        "bench: cargo build --release -p spectrans-layers --example gemm_bench --example fma_peak"
+    );
     run_checked(&mut cargo)?;
-    let built = root
-        .join("target")
-        .join("release")
-        .join("examples")
-        .join("gemm_bench");
     std::fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
-    let copy = dir.join("gemm_bench");
-    std::fs::copy(&built, &copy).map_err(BenchError::io(&built))?;
-    Ok(copy)
+    let copy = |name: &str| -> Result<PathBuf, BenchError> {
+        let built = root
+            .join("target")
+            .join("release")
+            .join("examples")
+            .join(name);
+        let copy = dir.join(name);
+        std::fs::copy(&built, &copy).map_err(BenchError::io(&built))?;
+        Ok(copy)
+    };
+    Ok(Binaries {
+        gemm_bench: copy("gemm_bench")?,
+        fma_peak: copy("fma_peak")?,
+    })
 }
 
 /// Runs every backend at every thread count; `ours` is the binary from [`build`].
 pub fn run(
-    ours: &Path,
+    bins: &Binaries,
     threads: &[usize],
     torch: Option<&(PathBuf, PathBuf)>,
     quick: bool,
 ) -> Result<GemmResults, BenchError> {
     let shapes = shapes();
     let (iters, warmup) = if quick { (3, 1) } else { (10, 2) };
+    let ours = &bins.gemm_bench;
     let mut results = GemmResults::default();
     for &t in threads {
+        eprintln!("bench: FMA peak at {t} thread(s)");
+        let mut cmd = Command::new(&bins.fma_peak);
+        cmd.args(["--threads", &t.to_string()])
+            .args(["--seconds", if quick { "0.3" } else { "1" }]);
+        match run_checked(&mut cmd).and_then(|out| parse_peak(&out)) {
+            Ok(peak) => results.peaks.push(peak),
+            Err(e) => {
+                eprintln!("bench: FMA peak failed: {e}");
+                results.peak_failures.push((t, e.to_string()));
+            }
+        }
         for backend in Backend::ALL {
             let mut cmd = match (backend, torch) {
                 (Backend::Ours, _) => {
@@ -254,6 +292,36 @@ pub fn parse_points(stdout: &str, backend: Backend) -> Result<Vec<GemmPoint>, Be
     Ok(points)
 }
 
+/// The JSON line of `fma_peak`.
+pub fn parse_peak(stdout: &str) -> Result<Peak, BenchError> {
+    let line = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| BenchError::BadLine(format!("no FMA peak line in output {stdout:?}")))?;
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| BenchError::BadLine(format!("not JSON ({e}): {line}")))?;
+    let threads = v
+        .get("threads")
+        .and_then(Value::as_u64)
+        .filter(|&t| t > 0)
+        .ok_or_else(|| BenchError::BadLine(format!("no thread count in {line}")))?;
+    let gflops = v
+        .get("gflops")
+        .and_then(Value::as_f64)
+        .filter(|g| g.is_finite() && *g > 0.0)
+        .ok_or_else(|| BenchError::BadLine(format!("no positive `gflops` in {line}")))?;
+    Ok(Peak {
+        threads: threads as usize,
+        gflops,
+        instruction: v
+            .get("instruction")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned(),
+    })
+}
+
 fn parse_point(line: &str, backend: Backend) -> Result<GemmPoint, BenchError> {
     let v: Value = serde_json::from_str(line)
         .map_err(|e| BenchError::BadLine(format!("not JSON ({e}): {line}")))?;
@@ -306,6 +374,18 @@ mod tests {
         assert_eq!(p[0].blas, "openblas SkylakeX");
         assert!(parse_points("nothing", Backend::Ours).is_err());
         assert!(parse_points("{\"m\": 1}", Backend::Ours).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn reads_the_fma_peak_and_rejects_a_bad_line() -> Result<(), BenchError> {
+        let out = "{\"threads\": 2, \"gflops\": 234.07, \"gflops_per_core\": 117.04, \"instruction\": \"vfmadd (512-bit, AVX-512 F)\"}\n";
+        let p = parse_peak(out)?;
+        assert_eq!((p.threads, p.gflops), (2, 234.07));
+        assert_eq!(p.instruction, "vfmadd (512-bit, AVX-512 F)");
+        assert!(parse_peak("nothing").is_err());
+        assert!(parse_peak("{\"threads\": 2, \"gflops\": -1}").is_err());
+        assert!(parse_peak("{\"gflops\": 5}").is_err());
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use super::profile::{Breakdown, Part};
 use super::runner::CaseResult;
 use super::sample::{Impl, Variant};
 use super::stats;
-use super::summary::{Summary, targets};
+use super::summary::{SPEED_GOAL, Summary, targets};
 use super::table::{MISSING, markdown_table, mib, ms, rate, ratio, verdict};
 
 /// The profile section's input: what was profiled and its outcome.
@@ -54,6 +54,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
     header(&mut doc, input);
     targets_section(&mut doc, input, &summaries);
     variants_section(&mut doc, input, &summaries);
+    roofline_section(&mut doc, input, &summaries);
     headline_section(&mut doc, input, &summaries);
     seq_sweep_section(&mut doc, input, &summaries);
     hidden_sweep_section(&mut doc, input, &summaries);
@@ -446,6 +447,87 @@ fn threads_section(doc: &mut String, input: &ReportInput<'_>, summaries: &[Summa
     doc.push('\n');
 }
 
+/// Each case against the FMA peak: the least time its FFN products can take, and whether
+/// the speed goal leaves room for them.
+fn roofline_section(doc: &mut String, input: &ReportInput<'_>, summaries: &[Summary]) {
+    let _ = writeln!(
+        doc,
+        "## How close to the cores' limit\n\n\
+         No product runs faster than the cores' FMA peak ({}, measured by \
+         `examples/fma_peak.rs`: independent fused multiply-adds on registers). A forward \
+         needs the FFN products' FLOPs (fc1 and fc2, every token in all but the last block, \
+         the cls token of each sequence in the last), a training step three times that \
+         (forward, input gradient, weight gradient). `floor` is that work at the peak with \
+         nothing else (FFT, LayerNorm, memory) costing any time. A {SPEED_GOAL:.1}x goal \
+         leaves the fastest PyTorch time / {SPEED_GOAL:.1}; where the floor takes more than \
+         that, or more of it than a GEMM reaches (ours: the GEMM table, last column), no \
+         implementation meets the goal in f32.\n",
+        peak_text(input.gemm),
+    );
+    let rows: Vec<Vec<String>> = variant_cases(input.plan)
+        .into_iter()
+        .filter_map(|(name, i)| {
+            let s = summaries.get(i)?;
+            let case = input.plan.cases.get(i)?;
+            let passes = if case.mode == Mode::Train { 3.0 } else { 1.0 };
+            let flops = passes * gemm_flops(&case.shape, case.batch);
+            let peak = input.gemm.peak(case.threads)?.gflops;
+            let floor = flops / (peak * 1e9) * 1e3;
+            let goal_ms = s.fastest().map(|(_, t)| t / SPEED_GOAL);
+            let share = |t: Option<f64>| {
+                t.map_or(MISSING.into(), |t| format!("{:.0} %", 100.0 * floor / t))
+            };
+            Some(vec![
+                name,
+                format!("{:.1}", flops / 1e9),
+                ms(Some(floor)),
+                ms(s.ours_ms),
+                share(s.ours_ms),
+                ms(goal_ms),
+                share(goal_ms),
+            ])
+        })
+        .collect();
+    doc.push_str(&markdown_table(
+        &[
+            "case",
+            "FFN GFLOP",
+            "floor ms at the FMA peak",
+            "spectrans-rs ms",
+            "ours: floor / time",
+            &format!("{SPEED_GOAL:.1}x the fastest PyTorch needs ms"),
+            "goal: floor / time",
+        ],
+        &rows,
+    ));
+    doc.push('\n');
+}
+
+/// The FMA peaks measured, per core, for the report's prose.
+fn peak_text(g: &GemmResults) -> String {
+    if g.peaks.is_empty() {
+        let why: Vec<String> = g
+            .peak_failures
+            .iter()
+            .map(|(t, w)| format!("{t} threads: {w}"))
+            .collect();
+        return format!("not measured in this run: {}", join_or_missing(&why));
+    }
+    let per_count: Vec<String> = g
+        .peaks
+        .iter()
+        .map(|p| {
+            format!(
+                "{:.1} GFLOP/s per core at {} thread{}",
+                p.gflops / p.threads as f64,
+                p.threads,
+                if p.threads == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    format!("{}, {}", per_count.join(", "), g.peaks[0].instruction)
+}
+
 fn gemm_section(doc: &mut String, input: &ReportInput<'_>) {
     let g = input.gemm;
     let _ = writeln!(
@@ -455,10 +537,12 @@ fn gemm_section(doc: &mut String, input: &ReportInput<'_>) {
          GFLOP/s **per core** (total / threads); median of timed runs after a warm-up, one \
          process per library and thread count. fc1 is D -> 4·D, fc2 4·D -> D; m is the tokens \
          of the case (8 x 512, and the batch-1 rows' 512 and 128). Libraries: spectrans-rs {}; \
-         torch {}; numpy {}. OpenBLAS picks its kernel for this CPU (OPENBLAS_CORETYPE unset).\n",
+         torch {}; numpy {}. OpenBLAS picks its kernel for this CPU (OPENBLAS_CORETYPE unset). \
+         The FMA peak: {}.\n",
         join_or_missing(&g.libraries(Backend::Ours)),
         join_or_missing(&g.libraries(Backend::Torch)),
         join_or_missing(&g.libraries(Backend::Numpy)),
+        peak_text(g),
     );
     let mut rows = Vec::new();
     for shape in gemm::shapes() {
@@ -475,6 +559,11 @@ fn gemm_section(doc: &mut String, input: &ReportInput<'_>) {
                 per_core(Backend::Torch),
                 per_core(Backend::Numpy),
                 ratio(g.ours_vs_best(shape.dims(), t)),
+                g.gflops(Backend::Ours, shape.dims(), t)
+                    .zip(g.peak(t))
+                    .map_or(MISSING.into(), |(x, p)| {
+                        format!("{:.0} %", 100.0 * x / p.gflops)
+                    }),
             ]);
         }
     }
@@ -487,6 +576,7 @@ fn gemm_section(doc: &mut String, input: &ReportInput<'_>) {
             "torch",
             "numpy",
             "ours / best",
+            "ours / FMA peak",
         ],
         &rows,
     ));
@@ -764,6 +854,16 @@ mod tests {
             })
             .collect();
         let m = machine();
+        let gemm = GemmResults {
+            peaks: [(1, 100.0), (2, 200.0)]
+                .map(|(threads, gflops)| gemm::Peak {
+                    threads,
+                    gflops,
+                    instruction: "vfmadd (test)".into(),
+                })
+                .to_vec(),
+            ..GemmResults::default()
+        };
         let input = ReportInput {
             plan: &plan,
             results: &results,
@@ -772,7 +872,7 @@ mod tests {
             torch_missing: None,
             profile: None,
             plot_link: Some("benchmarks/x.svg".into()),
-            gemm: &GemmResults::default(),
+            gemm: &gemm,
             elapsed_s: 12.0,
             load: (Some(0.5), Some(1.5)),
             command: "cargo xtask bench --quick".into(),
@@ -784,6 +884,12 @@ mod tests {
             "## Targets",
             "## Against every way to run it in PyTorch",
             "| small forward, n512, 2 threads | h256 L4 n512 b8 vocab 1000 | 100.0 | 250.0 | fails | \u{2014} | 160.0 | \u{2014} | rfft rewrite + torch.compile | 1.60x | 2.50x |",
+            "## How close to the cores' limit",
+            "100.0 GFLOP/s per core at 1 thread, 100.0 GFLOP/s per core at 2 threads, vfmadd (test)",
+            // 3 full blocks x 4096 tokens + 8 cls tokens, 2 x 2 x 256 x 1024 FLOPs each: 12.9
+            // GFLOP, 64.47 ms at 200 GFLOP/s; the goal 160 / 1.5 = 106.7 ms.
+            "| small forward, n512, 2 threads | 12.9 | 64.47 | 100.0 | 64 % | 106.7 | 60 % |",
+            "| small training step, n512, 2 threads | 38.7 | 193.4 | 100.0 | 193 % | 106.7 | 181 % |",
             "## Headline configs",
             "## Sweep: sequence length",
             "## Sweep: hidden size",
