@@ -204,7 +204,7 @@ impl Trainer {
         };
         if coef != 1.0 {
             for g in by_name.values_mut() {
-                g.mapv_inplace(|v| v * coef);
+                g.par_mapv_inplace(|v| v * coef);
             }
         }
         let lr = self.schedule.lr_at(self.optimizer.steps() + 1);
