@@ -343,6 +343,15 @@ impl GfnetBlock {
     }
 }
 
+impl GfnetBlockCache {
+    /// Adds its large arrays to `out`, for the next step ([`crate::reuse`]).
+    pub fn into_arrays(self, out: &mut Vec<Vec<f32>>) {
+        self.norm1.into_arrays(out);
+        self.norm2.into_arrays(out);
+        self.ffn.into_arrays(out);
+    }
+}
+
 impl GfnetBlockGrads {
     /// Zero gradients shaped like `block`.
     pub fn zeros_like(block: &GfnetBlock) -> Self {

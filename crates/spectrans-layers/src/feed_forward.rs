@@ -11,6 +11,7 @@ use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
 use crate::linear::{Linear, LinearGrads};
+use crate::reuse::{push_storage, take_overwritten};
 use crate::sgemm::{Epilogue, PackedRhs, gemm_packed, on_this_thread, row_blocks};
 use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, to_3d};
 
@@ -63,6 +64,15 @@ pub struct FeedForwardCache {
     pub mask: DropoutMask,
     /// (batch, seq) of the input.
     pub batch_seq: (usize, usize),
+}
+
+impl FeedForwardCache {
+    /// Adds its large arrays to `out`, for the next step ([`crate::reuse`]).
+    pub fn into_arrays(self, out: &mut Vec<Vec<f32>>) {
+        push_storage(self.input, out);
+        push_storage(self.hidden, out);
+        push_storage(self.act_derivative, out);
+    }
 }
 
 impl FeedForward {
@@ -278,8 +288,10 @@ impl FeedForward {
         })?;
         let f = self.hidden();
         let rows_n = b * n;
-        let mut hidden = Array2::<f32>::zeros((rows_n, f));
-        let mut act_derivative = Array2::<f32>::zeros((rows_n, f));
+        // Both are written whole on either path below (the products overwrite, the activation
+        // sweep writes act' for every element): arrays of the step before will do.
+        let mut hidden = take_overwritten(rows_n, f);
+        let mut act_derivative = take_overwritten(rows_n, f);
         let blocks = row_blocks(rows_n, FUSED_ROWS, rayon::current_num_threads());
         let dropout_off = !ctx.training || self.dropout.p() == 0.0;
         if let (true, Some(w1), Some(w2)) = (

@@ -4,6 +4,7 @@ use ndarray::{Array1, Array2, Array3, ArrayView3};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
+use crate::reuse::{push_storage, take_overwritten};
 use rayon::iter::Either;
 use rayon::prelude::*;
 
@@ -40,6 +41,13 @@ pub struct LayerNormCache {
     pub rstd: Array1<f32>,
     /// (batch, seq) of the input.
     pub batch_seq: (usize, usize),
+}
+
+impl LayerNormCache {
+    /// Adds its large arrays to `out`, for the next step ([`crate::reuse`]).
+    pub fn into_arrays(self, out: &mut Vec<Vec<f32>>) {
+        push_storage(self.normalized, out);
+    }
 }
 
 /// Mean and `1 / sqrt(var + eps)` of one row, two-pass in f32.
@@ -115,9 +123,12 @@ impl LayerNorm {
         _ctx: &mut TrainContext,
     ) -> Result<(Array3<f32>, LayerNormCache), LayerError> {
         let (b, n, d) = x.dim();
-        let mut normalized = Array2::<f32>::zeros((b * n, d));
+        // Both are written whole by normalize_into: arrays of the step before will do.
+        let mut normalized = take_overwritten(b * n, d);
         let mut rstd = Array1::<f32>::zeros(b * n);
-        let mut out = Array3::<f32>::zeros((b, n, d));
+        let mut out = take_overwritten(b * n, d)
+            .into_shape_with_order((b, n, d))
+            .expect("b * n rows of d values");
         self.normalize_into(x, &mut out, Some((&mut normalized, &mut rstd)))?;
         Ok((
             out,

@@ -41,6 +41,7 @@ pub mod matmul;
 mod params;
 mod positional;
 pub mod precision;
+pub mod reuse;
 pub mod sgemm;
 mod tensor;
 

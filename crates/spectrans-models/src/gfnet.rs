@@ -11,6 +11,7 @@ use spectrans_layers::{
     BlockOptions, Dropout, DropoutMask, Embedding, EmbeddingCache, EmbeddingGrads, GfnetBlock,
     GfnetBlockCache, GfnetBlockGrads, LayerNorm, LayerNormCache, LayerNormGrads, OutputTokens,
     PositionalEncoding, PositionalEncodingCache, PositionalEncodingGrads, Precision, TrainContext,
+    reuse,
 };
 
 use crate::error::ModelError;
@@ -124,6 +125,22 @@ enum BlockCaches {
     /// Gradient checkpointing: each block's input and the RNG state it started from, to
     /// recompute its activations (with the same dropout masks) during backward.
     Recompute(Vec<(Array3<f32>, TrainContext)>),
+}
+
+impl GfnetCache {
+    /// Hands its large arrays to the next training step's forward, which overwrites them
+    /// instead of zeroing fresh ones ([`reuse`]); call it once backward is
+    /// done with the cache.
+    pub fn recycle(self) {
+        let mut arrays = Vec::new();
+        if let BlockCaches::Kept(blocks) = self.blocks {
+            for block in blocks {
+                block.into_arrays(&mut arrays);
+            }
+        }
+        self.final_norm.into_arrays(&mut arrays);
+        reuse::hand_over(arrays);
+    }
 }
 
 /// Sets the number format of a block's Linears (`ffn.fc1`, `ffn.fc2`) and holds them in it.
@@ -583,6 +600,10 @@ impl Gfnet {
                     let tokens = self.block_tokens(i);
                     let (_, c) = block.forward_train_tokens(input.view(), &mut ctx, tokens)?;
                     g = block.backward(&c, g.view(), bg)?;
+                    // The next block recomputed (the one before) takes these arrays.
+                    let mut arrays = Vec::new();
+                    c.into_arrays(&mut arrays);
+                    reuse::hand_over(arrays);
                 }
             }
         }

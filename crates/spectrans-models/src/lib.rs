@@ -36,4 +36,4 @@ pub use spectrans_config::{
     Activation, Config, ConfigError, FftNorm, FilterActivation, ModelType, OutputType,
     PositionalEncodingType,
 };
-pub use spectrans_layers::{Parameters, Precision, TrainContext, parameter_count};
+pub use spectrans_layers::{Parameters, Precision, TrainContext, parameter_count, reuse};

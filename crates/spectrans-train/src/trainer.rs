@@ -38,6 +38,7 @@ pub fn compute_gradients(
     }
     let mut grads = model.zero_grads();
     model.backward(&cache, grad_output.view(), &mut grads)?;
+    cache.recycle();
     Ok((loss, grads))
 }
 
@@ -270,6 +271,8 @@ impl Trainer {
             on_step(self, progress)?;
         }
         let seconds = start.elapsed().as_secs_f32();
+        // The last step's cache arrays, kept for a next step: not needed through evaluation.
+        spectrans_models::reuse::release();
         let train_loss = (self.epoch_loss / steps.max(1) as f64) as f32;
         self.epoch += 1;
         self.epoch_step = 0;

@@ -6,3 +6,4 @@ mod forward_refs;
 mod grad_global_filter;
 mod grad_layers;
 mod packing;
+mod reuse;
