@@ -546,10 +546,36 @@ fn product(
     Ok(())
 }
 
-/// `dst = src` in square blocks, so that when one of them is transposed both stay in cache.
+/// `dst = src` in square blocks, so that when one of them is transposed both stay in cache;
+/// a transposed standard layout on one side (the usual case) is copied slice to slice.
 fn assign_blocked(mut dst: ArrayViewMut2<'_, f32>, src: ArrayView2<'_, f32>) {
     const BLOCK: usize = 32;
     let (m, n) = dst.dim();
+    let transposed_copy = |to: &mut [f32], from: &[f32], (m, n): (usize, usize)| {
+        // to (m, n) row-major = from (n, m) row-major, transposed; blocks of rows on the pool.
+        to.par_chunks_mut(BLOCK * n)
+            .enumerate()
+            .for_each(|(block, rows)| {
+                let i0 = block * BLOCK;
+                for j0 in (0..n).step_by(BLOCK) {
+                    for (r, row) in rows.chunks_exact_mut(n).enumerate() {
+                        let i = i0 + r;
+                        for j in j0..(j0 + BLOCK).min(n) {
+                            row[j] = from[j * m + i];
+                        }
+                    }
+                }
+            });
+    };
+    if let (Some(to), Some(from)) = (dst.as_slice_mut(), src.t().to_slice()) {
+        return transposed_copy(to, from, (m, n));
+    }
+    if let (Some(to), Some(from)) = (
+        dst.view_mut().reversed_axes().as_slice_mut(),
+        src.as_slice(),
+    ) {
+        return transposed_copy(to, from, (n, m));
+    }
     for i0 in (0..m).step_by(BLOCK) {
         let i1 = (i0 + BLOCK).min(m);
         for j0 in (0..n).step_by(BLOCK) {
