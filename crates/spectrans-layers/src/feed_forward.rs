@@ -13,7 +13,9 @@ use crate::error::{LayerError, shape_error};
 use crate::linear::{Linear, LinearGrads};
 use crate::reuse::{push_storage, take_overwritten};
 use crate::sgemm::{Epilogue, PackedRhs, gemm_packed, on_this_thread, row_blocks};
-use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows, rows_of, to_3d};
+use crate::tensor::{
+    check_hidden, contiguous, contiguous_mut, min_rows, rows_of, scale_in_place, to_3d,
+};
 
 /// Rows of one block of the blocked FFN (the eval forward, [`FeedForward::eval_into`], and the
 /// training forward without dropout): a (168, 4·D) block of hidden activations is 688 KiB at
@@ -212,7 +214,7 @@ impl FeedForward {
         let epilogue = Epilogue {
             accumulate: true,
             bias: Some(contiguous("fc2.bias", &self.fc2.bias)?),
-            activation: None,
+            ..Epilogue::default()
         };
         self.fc2.product_with(h.view(), out, epilogue)
     }
@@ -420,20 +422,17 @@ impl FeedForward {
         let dz_buf = buf.get_mut(..len).unwrap_or_default();
         let mut dz = ArrayViewMut2::from_shape((rows_n, f), dz_buf)
             .map_err(|_| shape_error("FeedForward scratch", format!("({rows_n}, {f})"), &[len]))?;
-        self.fc2.backward_input_into(dy.view(), dz.view_mut())?;
-        let dz_rows = contiguous_mut("FeedForward hidden grad", &mut dz)?;
-        cache.mask.backward_in_place(dz_rows, "FeedForward")?;
-        if f > 0 {
-            let d = contiguous("FeedForward act'", &cache.act_derivative)?;
-            let chunk = f * 64;
-            dz_rows
-                .par_chunks_mut(chunk)
-                .zip(d.par_chunks(chunk))
-                .for_each(|(g, d)| {
-                    for (g, &d) in g.iter_mut().zip(d) {
-                        *g *= d;
-                    }
-                });
+        let act_derivative = contiguous("FeedForward act'", &cache.act_derivative)?;
+        if cache.mask.is_identity() {
+            // dz = (dy W2) ⊙ act'(z), the product scaled block by block while in cache.
+            self.fc2
+                .backward_input_scaled_into(dy.view(), dz.view_mut(), act_derivative)?;
+        } else {
+            // The dropout mask comes between: dz = ((dy W2) ⊙ mask) ⊙ act'(z).
+            self.fc2.backward_input_into(dy.view(), dz.view_mut())?;
+            let dz_rows = contiguous_mut("FeedForward hidden grad", &mut dz)?;
+            cache.mask.backward_in_place(dz_rows, "FeedForward")?;
+            scale_in_place(dz_rows, act_derivative, f);
         }
         self.fc1
             .backward_params(cache.input.view(), dz.view(), &mut grads.fc1)?;

@@ -16,7 +16,7 @@ use crate::matmul::matmul_into;
 use crate::params::{Parameters, join};
 use crate::precision::{Precision, quantize_rows_into};
 use crate::sgemm::{Epilogue, PackedRhs, apply_epilogue, gemm_packed, gemm_unpacked};
-use crate::tensor::{contiguous, contiguous_mut, par_add_column_sums};
+use crate::tensor::{contiguous, contiguous_mut, par_add_column_sums, scale_in_place};
 
 /// A fully connected layer: `y = x Wᵀ + b`, `x` (rows, in), `W` (out, in), `b` (out).
 ///
@@ -216,7 +216,7 @@ impl Linear {
             // integer codes).
             return gemm_packed(out, x, p, epilogue);
         }
-        if epilogue.bias.is_none() && epilogue.activation.is_none() {
+        if epilogue.sums_only() {
             return self.product(x, out, epilogue.accumulate);
         }
         if let Weight::Plain(w) = &self.weight
@@ -419,6 +419,37 @@ impl Linear {
     ) -> Result<(), LayerError> {
         self.check_grad_out(&grad_out, grad_out.nrows())?;
         matmul_into(dx, grad_out, self.weight().view(), false)
+    }
+
+    /// `dX = (dY W) ⊙ scale` into a caller-owned (rows, in) buffer, `scale` (rows, in)
+    /// row-major: the input gradient times an elementwise factor (an activation's
+    /// derivative), applied by the product's epilogue where our GEMM runs it.
+    pub(crate) fn backward_input_scaled_into(
+        &self,
+        grad_out: ArrayView2<'_, f32>,
+        mut dx: ArrayViewMut2<'_, f32>,
+        scale: &[f32],
+    ) -> Result<(), LayerError> {
+        self.check_grad_out(&grad_out, grad_out.nrows())?;
+        let weight = self.weight();
+        if !cfg!(feature = "openblas") && crate::sgemm::is_fastest() {
+            let epilogue = Epilogue {
+                scale: Some(scale),
+                ..Epilogue::default()
+            };
+            return gemm_unpacked(dx, grad_out, weight.view(), epilogue);
+        }
+        matmul_into(dx.view_mut(), grad_out, weight.view(), false)?;
+        let values = contiguous_mut("Linear input gradient", &mut dx)?;
+        if values.len() != scale.len() {
+            return Err(shape_error(
+                "Linear gradient scale",
+                format!("{} values", values.len()),
+                &[scale.len()],
+            ));
+        }
+        scale_in_place(values, scale, self.in_features());
+        Ok(())
     }
 
     fn check_grad_out(&self, g: &ArrayView2<'_, f32>, rows: usize) -> Result<(), LayerError> {

@@ -93,6 +93,16 @@ pub(crate) fn min_rows(dim: usize) -> usize {
     (PARALLEL_MIN_ELEMS / 4 / dim.max(1)).max(1)
 }
 
+/// `values ⊙= scale` (equal lengths, rows of `width`), split over the rayon pool.
+pub(crate) fn scale_in_place(values: &mut [f32], scale: &[f32], width: usize) {
+    use rayon::prelude::*;
+    let chunk = width.max(1) * 64;
+    values
+        .par_chunks_mut(chunk)
+        .zip(scale.par_chunks(chunk))
+        .for_each(|(v, s)| v.iter_mut().zip(s).for_each(|(v, s)| *v *= s));
+}
+
 /// `dst += src` elementwise, split over the rayon pool in contiguous chunks (falls back to a
 /// parallel `Zip` for non-standard layouts). Shapes must match.
 pub(crate) fn par_add_assign<D: ndarray::Dimension>(

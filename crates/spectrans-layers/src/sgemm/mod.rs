@@ -350,7 +350,7 @@ pub(crate) fn gemm_unpacked(
 ) -> Result<(), LayerError> {
     let (k, n) = rhs.dim();
     let m = lhs.nrows();
-    if n >= 2 * m && epilogue.bias.is_none() && epilogue.activation.is_none() {
+    if n >= 2 * m && epilogue.sums_only() {
         return gemm_unpacked(dst.reversed_axes(), rhs.t(), lhs.t(), epilogue);
     }
     with_thread_local(&RHS_PANELS, |lines| {
@@ -369,7 +369,7 @@ pub(crate) fn gemm_unpacked(
 /// contiguous (rows, n) slice), split over the rayon pool; the same per-row work as the
 /// fused epilogue, so both give the same bits.
 pub(crate) fn apply_epilogue(rows: &mut [f32], n: usize, epilogue: Epilogue<'_>) {
-    if n == 0 || (epilogue.bias.is_none() && epilogue.activation.is_none()) {
+    if n == 0 || epilogue.sums_only() {
         return;
     }
     let zeros = if epilogue.bias.is_none() {
@@ -378,9 +378,23 @@ pub(crate) fn apply_epilogue(rows: &mut [f32], n: usize, epilogue: Epilogue<'_>)
         Vec::new()
     };
     let bias = epilogue.bias.unwrap_or(&zeros);
+    let row_work = epilogue.bias.is_some() || epilogue.activation.is_some();
     rows.par_chunks_mut(n)
+        .enumerate()
         .with_min_len(crate::tensor::min_rows(n))
-        .for_each(|row| finish_row(row, bias, epilogue.activation));
+        .for_each(|(r, row)| {
+            if row_work {
+                finish_row(row, bias, epilogue.activation);
+            }
+            if let Some(scale) = epilogue.scale {
+                scale_row(row, &scale[r * n..(r + 1) * n]);
+            }
+        });
+}
+
+/// `row ⊙= scale`.
+fn scale_row(row: &mut [f32], scale: &[f32]) {
+    row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
 }
 
 /// `row = act(row + bias)` (or `row += bias` without an activation).
@@ -391,17 +405,27 @@ fn finish_row(row: &mut [f32], bias: &[f32], activation: Option<Activation>) {
     }
 }
 
-/// What happens to `A · B` before it lands in C: `C = act(A · B + bias)`, or with
-/// `accumulate`, `C = act(C + A · B + bias)` (a residual add fused into the product). Without
-/// an activation the identity; without a bias zero.
+/// What happens to `A · B` before it lands in C: `C = act(A · B + bias) ⊙ S`, or with
+/// `accumulate`, `C = act(C + A · B + bias) ⊙ S` (a residual add fused into the product).
+/// Without an activation the identity; without a bias zero; without a scale S one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Epilogue<'a> {
     /// Add the product to what C holds instead of overwriting it.
     pub accumulate: bool,
     /// Added to every row of C, one value per column.
     pub bias: Option<&'a [f32]>,
-    /// Applied to every element last.
+    /// Applied to every element after the bias.
     pub activation: Option<Activation>,
+    /// S: a row-major (m, n) matrix that multiplies C element by element, last (a
+    /// backward's `⊙ act'(z)`, while the block of C is still in cache).
+    pub scale: Option<&'a [f32]>,
+}
+
+impl Epilogue<'_> {
+    /// Whether C gets the sums alone (or added), with nothing applied to its rows.
+    pub(crate) fn sums_only(&self) -> bool {
+        self.bias.is_none() && self.activation.is_none() && self.scale.is_none()
+    }
 }
 
 /// A C block one task owns: rows `i0..i0 + mc`, panels `j0..j1` (columns `16 j0..`).
@@ -491,6 +515,15 @@ fn product(
     {
         return Err(shape_error("matmul bias", format!("({n})"), &[bias.len()]));
     }
+    if let Some(scale) = epilogue.scale
+        && scale.len() != m * n
+    {
+        return Err(shape_error(
+            "matmul scale",
+            format!("{m} x {n} values"),
+            &[scale.len()],
+        ));
+    }
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -502,9 +535,14 @@ fn product(
         let zeros = vec![0.0f32; n];
         let bias = epilogue.bias.unwrap_or(&zeros);
         let mut row_values = vec![0.0f32; n];
-        for mut row in dst.rows_mut() {
+        for (r, mut row) in dst.rows_mut().into_iter().enumerate() {
             row_values.iter_mut().zip(&row).for_each(|(v, &c)| *v = c);
-            finish_row(&mut row_values, bias, epilogue.activation);
+            if epilogue.bias.is_some() || epilogue.activation.is_some() {
+                finish_row(&mut row_values, bias, epilogue.activation);
+            }
+            if let Some(scale) = epilogue.scale {
+                scale_row(&mut row_values, &scale[r * n..(r + 1) * n]);
+            }
             row.iter_mut().zip(&row_values).for_each(|(c, &v)| *c = v);
         }
         return Ok(());
@@ -836,11 +874,15 @@ unsafe fn store_edge(
 /// `j0..j1`), row by row.
 fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
     let Epilogue {
-        bias, activation, ..
+        bias,
+        activation,
+        scale,
+        ..
     } = epilogue;
-    if bias.is_none() && activation.is_none() {
+    if epilogue.sums_only() {
         return;
     }
+    let row_work = bias.is_some() || activation.is_some();
     let c0 = task.j0 * NR;
     let c1 = (task.j1 * NR).min(n);
     let zeros;
@@ -854,7 +896,12 @@ fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
     for r in task.i0..task.i0 + task.mc {
         // SAFETY: row r < m and columns c0..c1 <= n lie inside C, in this task's block.
         let row = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(r * out.ldc + c0), c1 - c0) };
-        finish_row(row, bias, activation);
+        if row_work {
+            finish_row(row, bias, activation);
+        }
+        if let Some(scale) = scale {
+            scale_row(row, &scale[r * n + c0..r * n + c1]);
+        }
     }
 }
 

@@ -53,21 +53,27 @@ proptest! {
     #[test]
     fn matches_the_naive_product(
         m in 1usize..40, k in 1usize..600, n in 1usize..90, seed in 0u64..1000,
-        accumulate: bool, with_bias: bool, gelu: bool, transposed: bool,
+        accumulate: bool, with_bias: bool, gelu: bool, transposed: bool, scaled: bool,
     ) {
         let a_store = if transposed { matrix(k, m, seed) } else { matrix(m, k, seed) };
         let a = if transposed { a_store.t() } else { a_store.view() };
         let w = matrix(n, k, seed + 1);
         let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
         let c0 = matrix(m, n, seed + 2);
+        let s = matrix(m, n, seed + 3);
         let mut c = c0.clone();
         let epilogue = Epilogue {
             accumulate,
             bias: with_bias.then_some(&bias[..]),
             activation: gelu.then_some(Activation::Gelu),
+            scale: scaled.then(|| s.as_slice().unwrap()),
         };
         gemm_packed(c.view_mut(), a, &PackedRhs::from_weight(w.view()), epilogue).unwrap();
-        let want = naive(a, w.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
+        let mut want =
+            naive(a, w.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
+        if scaled {
+            want.zip_mut_with(&s, |w, &s| *w *= f64::from(s));
+        }
         check_close(&c, &want, k);
     }
 }
@@ -230,8 +236,8 @@ fn a_destination_with_strided_rows_gets_the_same_values() {
     assert_eq!(store.t(), plain);
 }
 
-/// A column-major C larger than one copy block, accumulated into with a bias: the row-major
-/// scratch is filled from C, summed into, and copied back block by block.
+/// A column-major C larger than one copy block, accumulated into with a bias and a scale: the
+/// row-major scratch is filled from C, summed into, scaled, and copied back block by block.
 #[test]
 fn a_transposed_destination_is_accumulated_into_block_by_block() {
     let (m, k, n) = (45, 300, 70);
@@ -239,11 +245,13 @@ fn a_transposed_destination_is_accumulated_into_block_by_block() {
     let w = matrix(n, k, 12);
     let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.29).cos()).collect();
     let c0 = matrix(m, n, 13);
+    let scale = matrix(m, n, 14);
     let mut store = c0.t().to_owned();
     let epilogue = Epilogue {
         accumulate: true,
         bias: Some(&bias),
         activation: None,
+        scale: Some(scale.as_slice().unwrap()),
     };
     let packed = PackedRhs::from_weight(w.view());
     gemm_packed(
@@ -253,7 +261,8 @@ fn a_transposed_destination_is_accumulated_into_block_by_block() {
         epilogue,
     )
     .unwrap();
-    let want = naive(a.view(), w.t(), Some(&c0), Some(&bias), None);
+    let mut want = naive(a.view(), w.t(), Some(&c0), Some(&bias), None);
+    want.zip_mut_with(&scale, |w, &s| *w *= f64::from(s));
     check_close(&store.t().to_owned(), &want, k);
 }
 
@@ -447,6 +456,7 @@ proptest! {
             accumulate,
             bias: Some(&bias),
             activation: Some(Activation::Gelu),
+            scale: None,
         };
         gemm_packed(c.view_mut(), a.view(), &packed, epilogue).unwrap();
         // The product converts the input itself: int8 per row to 7-bit codes, bf16 by
@@ -499,6 +509,7 @@ fn empty_inner_dimension_gives_the_epilogue_of_zero() {
                 accumulate,
                 bias: Some(&bias),
                 activation: Some(Activation::Relu),
+                scale: None,
             };
             gemm_packed(c.view_mut(), x.view(), &packed, epilogue).unwrap();
             for ((i, j), &v) in c.indexed_iter() {
