@@ -253,9 +253,9 @@ impl GfnetBlock {
         let mut h = self.mixing_layer.forward(self.norm1.forward(x)?.view())?;
         par_add_assign("GfnetBlock residual", &mut h, &x)?;
         let mut h = tokens.select(h);
-        let c = self.norm2.forward(h.view())?;
-        // out = h + FFN(c), accumulated into h (no fresh buffer, no extra add pass).
-        self.ffn.forward_add_into(c.view(), &mut h)?;
+        // out = h + FFN(norm2(h)), accumulated into h (no fresh buffer, no extra add pass),
+        // norm2 fused into the FFN's row blocks.
+        self.ffn.forward_add_normalized(&self.norm2, &mut h)?;
         Ok(h)
     }
 

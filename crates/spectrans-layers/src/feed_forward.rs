@@ -11,6 +11,7 @@ use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
 use crate::linear::{Linear, LinearGrads};
+use crate::layer_norm::LayerNorm;
 use crate::reuse::{push_storage, take_overwritten};
 use crate::sgemm::{Epilogue, PackedRhs, gemm_packed, on_this_thread, row_blocks};
 use crate::tensor::{
@@ -28,6 +29,8 @@ thread_local! {
     /// per call costs page faults on every call, and one buffer per layer would multiply a
     /// model's memory by its depth.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A block's normalized rows, for [`FeedForward::forward_add_normalized`].
+    static NORMALIZED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The transformer feed-forward network (spectrans `FeedForwardNetwork`).
@@ -258,6 +261,60 @@ impl FeedForward {
                 )
             })?;
         self.eval_into(rows.view(), acc_rows.view_mut())
+    }
+
+    /// Eval `acc += FFN(norm(acc))`, a pre-norm block's second half, with the LayerNorm fused
+    /// in: each block of about [`FUSED_ROWS`] rows is normalized into its thread's scratch and
+    /// goes through fc1 and fc2 from there (fc2 adding into the same rows), so the normalized
+    /// rows never go out to memory and back. The same per-row arithmetic as
+    /// `forward_add_into(norm.forward(acc))`, so the same bits.
+    pub(crate) fn forward_add_normalized(
+        &self,
+        norm: &LayerNorm,
+        acc: &mut Array3<f32>,
+    ) -> Result<(), LayerError> {
+        self.check_params()?;
+        let (b, n, d) = acc.dim();
+        check_hidden("FeedForward input", &acc.view(), self.dim())?;
+        let blocks = row_blocks(b * n, FUSED_ROWS, rayon::current_num_threads());
+        if blocks.len() < 2 || !acc.is_standard_layout() {
+            // One block: its products split over the pool themselves, from a normalized copy.
+            let c = norm.forward(acc.view())?;
+            return self.forward_add_into(c.view(), acc);
+        }
+        let rows = acc
+            .view_mut()
+            .into_shape_with_order((b * n, d))
+            .map_err(|_| {
+                shape_error(
+                    "FeedForward accumulator",
+                    format!("({}, {d})", b * n),
+                    &[b, n, d],
+                )
+            })?;
+        split_rows(rows, &blocks)
+            .into_par_iter()
+            .with_max_len(1)
+            .try_for_each(|mut block| {
+                on_this_thread(|| {
+                    with_thread_local(&NORMALIZED, |normalized| {
+                        let len = block.len();
+                        if normalized.len() < len {
+                            normalized.resize(len, 0.0);
+                        }
+                        let mut c = ArrayViewMut2::from_shape(block.dim(), &mut normalized[..len])
+                            .map_err(|_| {
+                                shape_error(
+                                    "LayerNorm rows",
+                                    format!("{len} values"),
+                                    block.shape(),
+                                )
+                            })?;
+                        norm.normalize_rows(block.view(), c.view_mut())?;
+                        self.with_scratch(|buf| self.eval_block(c.view(), block.view_mut(), buf))
+                    })
+                })
+            })
     }
 
     /// Training forward (dropout from `ctx`); caches input, pre-activation and mask.

@@ -1,6 +1,6 @@
 //! LayerNorm over the last axis: `y = (x - mean) / sqrt(var + eps) * w + b`, biased variance.
 
-use ndarray::{Array1, Array2, Array3, ArrayView3};
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
@@ -194,6 +194,36 @@ impl LayerNorm {
                     }
                 }
             });
+        Ok(())
+    }
+
+    /// Eval forward of a block of rows (x (rows, dim) into out (rows, dim)) on the calling
+    /// thread: the per-row arithmetic of [`LayerNorm::forward`], so the same bits.
+    pub(crate) fn normalize_rows(
+        &self,
+        x: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), LayerError> {
+        self.check_params()?;
+        let d = self.dim();
+        if x.ncols() != d || out.dim() != x.dim() {
+            return Err(shape_error(
+                "LayerNorm rows",
+                format!("({}, {d}) in and out", x.nrows()),
+                out.shape(),
+            ));
+        }
+        let ws = contiguous("LayerNorm weight", &self.weight)?;
+        let bs = contiguous("LayerNorm bias", &self.bias)?;
+        let x = x.as_standard_layout();
+        let xs = contiguous("LayerNorm input", &x)?;
+        let os = contiguous_mut("LayerNorm output", &mut out)?;
+        for (o, r) in os.chunks_exact_mut(d.max(1)).zip(xs.chunks_exact(d.max(1))) {
+            let (mean, rstd) = moments(r, self.eps);
+            for (((o, &v), &w), &b) in o.iter_mut().zip(r).zip(ws).zip(bs) {
+                *o = (v - mean) * rstd * w + b;
+            }
+        }
         Ok(())
     }
 
