@@ -441,9 +441,17 @@ def variant_failure(variant: str, exc: BaseException) -> int:
     return 3
 
 
+# The warm-up lasts at least this long as well as `warmup` steps (a 3 ms step is not warm
+# after two); the spectrans-rs side (`spectrans bench`) warms up by the same rule.
+WARMUP_SECONDS = 0.2
+
+
 def timed(step, warmup: int, iters: int) -> list[float]:
-    for _ in range(warmup):
+    started = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - started < WARMUP_SECONDS:
         step()
+        done += 1
     times = []
     for _ in range(iters):
         start = time.perf_counter()

@@ -10,8 +10,8 @@ use spectrans_fft::with_thread_local;
 use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
-use crate::linear::{Linear, LinearGrads};
 use crate::layer_norm::LayerNorm;
+use crate::linear::{Linear, LinearGrads};
 use crate::reuse::{push_storage, take_overwritten};
 use crate::sgemm::{Epilogue, PackedRhs, gemm_packed, on_this_thread, row_blocks};
 use crate::tensor::{

@@ -773,8 +773,8 @@ fn method_section(doc: &mut String, input: &ReportInput<'_>) {
          - The sides alternate process by process (ours, then each PyTorch variant, ours, ...) so that \
          drift of the machine hits both alike. Thread counts are set on both sides \
          (`--threads`, plus RAYON/OMP/MKL_NUM_THREADS).\n\
-         - Within a process: a warm-up (ours: 2 runs; PyTorch: `--warmup`), then timed runs; the \
-         process reports their median. Across processes the tables show the median.\n\
+         - Within a process: a warm-up of at least 0.2 s and at least 2 runs (PyTorch: at \
+         least `--warmup` runs), then timed runs; the process reports their median. Across processes the tables show the median.\n\
          - Per-case iterations and rounds scale with the expected cost (`Effort::repetitions` \
          in xtask/src/bench/plan.rs): {}.\n\
          - Shared work is measured once: the small config is also the n=512 point of the \

@@ -143,7 +143,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let value_targets = probe.mapv(|_| rng.gen_range(-1.0f32..1.0));
         let mut trainer = Trainer::new(model, Default::default(), args.iters + 2);
         let mut ctx = TrainContext::new(0, true);
-        for i in 0..args.iters + 2 {
+        let mut warmup = Warmup::new();
+        while times.len() < args.iters {
+            let timed = warmup.is_over();
             let start = Instant::now();
             let (targets, kind) = match &class_targets {
                 Some(t) => (Targets::Classes(t.view()), LossKind::CrossEntropy),
@@ -152,17 +154,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let (_, grads) =
                 compute_gradients(&trainer.model, input, None, targets, kind, &mut ctx)?;
             trainer.apply(&grads)?;
-            if i >= 2 {
+            if timed {
                 times.push(start.elapsed().as_secs_f64() * 1e3);
+            } else {
+                warmup.ran();
             }
         }
     } else {
-        for i in 0..args.iters + 2 {
+        let mut warmup = Warmup::new();
+        while times.len() < args.iters {
+            let timed = warmup.is_over();
             let start = Instant::now();
             let out = model.forward(input, None)?;
             std::hint::black_box(&out);
-            if i >= 2 {
+            if timed {
                 times.push(start.elapsed().as_secs_f64() * 1e3);
+            } else {
+                warmup.ran();
             }
         }
     }
@@ -203,4 +211,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The untimed runs before the timed ones: at least [`Warmup::RUNS`] of them, for at least
+/// [`Warmup::TIME`] (a 3 ms forward is not warm after two runs: its threads, caches and
+/// scratch buffers are not). `xtask/python/bench_torch.py` warms PyTorch up by the same rule.
+struct Warmup {
+    started: Instant,
+    runs: usize,
+}
+
+impl Warmup {
+    const RUNS: usize = 2;
+    const TIME: std::time::Duration = std::time::Duration::from_millis(200);
+
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            runs: 0,
+        }
+    }
+
+    /// Whether the next run is timed.
+    fn is_over(&self) -> bool {
+        self.runs >= Self::RUNS && self.started.elapsed() >= Self::TIME
+    }
+
+    /// Counts one untimed run.
+    fn ran(&mut self) {
+        self.runs += 1;
+    }
 }
