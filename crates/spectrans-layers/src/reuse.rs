@@ -7,8 +7,7 @@
 //! overwrites whole, needs no such pass.
 //!
 //! So after backward a model hands its caches' arrays over ([`hand_over`]), and the next
-//! forward takes them ([`take_overwritten`]) where it writes every element before reading
-//! any. Each hand-over replaces what was held: the pool never holds more than one step's
+//! forward takes them where it writes every element before reading any. Each hand-over replaces what was held: the pool never holds more than one step's
 //! arrays, and arrays of a shape no longer asked for (a last, smaller batch) are freed at the
 //! next hand-over. [`release`] frees them at once. Arrays are matched by length only; their
 //! old values never show, since takers overwrite them.
@@ -59,7 +58,7 @@ pub(crate) fn take_overwritten(rows: usize, cols: usize) -> Array2<f32> {
     HELD.take(rows, cols)
 }
 
-/// Makes `arrays` the ones the next [`take_overwritten`] calls draw from, freeing any held
+/// Makes `arrays` the ones the next training forward draws from, freeing any held
 /// before.
 ///
 /// ```

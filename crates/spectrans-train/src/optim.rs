@@ -199,7 +199,7 @@ impl LrSchedule {
 
 /// The global L2 norm of all gradients: √(Σ g²), summed in f64.
 ///
-/// Each gradient is summed in fixed blocks of [`NORM_BLOCK`] values, the blocks on the rayon
+/// Each gradient is summed in fixed blocks of 16 Ki values, the blocks on the rayon
 /// pool and their sums added in order, so the bits do not depend on the thread count.
 pub fn global_norm<'a>(grads: impl IntoIterator<Item = ArrayViewD<'a, f32>>) -> f32 {
     grads.into_iter().map(sum_of_squares).sum::<f64>().sqrt() as f32
