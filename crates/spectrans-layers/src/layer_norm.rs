@@ -50,6 +50,15 @@ impl LayerNormCache {
     }
 }
 
+/// `out = (x - mean) * rstd * w + b` for one row: the eval forward's arithmetic, shared by
+/// the whole-array and the block-of-rows paths so that both give the same bits.
+#[inline]
+fn normalize_row(out: &mut [f32], x: &[f32], (mean, rstd): (f32, f32), w: &[f32], b: &[f32]) {
+    for (((o, &v), &w), &b) in out.iter_mut().zip(x).zip(w).zip(b) {
+        *o = (v - mean) * rstd * w + b;
+    }
+}
+
 /// Mean and `1 / sqrt(var + eps)` of one row, two-pass in f32.
 #[inline]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
@@ -187,11 +196,7 @@ impl LayerNorm {
                             *o = *xh * w + b;
                         }
                     }
-                    None => {
-                        for (((o, &v), &w), &b) in o.iter_mut().zip(r).zip(ws).zip(bs) {
-                            *o = (v - mean) * rstd * w + b;
-                        }
-                    }
+                    None => normalize_row(o, r, (mean, rstd), ws, bs),
                 }
             });
         Ok(())
@@ -219,10 +224,7 @@ impl LayerNorm {
         let xs = contiguous("LayerNorm input", &x)?;
         let os = contiguous_mut("LayerNorm output", &mut out)?;
         for (o, r) in os.chunks_exact_mut(d.max(1)).zip(xs.chunks_exact(d.max(1))) {
-            let (mean, rstd) = moments(r, self.eps);
-            for (((o, &v), &w), &b) in o.iter_mut().zip(r).zip(ws).zip(bs) {
-                *o = (v - mean) * rstd * w + b;
-            }
+            normalize_row(o, r, moments(r, self.eps), ws, bs);
         }
         Ok(())
     }

@@ -888,10 +888,11 @@ fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
     let zeros;
     let bias = match bias {
         Some(b) => &b[c0..c1],
-        None => {
+        None if row_work => {
             zeros = vec![0.0f32; c1 - c0];
             &zeros[..]
         }
+        None => &[],
     };
     for r in task.i0..task.i0 + task.mc {
         // SAFETY: row r < m and columns c0..c1 <= n lie inside C, in this task's block.
