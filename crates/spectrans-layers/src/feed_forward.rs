@@ -249,18 +249,7 @@ impl FeedForward {
             ));
         }
         let rows = rows_of(&x)?;
-        let d = self.dim();
-        let mut acc_rows = acc
-            .view_mut()
-            .into_shape_with_order((b * n, d))
-            .map_err(|_| {
-                shape_error(
-                    "FeedForward accumulator",
-                    format!("({}, {d})", b * n),
-                    &[b, n, d],
-                )
-            })?;
-        self.eval_into(rows.view(), acc_rows.view_mut())
+        self.eval_into(rows.view(), accumulator_rows(acc)?)
     }
 
     /// Eval `acc += FFN(norm(acc))`, a pre-norm block's second half, with the LayerNorm fused
@@ -274,7 +263,7 @@ impl FeedForward {
         acc: &mut Array3<f32>,
     ) -> Result<(), LayerError> {
         self.check_params()?;
-        let (b, n, d) = acc.dim();
+        let (b, n, _) = acc.dim();
         check_hidden("FeedForward input", &acc.view(), self.dim())?;
         let blocks = row_blocks(b * n, FUSED_ROWS, rayon::current_num_threads());
         if blocks.len() < 2 || !acc.is_standard_layout() {
@@ -282,17 +271,7 @@ impl FeedForward {
             let c = norm.forward(acc.view())?;
             return self.forward_add_into(c.view(), acc);
         }
-        let rows = acc
-            .view_mut()
-            .into_shape_with_order((b * n, d))
-            .map_err(|_| {
-                shape_error(
-                    "FeedForward accumulator",
-                    format!("({}, {d})", b * n),
-                    &[b, n, d],
-                )
-            })?;
-        split_rows(rows, &blocks)
+        split_rows(accumulator_rows(acc)?, &blocks)
             .into_par_iter()
             .with_max_len(1)
             .try_for_each(|mut block| {
@@ -509,6 +488,20 @@ impl FeedForwardGrads {
 }
 
 crate::parameters!(FeedForward, FeedForwardGrads => [module fc1, module fc2]);
+
+/// A (batch, seq, dim) accumulator as its (batch * seq, dim) rows.
+fn accumulator_rows(acc: &mut Array3<f32>) -> Result<ArrayViewMut2<'_, f32>, LayerError> {
+    let (b, n, d) = acc.dim();
+    acc.view_mut()
+        .into_shape_with_order((b * n, d))
+        .map_err(|_| {
+            shape_error(
+                "FeedForward accumulator",
+                format!("({}, {d})", b * n),
+                &[b, n, d],
+            )
+        })
+}
 
 /// `view` cut into the row blocks `blocks` (consecutive ranges from row 0).
 fn split_rows<'a>(
