@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use ndarray::{Array2, Array3, ArrayD, Ix2, Ix3};
 use spectrans_config::Config;
-use spectrans_models::memory::{Workload, check_fits, parse_size, set_max_memory};
+use spectrans_models::memory::{MemoryBudget, Workload, parse_size};
 use spectrans_models::tensor_file::TensorFile;
 use spectrans_models::{Gfnet, ModelInput, Precision};
 
@@ -124,11 +124,14 @@ pub struct MemoryArgs {
 }
 
 impl MemoryArgs {
-    /// Makes `--max-memory` (when given) the budget of this process.
-    pub fn apply(&self) {
-        if self.max_memory.is_some() {
-            set_max_memory(self.max_memory);
-        }
+    /// The budget: `--max-memory`, else `$SPECTRANS_MAX_MEMORY`, else MemAvailable.
+    pub fn budget(&self) -> anyhow::Result<MemoryBudget> {
+        Ok(MemoryBudget::from_env(self.max_memory)?)
+    }
+
+    /// Refuses `workload` when its estimate exceeds the budget; the error names `what`.
+    pub fn check(&self, config: &Config, workload: Workload, what: &str) -> anyhow::Result<()> {
+        Ok(self.budget()?.check_fits(config, workload, what)?)
     }
 }
 
@@ -170,11 +173,6 @@ impl PrecisionArgs {
         }
         self.precision
     }
-}
-
-/// Refuses `workload` when its estimate exceeds the memory budget.
-pub fn check_memory(config: &Config, workload: Workload, what: &str) -> anyhow::Result<()> {
-    Ok(check_fits(config, workload, what)?)
 }
 
 /// Loads and validates a config, printing every violation.

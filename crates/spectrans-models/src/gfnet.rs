@@ -3,7 +3,7 @@
 //! input_ids → Embedding (or inputs_embeds) → positional encoding → dropout →
 //! L pre-norm blocks [h = x + GF(LN1 x); out = h + FFN(LN2 h)] → final LayerNorm → head.
 
-use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
@@ -89,6 +89,25 @@ impl ModelOutput {
             Self::PerToken(a) | Self::Hidden(a) => a.shape(),
         }
     }
+
+    /// A view of any rank.
+    pub fn view(&self) -> ArrayViewD<'_, f32> {
+        match self {
+            Self::PerSequence(a) => a.view().into_dyn(),
+            Self::PerToken(a) | Self::Hidden(a) => a.view().into_dyn(),
+        }
+    }
+
+    /// The number of sequences (the batch axis).
+    pub fn batch(&self) -> usize {
+        self.shape()[0]
+    }
+
+    /// Sequence `index` of the batch, without the batch axis: (C,) per sequence, (N, C) per
+    /// token, (N, D) hidden states. `None` past the batch.
+    pub fn sequence(&self, index: usize) -> Option<ArrayD<f32>> {
+        (index < self.batch()).then(|| self.view().index_axis(Axis(0), index).to_owned())
+    }
 }
 
 /// Gradients of every parameter of a [`Gfnet`], by the same names.
@@ -160,8 +179,10 @@ fn pooling_for(kind: HeadKind) -> Pooling {
 
 impl Gfnet {
     /// Builds a model from a validated config, initialised as spectrans does, seeded.
-    /// A model whose parameters would not fit in memory ([`crate::memory`]) is refused with
-    /// [`ModelError::Memory`] before anything is allocated.
+    /// It reads no environment: a model whose parameters no allocation could hold (past
+    /// `isize::MAX` bytes) is refused with [`ModelError::Memory`] before anything is
+    /// allocated; to hold a model to the machine's memory, check it first against a
+    /// [`crate::memory::MemoryBudget`] (`MemoryBudget::from_env(None)?.check_fits(..)`).
     pub fn new(config: &Config, seed: u64) -> Result<Self, ModelError> {
         Self::with_precision(config, seed, Precision::F32)
     }
@@ -198,7 +219,11 @@ impl Gfnet {
         seed: u64,
         precision: Precision,
     ) -> Result<Self, ModelError> {
-        crate::memory::check_fits(config, crate::memory::Workload::Parameters, "the model")?;
+        crate::memory::MemoryBudget::address_space().check_fits(
+            config,
+            crate::memory::Workload::Parameters,
+            "the model",
+        )?;
         let rng = &mut ChaCha8Rng::seed_from_u64(seed);
         let d = config.hidden_dim();
         let s = config.sequence_length();
@@ -412,9 +437,55 @@ impl Gfnet {
         Ok(())
     }
 
-    /// Eval-mode forward (no dropout). Returns (B, C) for classification and regression,
-    /// (B, N, C) for sequence and lm heads, (B, N, D) hidden states without a head.
+    /// Eval-mode forward (no dropout): [`ModelOutput::PerSequence`] (B, C) for classification
+    /// and regression heads, [`ModelOutput::PerToken`] (B, N, C) for sequence and lm heads,
+    /// [`ModelOutput::Hidden`] (B, N, D) without a head.
+    ///
+    /// **The attention mask is for the head's pooling only**, as in spectrans: a regression
+    /// head averages the tokens the mask keeps (`true`); classification (first token),
+    /// sequence and lm heads ignore it. Every block's global filter still mixes all N
+    /// positions, pads included, so padding a sequence changes its answer even when the mask
+    /// hides the pads. To score sequences of different lengths each as if alone, use
+    /// [`Gfnet::forward_ragged`].
+    ///
+    /// ```
+    /// use ndarray::{Array2, array};
+    /// use spectrans_config::Config;
+    /// use spectrans_models::{Gfnet, ModelInput, ModelOutput};
+    /// let config = Config::from_toml_str(
+    ///     "[model]\nhidden_dim = 8\nnum_layers = 1\nsequence_length = 4\n\
+    ///      vocab_size = 10\nnum_classes = 1\noutput_type = \"regression\"\n",
+    /// )?;
+    /// let model = Gfnet::new(&config, 0)?;
+    /// // [3, 1, 4] padded with 0 to length 4; the mask keeps the first three tokens.
+    /// let ids = array![[3i64, 1, 4, 0]];
+    /// let mask = array![[true, true, true, false]];
+    /// let ModelOutput::PerSequence(padded) =
+    ///     model.forward(ModelInput::TokenIds(ids.view()), Some(mask.view()))?
+    /// else { unreachable!("a regression head gives one row per sequence") };
+    /// assert_eq!(padded.dim(), (1, 1));
+    /// // The pad still went through the filter: alone, [3, 1, 4] gets another answer.
+    /// let alone = Array2::from_shape_vec((1, 3), vec![3i64, 1, 4])?;
+    /// let alone = model.forward(ModelInput::TokenIds(alone.view()), None)?.into_dyn();
+    /// assert_ne!(alone[[0, 0]], padded[[0, 0]]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn forward(
+        &self,
+        input: ModelInput<'_>,
+        attention_mask: Option<ArrayView2<'_, bool>>,
+    ) -> Result<ModelOutput, ModelError> {
+        let out = self.forward_dyn(input, attention_mask)?;
+        Ok(match self.output_head.as_ref().map(|h| h.kind) {
+            Some(HeadKind::Classification | HeadKind::Regression) => {
+                ModelOutput::PerSequence(out.into_dimensionality()?)
+            }
+            Some(HeadKind::Sequence) => ModelOutput::PerToken(out.into_dimensionality()?),
+            None => ModelOutput::Hidden(out.into_dimensionality()?),
+        })
+    }
+
+    fn forward_dyn(
         &self,
         input: ModelInput<'_>,
         attention_mask: Option<ArrayView2<'_, bool>>,
@@ -432,40 +503,6 @@ impl Gfnet {
             Some(head) => head.forward(x.view(), attention_mask),
             None => Ok(x.into_dyn()),
         }
-    }
-
-    /// [`Gfnet::forward`] with the rank in the type: [`ModelOutput::PerSequence`] for
-    /// classification and regression heads, [`ModelOutput::PerToken`] for sequence and lm
-    /// heads, [`ModelOutput::Hidden`] without a head.
-    ///
-    /// ```
-    /// use spectrans_config::Config;
-    /// use spectrans_models::{Gfnet, ModelInput, ModelOutput};
-    /// let config = Config::from_toml_str(
-    ///     "[model]\nhidden_dim = 8\nnum_layers = 1\nsequence_length = 4\n\
-    ///      vocab_size = 10\nnum_classes = 3\n",
-    /// )?;
-    /// let model = Gfnet::new(&config, 0)?;
-    /// let ids = ndarray::Array2::<i64>::zeros((2, 4));
-    /// match model.forward_output(ModelInput::TokenIds(ids.view()), None)? {
-    ///     ModelOutput::PerSequence(logits) => assert_eq!(logits.dim(), (2, 3)),
-    ///     other => panic!("a classifier gives one row per sequence, got {other:?}"),
-    /// }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn forward_output(
-        &self,
-        input: ModelInput<'_>,
-        attention_mask: Option<ArrayView2<'_, bool>>,
-    ) -> Result<ModelOutput, ModelError> {
-        let out = self.forward(input, attention_mask)?;
-        Ok(match self.output_head.as_ref().map(|h| h.kind) {
-            Some(HeadKind::Classification | HeadKind::Regression) => {
-                ModelOutput::PerSequence(out.into_dimensionality()?)
-            }
-            Some(HeadKind::Sequence) => ModelOutput::PerToken(out.into_dimensionality()?),
-            None => ModelOutput::Hidden(out.into_dimensionality()?),
-        })
     }
 
     /// Training-mode forward: dropout per `ctx`, keeps what [`Gfnet::backward`] needs (or, with

@@ -24,14 +24,17 @@ mod error;
 mod gfnet;
 pub mod heads;
 pub mod memory;
+pub mod ragged;
 pub mod tensor_file;
 pub mod weights;
 
 pub use builder::GfnetBuilder;
 pub use error::{ModelError, WeightProblem};
 pub use gfnet::{Gfnet, GfnetCache, GfnetGrads, ModelInput, ModelOutput};
-// What a models user needs from the crates below, so one dependency is enough.
+// What a models user needs from the crates below, so one dependency is enough: the ndarray
+// of our signatures, at the matching version, too.
 pub use heads::{HeadKind, OutputHead, Pooling};
+pub use ndarray;
 pub use spectrans_config::{
     Activation, Config, ConfigError, FftNorm, FilterActivation, ModelType, OutputType,
     PositionalEncodingType,

@@ -2,10 +2,15 @@
 //! that cannot fit before anything is allocated.
 //!
 //! Estimates are in bytes of f32 and computed with saturating arithmetic, so an absurd config
-//! gives a huge number, never an overflow. The budget is, in order: [`set_max_memory`] (the
-//! CLI's `--max-memory`), the `SPECTRANS_MAX_MEMORY` environment variable, then `MemAvailable`
-//! of `/proc/meminfo`. Where none is known (no `/proc`), only estimates past `isize::MAX`
-//! bytes, which no allocation can satisfy, are refused.
+//! gives a huge number, never an overflow.
+//!
+//! The budget is explicit: a [`MemoryBudget`] value that the caller passes. The library's
+//! constructors ([`crate::Gfnet::new`] and the loaders) read no environment: they refuse only
+//! a model past `isize::MAX` bytes, which no allocation can satisfy
+//! ([`MemoryBudget::address_space`]). Programs (the CLI, the Python module, the server) make
+//! their budget with [`MemoryBudget::from_env`]: in order, their `--max-memory` flag, the
+//! `SPECTRANS_MAX_MEMORY` environment variable, then `MemAvailable` of `/proc/meminfo`; and
+//! check each workload against it with [`MemoryBudget::check_fits`] before they build or run.
 //!
 //! ```
 //! use spectrans_config::Config;
@@ -19,22 +24,12 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
 
 /// The environment variable that overrides the available memory (bytes, or with a unit:
 /// `512M`, `8G`, `1.5GiB`).
 pub const MAX_MEMORY_ENV: &str = "SPECTRANS_MAX_MEMORY";
-
-/// 0 = unset.
-static MAX_MEMORY: AtomicU64 = AtomicU64::new(0);
-
-/// Sets the memory budget of this process (bytes), above the environment and `/proc/meminfo`;
-/// `None` clears it.
-pub fn set_max_memory(bytes: Option<u64>) {
-    MAX_MEMORY.store(bytes.map_or(0, |b| b.max(1)), Ordering::Relaxed);
-}
 
 /// What an estimate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +163,7 @@ pub fn estimate(config: &Config, workload: Workload) -> MemoryEstimate {
 /// Where a budget comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BudgetSource {
-    /// [`set_max_memory`] (the CLI's `--max-memory`).
+    /// Given by the program (the CLI's `--max-memory`).
     Explicit,
     /// The `SPECTRANS_MAX_MEMORY` environment variable.
     Environment,
@@ -188,12 +183,21 @@ pub struct MemoryBudget {
 }
 
 impl MemoryBudget {
-    /// The budget in force now (see the module docs for the order).
-    pub fn current() -> Result<Self, MemoryError> {
-        let explicit = MAX_MEMORY.load(Ordering::Relaxed);
-        if explicit > 0 {
+    /// The budget a program runs under: `max_memory` (its `--max-memory` flag) when given,
+    /// else the `SPECTRANS_MAX_MEMORY` environment variable, else `MemAvailable` of
+    /// `/proc/meminfo`, else [`MemoryBudget::address_space`]. An unparsable variable is
+    /// [`MemoryError::BadLimit`].
+    ///
+    /// ```
+    /// use spectrans_models::memory::{BudgetSource, MemoryBudget};
+    /// let budget = MemoryBudget::from_env(Some(8 << 30))?;
+    /// assert_eq!((budget.bytes, budget.source), (8 << 30, BudgetSource::Explicit));
+    /// # Ok::<(), spectrans_models::memory::MemoryError>(())
+    /// ```
+    pub fn from_env(max_memory: Option<u64>) -> Result<Self, MemoryError> {
+        if let Some(bytes) = max_memory {
             return Ok(Self {
-                bytes: explicit,
+                bytes: bytes.max(1),
                 source: BudgetSource::Explicit,
             });
         }
@@ -213,11 +217,40 @@ impl MemoryBudget {
                 bytes,
                 source: BudgetSource::MemAvailable,
             },
-            None => Self {
-                bytes: isize::MAX as u64,
-                source: BudgetSource::AddressSpace,
-            },
+            None => Self::address_space(),
         })
+    }
+
+    /// No limit but the largest size an allocation may have (`isize::MAX` bytes): what the
+    /// library's constructors check against.
+    pub fn address_space() -> Self {
+        Self {
+            bytes: isize::MAX as u64,
+            source: BudgetSource::AddressSpace,
+        }
+    }
+
+    /// Checks that `workload` for `config` fits this budget; the error names `what`.
+    ///
+    /// ```
+    /// use spectrans_config::Config;
+    /// use spectrans_models::memory::{MemoryBudget, Workload};
+    ///
+    /// let huge = Config::from_toml_str(
+    ///     "[model]\nhidden_dim = 1000000\nnum_layers = 1000\nsequence_length = 1000000\n",
+    /// ).unwrap();
+    /// let budget = MemoryBudget::from_env(Some(1 << 30))?;
+    /// let err = budget.check_fits(&huge, Workload::Parameters, "the model").unwrap_err();
+    /// assert!(err.to_string().contains("needs"));
+    /// # Ok::<(), spectrans_models::memory::MemoryError>(())
+    /// ```
+    pub fn check_fits(
+        &self,
+        config: &Config,
+        workload: Workload,
+        what: &str,
+    ) -> Result<(), MemoryError> {
+        self.check(what, estimate(config, workload).total())
     }
 
     /// `Ok` when `needed` bytes fit, else [`MemoryError::TooLarge`] naming `what`.
@@ -233,22 +266,6 @@ impl MemoryBudget {
             })
         }
     }
-}
-
-/// Checks that `workload` for `config` fits the current budget.
-///
-/// ```
-/// use spectrans_config::Config;
-/// use spectrans_models::memory::{check_fits, Workload};
-///
-/// let huge = Config::from_toml_str(
-///     "[model]\nhidden_dim = 1000000\nnum_layers = 1000\nsequence_length = 1000000\n",
-/// ).unwrap();
-/// let err = check_fits(&huge, Workload::Parameters, "the model").unwrap_err();
-/// assert!(err.to_string().contains("needs"));
-/// ```
-pub fn check_fits(config: &Config, workload: Workload, what: &str) -> Result<(), MemoryError> {
-    MemoryBudget::current()?.check(what, estimate(config, workload).total())
 }
 
 /// Why the guard refused.

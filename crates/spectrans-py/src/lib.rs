@@ -23,7 +23,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rayon::ThreadPool;
 use spectrans_config::Config;
-use spectrans_models::memory::{Workload, check_fits};
+use spectrans_models::memory::{MemoryBudget, Workload};
 use spectrans_models::weights::TensorSource;
 use spectrans_models::{Gfnet, ModelError, ModelInput, Precision, parameter_count};
 
@@ -59,6 +59,14 @@ fn parse_precision(name: &str) -> PyResult<Precision> {
 }
 
 /// A config from a path (str or os.PathLike) or a dict.
+/// Refuses a model whose parameters do not fit the process's budget
+/// (`SPECTRANS_MAX_MEMORY`, else MemAvailable) before anything is allocated.
+fn check_model_fits(config: &Config) -> PyResult<()> {
+    MemoryBudget::from_env(None)
+        .and_then(|budget| budget.check_fits(config, Workload::Parameters, "the model"))
+        .map_err(|e| model_error(e.into()))
+}
+
 fn load_config(config: &Bound<'_, PyAny>) -> PyResult<Config> {
     if let Ok(dict) = config.cast::<PyDict>() {
         let text = convert::config_dict_to_toml(dict)?;
@@ -158,13 +166,15 @@ impl PyGfnet {
         mask: Option<&Array2<bool>>,
     ) -> Result<ArrayD<f32>, ModelError> {
         let (batch, seq_len) = input.batch_and_len();
-        check_fits(
+        MemoryBudget::from_env(None)?.check_fits(
             self.model.config(),
             Workload::Inference { batch, seq_len },
             &format!("a forward pass of {batch} x {seq_len} tokens"),
         )?;
         pool::run(self.pool.as_ref(), || {
-            self.model.forward(input.view(), mask.map(|m| m.view()))
+            self.model
+                .forward(input.view(), mask.map(|m| m.view()))
+                .map(spectrans_models::ModelOutput::into_dyn)
         })
     }
 }
@@ -184,6 +194,7 @@ impl PyGfnet {
         no_panic("GFNet()", || {
             let precision = parse_precision(precision)?;
             let config = load_config(config)?;
+            check_model_fits(&config)?;
             let pool = pool_for(threads)?;
             let model = Gfnet::with_precision(&config, seed, precision).map_err(model_error)?;
             Ok(Self { model, pool })
@@ -206,6 +217,7 @@ impl PyGfnet {
         no_panic("GFNet.from_files", || {
             let precision = parse_precision(precision)?;
             let config = load_config(config)?;
+            check_model_fits(&config)?;
             let pool = pool_for(threads)?;
             let model = py
                 .detach(|| {
@@ -235,6 +247,7 @@ impl PyGfnet {
         no_panic("GFNet.from_state_dict", || {
             let precision = parse_precision(precision)?;
             let config = load_config(config)?;
+            check_model_fits(&config)?;
             let pool = pool_for(threads)?;
             let tensors = read_state_dict(state_dict)?;
             let model = Gfnet::from_source_with_precision(&config, &tensors, precision)

@@ -108,7 +108,7 @@ pub fn evaluate(
     let all: Vec<&Example> = data.examples.iter().collect();
     for chunk in all.chunks(batch_size.max(1)) {
         let batch = Batch::of(chunk, data.seq_len)?;
-        let output = model.forward(batch.model_input(), None)?;
+        let output = model.forward(batch.model_input(), None)?.into_dyn();
         let (loss, _) = loss_and_grad(output.view(), batch.loss_targets(), batch.loss_kind())?;
         match &batch.targets {
             BatchTargets::Classes(t) => {

@@ -14,7 +14,7 @@ use spectrans_models::memory::Workload;
 use spectrans_models::{Gfnet, ModelInput};
 use spectrans_train::{LossKind, Targets, Trainer, compute_gradients};
 
-use crate::io::{MemoryArgs, PrecisionArgs, check_memory, load_config};
+use crate::io::{MemoryArgs, PrecisionArgs, load_config};
 
 /// Arguments of `spectrans bench`.
 #[derive(Debug, clap::Args)]
@@ -104,14 +104,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let n = args.seq_len.unwrap_or(config.sequence_length());
     anyhow::ensure!(n > 0, "--seq-len must be at least 1");
-    args.memory.apply();
     let (batch, seq_len) = (args.batch, n);
     let (workload, what) = if args.train {
         (Workload::Training { batch, seq_len }, "a training step")
     } else {
         (Workload::Inference { batch, seq_len }, "a forward pass")
     };
-    check_memory(
+    args.memory.check(
         &config,
         workload,
         &format!("{what} of {batch} x {seq_len} tokens"),
@@ -132,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut times = Vec::with_capacity(args.iters);
     if args.train {
-        let probe = model.forward(input, None)?;
+        let probe = model.forward(input, None)?.into_dyn();
         let classes = config.head_output_dim().filter(|_| {
             probe.ndim() >= 2 && config.output_type() != spectrans_config::OutputType::Regression
         });

@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let model = &trainer.model;
     let shown: Vec<&Example> = test.examples.iter().take(6).collect();
     let batch = Batch::of(&shown, test.seq_len)?;
-    let logits = model.forward(batch.model_input(), None)?;
+    let logits = model.forward(batch.model_input(), None)?.into_dyn();
     let labels = match &batch.targets {
         BatchTargets::Classes(t) => t.iter().copied().collect(),
         BatchTargets::Values(_) => Vec::new(),

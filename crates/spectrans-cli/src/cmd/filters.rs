@@ -28,7 +28,7 @@ use spectrans_layers::{FilterActivation, FilterActivationExt, GfnetBlock, Global
 use spectrans_models::Gfnet;
 use spectrans_models::memory::Workload;
 
-use crate::io::{MemoryArgs, check_memory, load_config};
+use crate::io::{MemoryArgs, load_config};
 
 /// The most heat-map cells along either axis of an SVG; larger filters are block-averaged.
 pub const MAX_CELLS: usize = 128;
@@ -197,9 +197,9 @@ pub fn layer_filters(
 
 /// Loads the model, writes the SVGs and `filters.json`, prints a line per layer.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    args.memory.apply();
     let config = load_config(&args.config)?;
-    check_memory(&config, Workload::Parameters, "loading the model")?;
+    args.memory
+        .check(&config, Workload::Parameters, "loading the model")?;
     let model = Gfnet::from_weights(&config, &args.weights)?;
     let layers = layer_filters(model.blocks(), &args.config)?;
     std::fs::create_dir_all(&args.output).map_err(|source| FiltersError::Io {

@@ -8,7 +8,7 @@ use spectrans_models::Gfnet;
 use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::{OwnedTensor, write_tensors};
 
-use crate::io::{MemoryArgs, PrecisionArgs, check_memory, load_config, read_inputs};
+use crate::io::{MemoryArgs, PrecisionArgs, load_config, read_inputs};
 
 /// Arguments of `spectrans forward`.
 #[derive(Debug, clap::Args)]
@@ -33,11 +33,10 @@ pub struct Args {
 
 /// Runs the model in eval mode and writes its output.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    args.memory.apply();
     let config = load_config(&args.config)?;
     let inputs = read_inputs(&args.input)?;
     let (batch, seq_len) = inputs.batch_and_len();
-    check_memory(
+    args.memory.check(
         &config,
         Workload::Inference { batch, seq_len },
         &format!("a forward pass of {batch} x {seq_len} tokens"),
@@ -48,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         inputs.mask.as_ref().map(|m| m.view()),
     )?;
     let mut tensors = BTreeMap::new();
-    tensors.insert("output".to_string(), OwnedTensor::F32(output));
+    tensors.insert("output".to_string(), OwnedTensor::F32(output.into_dyn()));
     write_tensors(&args.output, &tensors)?;
     Ok(ExitCode::SUCCESS)
 }

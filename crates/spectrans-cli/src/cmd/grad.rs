@@ -13,7 +13,7 @@ use spectrans_models::memory::Workload;
 use spectrans_models::tensor_file::{OwnedTensor, write_tensors};
 use spectrans_train::{LossKind, Targets, compute_gradients};
 
-use crate::io::{MemoryArgs, check_memory, load_config, read_inputs};
+use crate::io::{MemoryArgs, load_config, read_inputs};
 
 /// The loss to differentiate.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -51,11 +51,10 @@ pub struct Args {
 
 /// Computes one training-mode step's loss and gradients and writes them.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    args.memory.apply();
     let config = load_config(&args.config)?;
     let inputs = read_inputs(&args.input)?;
     let (batch, seq_len) = inputs.batch_and_len();
-    check_memory(
+    args.memory.check(
         &config,
         Workload::Gradients { batch, seq_len },
         &format!("a training step of {batch} x {seq_len} tokens"),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use spectrans_layers::parameter_count;
 use spectrans_models::Gfnet;
+use spectrans_models::memory::Workload;
 
 use crate::io::{MemoryArgs, load_config};
 
@@ -26,8 +27,9 @@ pub struct Args {
 
 /// Initialises a model as spectrans does and saves its state_dict.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    args.memory.apply();
     let config = load_config(&args.config)?;
+    args.memory
+        .check(&config, Workload::Parameters, "the model")?;
     let model = Gfnet::new(&config, args.seed)?;
     model.save_weights(&args.output)?;
     println!(

@@ -13,7 +13,7 @@ use spectrans_models::tensor_file::write_atomically;
 use spectrans_train::data::{Dataset, Task, digits};
 use spectrans_train::{EpochMetrics, TrainOptions, Trainer};
 
-use crate::io::{MemoryArgs, check_memory, load_config};
+use crate::io::{MemoryArgs, load_config};
 
 /// Arguments of `spectrans train`.
 #[derive(Debug, clap::Args)]
@@ -192,7 +192,6 @@ fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
 
 /// Loads data, builds or resumes the model, and trains.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    args.memory.apply();
     let config = load_config(&args.config)?;
     let task = Task::of(&config);
     let data = match &args.data {
@@ -215,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "--checkpoint-every must be at least 1"
     );
     let seq_len = data.seq_len;
-    check_memory(
+    args.memory.check(
         &config,
         Workload::Training {
             batch: args.batch_size,

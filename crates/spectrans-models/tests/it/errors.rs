@@ -249,15 +249,29 @@ fn ids_without_an_embedding_are_refused() {
 
 #[test]
 fn a_model_too_big_for_memory_is_an_error_not_an_abort() {
+    use spectrans_models::memory::{MemoryBudget, Workload};
     let huge = Config::from_toml_str(
         "[model]\nhidden_dim = 1000000\nnum_layers = 1000\nsequence_length = 1000000\nvocab_size = 10\n",
     )
     .unwrap();
-    match Gfnet::new(&huge, 0) {
+    // The budget a program passes: refused before anything is allocated.
+    let budget = MemoryBudget::from_env(Some(24 << 30)).unwrap();
+    let msg = budget
+        .check_fits(&huge, Workload::Parameters, "the model")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.starts_with("the model needs "), "{msg}");
+    assert!(msg.contains("24.0 GiB available"), "{msg}");
+    // The library constructor reads no environment, but refuses what no allocation can hold.
+    let absurd = Config::from_toml_str(
+        "[model]\nhidden_dim = 1000000\nnum_layers = 300000\nsequence_length = 1000000\nvocab_size = 10\n",
+    )
+    .unwrap();
+    match Gfnet::new(&absurd, 0) {
         Err(ModelError::Memory(e)) => {
             let msg = e.to_string();
             assert!(msg.starts_with("the model needs "), "{msg}");
-            assert!(msg.contains("GiB available"), "{msg}");
+            assert!(msg.contains("the largest possible allocation"), "{msg}");
         }
         other => panic!("expected a memory error, got {:?}", other.map(|_| ())),
     }

@@ -31,7 +31,7 @@ use safetensors::Dtype;
 use serde_json::{Map, Value, json};
 use spectrans_config::{Config, ModelType, OutputType, PositionalEncodingType};
 use spectrans_models::tensor_file::{OwnedTensor, TensorFile, TensorFileError, write_tensors};
-use spectrans_models::{Gfnet, ModelError, ModelInput};
+use spectrans_models::{Gfnet, ModelError, ModelInput, ModelOutput};
 use spectrans_testkit::{LargestRequest, Limits, fuzz};
 use tempfile::TempDir;
 
@@ -319,7 +319,7 @@ fn run_inputs(file: &TensorFile) {
         .read_mask("attention_mask")
         .ok()
         .and_then(|m| m.into_dimensionality::<Ix2>().ok());
-    let shown = |r: Result<ArrayD<f32>, ModelError>| {
+    let shown = |r: Result<ModelOutput, ModelError>| {
         if let Err(e) = r {
             let _ = e.to_string();
         }

@@ -4,3 +4,4 @@ mod defaults;
 mod errors;
 mod fuzz;
 mod output;
+mod ragged;

@@ -1,4 +1,4 @@
-//! `Gfnet::forward_output` puts the rank in the type: one variant per kind of head, holding
+//! `Gfnet::forward` puts the rank in the type: one variant per kind of head, holding
 //! exactly what `forward` returns.
 
 use ndarray::{Array2, Array3};
@@ -30,8 +30,7 @@ fn each_head_kind_has_its_variant_and_the_same_numbers() {
     for (extra, kind, shape) in cases {
         let m = model(extra);
         let input = ModelInput::TokenIds(ids.view());
-        let plain = m.forward(input, None).expect("forward");
-        let typed = m.forward_output(input, None).expect("forward_output");
+        let typed = m.forward(input, None).expect("forward");
         let got_kind = match &typed {
             ModelOutput::PerSequence(_) => "per sequence",
             ModelOutput::PerToken(_) => "per token",
@@ -39,7 +38,15 @@ fn each_head_kind_has_its_variant_and_the_same_numbers() {
         };
         assert_eq!(got_kind, kind, "{extra}");
         assert_eq!(typed.shape(), shape.as_slice(), "{extra}");
-        assert_eq!(typed.into_dyn(), plain, "{extra}");
+        assert_eq!(typed.batch(), 2, "{extra}");
+        let first = typed.sequence(0).expect("row 0");
+        assert_eq!(first.shape(), &shape[1..], "{extra}");
+        assert_eq!(
+            typed.view().index_axis(ndarray::Axis(0), 0),
+            first,
+            "{extra}"
+        );
+        assert!(typed.sequence(2).is_none(), "{extra}");
     }
     let encoder = {
         let config = Config::from_toml_str(
@@ -50,7 +57,7 @@ fn each_head_kind_has_its_variant_and_the_same_numbers() {
     };
     let x = Array3::<f32>::ones((1, 6, 8));
     let out = encoder
-        .forward_output(ModelInput::Embeddings(x.view()), None)
+        .forward(ModelInput::Embeddings(x.view()), None)
         .expect("encoder forward");
     assert!(matches!(out, ModelOutput::Hidden(ref h) if h.dim() == (1, 6, 8)));
 }

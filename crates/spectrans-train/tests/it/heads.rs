@@ -106,7 +106,7 @@ fn regression_metrics_are_mse_and_r2_of_the_outputs() {
     let model = Gfnet::new(&config, 3).unwrap();
     let e = evaluate(&model, &data, 3).unwrap();
     let batch = Batch::of(&data.examples.iter().collect::<Vec<_>>(), 4).unwrap();
-    let out = model.forward(batch.model_input(), None).unwrap();
+    let out = model.forward(batch.model_input(), None).unwrap().into_dyn();
     let BatchTargets::Values(t) = &batch.targets else {
         panic!("regression targets are values")
     };
@@ -143,7 +143,7 @@ fn ignored_labels_count_for_neither_loss_nor_accuracy() {
     // Per-token cross-entropy of a (B, N, C) output against (B, N) labels: the ignored
     // positions get a zero gradient, and the loss is the mean over the others.
     let batch = Batch::of(&data.examples.iter().take(2).collect::<Vec<_>>(), 4).unwrap();
-    let out = model.forward(batch.model_input(), None).unwrap();
+    let out = model.forward(batch.model_input(), None).unwrap().into_dyn();
     let mut labels =
         ArrayD::from_shape_vec(IxDyn(&[2, 4]), vec![0i64, 1, 2, 0, 1, 1, 2, 2]).unwrap();
     let (full, _) = loss_and_grad(

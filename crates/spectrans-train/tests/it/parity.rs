@@ -125,7 +125,8 @@ fn forward_rows() -> Vec<Row> {
         let out = l
             .model
             .forward(input.model_input(), input.mask.as_ref().map(|m| m.view()))
-            .unwrap_or_else(|e| panic!("{}: {e}", c.case));
+            .unwrap_or_else(|e| panic!("{}: {e}", c.case))
+            .into_dyn();
         let r64 = l.expected.read_f64("output_f64").unwrap();
         let r32 = l.expected.read_f32("output_f32").unwrap();
         let ours = max_abs_diff(&out, &r64);
@@ -280,7 +281,8 @@ fn precision_deviations(precision: Precision) -> Vec<(String, f64)> {
         let out = l
             .model
             .forward(input.model_input(), input.mask.as_ref().map(|m| m.view()))
-            .unwrap_or_else(|e| panic!("{}: {e}", c.case));
+            .unwrap_or_else(|e| panic!("{}: {e}", c.case))
+            .into_dyn();
         let r64 = l.expected.read_f64("output_f64").unwrap();
         rows.push((c.case, max_abs_diff(&out, &r64) / max_abs(&r64).max(1e-12)));
     }

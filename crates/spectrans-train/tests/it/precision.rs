@@ -30,6 +30,7 @@ fn a_trained_digits_model_keeps_its_accuracy_in_bf16_and_int8() {
         let logits = model
             .forward(batch.model_input(), None)
             .unwrap()
+            .into_dyn()
             .into_dimensionality::<Ix2>()
             .unwrap();
         logits
