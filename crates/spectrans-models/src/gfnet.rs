@@ -316,9 +316,9 @@ impl Gfnet {
     /// let mut model = Gfnet::builder().vocab_size(50).hidden_dim(16).num_layers(1)
     ///     .max_sequence_length(8).num_classes(3).build(0)?;
     /// let ids = Array2::from_shape_fn((2, 8), |(b, n)| (b + 3 * n) as i64);
-    /// let exact = model.forward(ModelInput::TokenIds(ids.view()), None)?;
+    /// let exact = model.forward(ModelInput::TokenIds(ids.view()), None)?.into_dyn();
     /// model.set_precision(Precision::Int8);
-    /// let int8 = model.forward(ModelInput::TokenIds(ids.view()), None)?;
+    /// let int8 = model.forward(ModelInput::TokenIds(ids.view()), None)?.into_dyn();
     /// let scale = exact.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     /// assert!(exact.iter().zip(&int8).all(|(a, b)| (a - b).abs() <= 0.1 * scale));
     /// # Ok::<(), spectrans_models::ModelError>(())

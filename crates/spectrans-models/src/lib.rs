@@ -21,6 +21,7 @@
 
 mod builder;
 mod error;
+pub mod filter_response;
 mod gfnet;
 pub mod heads;
 pub mod memory;

@@ -20,21 +20,18 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, ArrayD, Axis, Ix2, Ix3};
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde_json::Value;
 use spectrans_config::{Config, OutputType, PositionalEncodingType};
-use spectrans_models::tensor_file::TensorFile;
 
-/// The digits as shipped in scikit-learn (UCI optdigits test set, CC BY 4.0): 64 pixel counts
-/// (0..=16) then the label, per line. Attribution in `data/README.md`.
-const DIGITS_CSV: &str = include_str!("../data/optdigits.csv");
+mod csv;
+mod digits;
+mod jsonl;
+mod safetensors;
 
-/// The token that [`digits`] puts in front of every image, for the classification head's
-/// first-token (cls) pooling to read.
-pub const DIGITS_CLS_TOKEN: i64 = 17;
+pub use digits::{DIGITS_CLS_TOKEN, digits};
 
 /// The label that cross-entropy skips, as PyTorch's `ignore_index` default.
 pub const IGNORE_INDEX: i64 = -100;
@@ -275,7 +272,7 @@ impl Dataset {
         let path = path.as_ref();
         let extension = path.extension().and_then(|e| e.to_str());
         if extension == Some("safetensors") {
-            return load_safetensors(path, task);
+            return safetensors::load_safetensors(path, task);
         }
         let formats = match task {
             Task::Classification | Task::Regression => Some("a .csv, .jsonl or .safetensors file"),
@@ -294,8 +291,8 @@ impl Dataset {
         };
         let csv = matches!(task, Task::Classification | Task::Regression);
         let parse: fn(&Path, &str, Task) -> Result<Dataset, DataError> = match extension {
-            Some("csv") if csv => parse_csv,
-            Some("jsonl" | "json") if formats.is_some() => parse_jsonl,
+            Some("csv") if csv => csv::parse_csv,
+            Some("jsonl" | "json") if formats.is_some() => jsonl::parse_jsonl,
             _ => return Err(format_error()),
         };
         let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
@@ -400,289 +397,14 @@ impl Dataset {
     }
 }
 
-/// The 1,797 8x8 digits as 65-token sequences: the cls token ([`DIGITS_CLS_TOKEN`]) then the
-/// 64 pixel counts (0..=16) row by row; labels 0..=9. Vocabulary 18, 10 classes.
-pub fn digits() -> Dataset {
-    let path = Path::new("<embedded optdigits.csv>");
-    let mut examples = Vec::with_capacity(1797);
-    for (i, line) in DIGITS_CSV.lines().enumerate() {
-        let fields: Vec<i64> = line
-            .split(',')
-            .filter_map(|f| f.trim().parse().ok())
-            .collect();
-        let Some((&label, pixels)) = fields.split_last() else {
-            continue;
-        };
-        let mut tokens = Vec::with_capacity(65);
-        tokens.push(DIGITS_CLS_TOKEN);
-        tokens.extend_from_slice(pixels);
-        examples.push(Example {
-            input: Input::Tokens(tokens),
-            target: Target::Class(label),
-            line: i + 1,
-        });
-    }
-    Dataset {
-        examples,
-        seq_len: 65,
-        task: Task::Classification,
-        source: path.to_path_buf(),
-    }
-}
-
-fn parse_int(field: &str, what: &str) -> Result<i64, String> {
-    field
-        .trim()
-        .parse::<i64>()
-        .map_err(|_| format!("{what} `{}` is not an integer", field.trim()))
-}
-
-/// CSV lines: `label,token,...` (classification) or `target,token,...` (regression).
-fn parse_csv(path: &Path, text: &str, task: Task) -> Result<Dataset, DataError> {
-    let mut examples = Vec::new();
-    let first = if task == Task::Regression {
-        "target"
-    } else {
-        "label"
-    };
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| DataError::Parse {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message,
-        };
-        let fields: Vec<&str> = line.split(',').collect();
-        let Some((head, token_fields)) = fields.split_first().filter(|(_, t)| !t.is_empty()) else {
-            return Err(bad(format!("expected `{first},token,token,...`")));
-        };
-        let target = if task == Task::Regression {
-            let v = head
-                .trim()
-                .parse::<f32>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "field `target`: `{}` is not a finite number",
-                        head.trim()
-                    ))
-                })?;
-            Target::Values(vec![v])
-        } else {
-            Target::Class(parse_int(head, "label").map_err(&bad)?)
-        };
-        let tokens = token_fields
-            .iter()
-            .map(|f| parse_int(f, "token"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&bad)?;
-        examples.push(Example {
-            input: Input::Tokens(tokens),
-            target,
-            line: i + 1,
-        });
-    }
-    collect(path, examples, task)
-}
-
-/// The integers of a JSON array field, or a message naming the field.
-fn int_list(value: Option<&Value>, field: &str) -> Result<Vec<i64>, String> {
-    let expected = || format!("field `{field}`: expected a list of integers");
-    let items = value
-        .ok_or_else(|| format!("field `{field}` is missing"))?
-        .as_array()
-        .ok_or_else(expected)?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.as_i64()
-                .ok_or_else(|| format!("field `{field}`: item {i} ({v}) is not an integer"))
-        })
-        .collect()
-}
-
-fn number(v: &Value, field: &str) -> Result<f32, String> {
-    v.as_f64()
-        .map(|x| x as f32)
-        .filter(|x| x.is_finite())
-        .ok_or_else(|| format!("field `{field}`: {v} is not a finite number"))
-}
-
-fn parse_jsonl(path: &Path, text: &str, task: Task) -> Result<Dataset, DataError> {
-    let target_field = match task {
-        Task::Classification => "label",
-        Task::Regression => "target",
-        _ => "labels",
-    };
-    let mut examples = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| DataError::Parse {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message,
-        };
-        let value: Value = serde_json::from_str(line).map_err(|e| {
-            bad(format!(
-                "expected {} (not valid JSON: {e})",
-                task.jsonl_layout()
-            ))
-        })?;
-        let Some(object) = value.as_object() else {
-            return Err(bad(format!("expected {}", task.jsonl_layout())));
-        };
-        if let Some(other) = object
-            .keys()
-            .find(|k| k.as_str() != "tokens" && k.as_str() != target_field)
-        {
-            return Err(bad(format!(
-                "unknown field `{other}`; expected {}",
-                task.jsonl_layout()
-            )));
-        }
-        let tokens = int_list(object.get("tokens"), "tokens").map_err(&bad)?;
-        let raw = object.get(target_field);
-        let target = match task {
-            Task::Classification => {
-                let v = raw.ok_or_else(|| bad("field `label` is missing".into()))?;
-                Target::Class(
-                    v.as_i64()
-                        .ok_or_else(|| bad(format!("field `label`: {v} is not an integer")))?,
-                )
-            }
-            Task::Regression => {
-                let v = raw.ok_or_else(|| bad("field `target` is missing".into()))?;
-                let values = match v.as_array() {
-                    Some(items) => items
-                        .iter()
-                        .map(|x| number(x, "target"))
-                        .collect::<Result<Vec<_>, _>>(),
-                    None => number(v, "target").map(|x| vec![x]),
-                }
-                .map_err(&bad)?;
-                Target::Values(values)
-            }
-            _ => Target::Labels(int_list(raw, "labels").map_err(&bad)?),
-        };
-        examples.push(Example {
-            input: Input::Tokens(tokens),
-            target,
-            line: i + 1,
-        });
-    }
-    collect(path, examples, task)
-}
-
-/// The examples of a safetensors data file.
-fn load_safetensors(path: &Path, task: Task) -> Result<Dataset, DataError> {
-    let problem = |message: String| DataError::Tensors {
-        path: path.to_path_buf(),
-        message,
-    };
-    let file = TensorFile::open(path).map_err(|e| problem(e.to_string()))?;
-    let input: Vec<Input> = if file.contains("inputs_embeds") {
-        let x = file
-            .read_f32("inputs_embeds")
-            .map_err(|e| problem(e.to_string()))?
-            .into_dimensionality::<Ix3>()
-            .map_err(|_| problem("`inputs_embeds`: expected shape (B, N, D)".into()))?;
-        x.axis_iter(Axis(0))
-            .map(|e| Input::Embeddings(e.to_owned()))
-            .collect()
-    } else if file.contains("input_ids") {
-        let ids = file
-            .read_i64("input_ids")
-            .map_err(|e| problem(e.to_string()))?
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| problem("`input_ids`: expected shape (B, N)".into()))?;
-        ids.axis_iter(Axis(0))
-            .map(|row| Input::Tokens(row.to_vec()))
-            .collect()
-    } else {
-        return Err(problem(
-            "no input: expected `input_ids` (B, N) or `inputs_embeds` (B, N, D)".into(),
-        ));
-    };
-    if !file.contains("targets") {
-        return Err(problem("no `targets` tensor".into()));
-    }
-    let batch = input.len();
-    let shape_error = |expected: &str, found: &[usize]| {
-        problem(format!(
-            "`targets`: expected shape {expected} for {}, found {found:?}",
-            task.name()
-        ))
-    };
-    let targets: Vec<Target> = match task {
-        Task::Classification | Task::TokenLabels => {
-            let t = file
-                .read_i64("targets")
-                .map_err(|e| problem(e.to_string()))?;
-            match (task, t.ndim()) {
-                (Task::Classification, 1) if t.len() == batch => {
-                    t.iter().map(|&c| Target::Class(c)).collect()
-                }
-                (Task::TokenLabels, 2) if t.shape()[0] == batch => t
-                    .axis_iter(Axis(0))
-                    .map(|row| Target::Labels(row.iter().copied().collect()))
-                    .collect(),
-                (Task::Classification, _) => return Err(shape_error("(B,)", t.shape())),
-                _ => return Err(shape_error("(B, N)", t.shape())),
-            }
-        }
-        Task::Regression | Task::Hidden => {
-            let t: ArrayD<f32> = file
-                .read_f32("targets")
-                .map_err(|e| problem(e.to_string()))?;
-            if let Some(i) = t.iter().position(|v| !v.is_finite()) {
-                return Err(problem(format!(
-                    "`targets` holds a non-finite value at flat index {i}"
-                )));
-            }
-            match (task, t.ndim()) {
-                (Task::Regression, 1) if t.len() == batch => {
-                    t.iter().map(|&v| Target::Values(vec![v])).collect()
-                }
-                (Task::Regression, 2) if t.shape()[0] == batch => t
-                    .axis_iter(Axis(0))
-                    .map(|row| Target::Values(row.iter().copied().collect()))
-                    .collect(),
-                (Task::Hidden, 3) if t.shape()[0] == batch => t
-                    .axis_iter(Axis(0))
-                    .map(|e| {
-                        e.into_dimensionality::<Ix2>()
-                            .map(|e| Target::Hidden(e.to_owned()))
-                            .map_err(|_| shape_error("(B, N, D)", t.shape()))
-                    })
-                    .collect::<Result<_, _>>()?,
-                (Task::Regression, _) => return Err(shape_error("(B,) or (B, 1)", t.shape())),
-                _ => return Err(shape_error("(B, N, D)", t.shape())),
-            }
-        }
-    };
-    let examples = input
-        .into_iter()
-        .zip(targets)
-        .enumerate()
-        .map(|(i, (input, target))| Example {
-            input,
-            target,
-            line: i + 1,
-        })
-        .collect();
-    collect(path, examples, task)
-}
-
 /// Checks what holds for every file: one sequence length, at least one token, no negative
 /// token, labels >= 0 (or [`IGNORE_INDEX`] for token labels), one label per token, hidden
 /// targets shaped like the input.
-fn collect(path: &Path, examples: Vec<Example>, task: Task) -> Result<Dataset, DataError> {
+pub(super) fn collect(
+    path: &Path,
+    examples: Vec<Example>,
+    task: Task,
+) -> Result<Dataset, DataError> {
     let Some(first) = examples.first() else {
         return Err(DataError::Empty {
             path: path.to_path_buf(),

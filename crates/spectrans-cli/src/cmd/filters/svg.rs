@@ -1,329 +1,17 @@
-//! `spectrans filters --config C --weights W --output DIR`: the learned global filter of every
-//! block as pictures and numbers.
-//!
-//! The filter of block `i` is `H = act(Wr) + i act(Wi)`, shape (frequency = sequence_length,
-//! channel = hidden_dim): the same tensor as spectrans' `GlobalFilterMixing.get_filter_response()`
-//! (the parameters' own length, before any resampling to an input length), the activation
-//! applied by `FilterActivationExt::apply`, the scalar form of the forward's row kernel (within
-//! an f32 rounding of it). Written into DIR:
-//!
-//! - `layer_{i}.svg`: heat maps of `|H|` and `arg H` (radians) over (frequency, channel), each
-//!   with a colour bar, and `|H|` averaged over channels against frequency. Heat maps larger
-//!   than [`MAX_CELLS`] a side are averaged into blocks (`arg H` by its circular mean), and
-//!   the panel title says so, so a 512 x 768 filter stays a file of a few MiB.
-//! - `filters.json`: every layer at full resolution (row = frequency): `magnitude`, `phase`,
-//!   `mean_magnitude`, `real` = act(Wr), `imag` = act(Wi).
-//!
-//! Every file is written to a temporary name in DIR and renamed ([`write_atomically`]).
+//! The SVG of one layer's filter response: heat maps of `|H|` and `arg H` over (frequency,
+//! channel), each with a colour bar, and mean `|H|` against frequency.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::Path;
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use plotters::prelude::*;
-use serde::Serialize;
-use spectrans_config::write_atomically;
-use spectrans_layers::{FilterActivation, FilterActivationExt, GfnetBlock, GlobalFilter};
-use spectrans_models::Gfnet;
-use spectrans_models::memory::Workload;
+use spectrans_models::filter_response::FilterResponse;
 
-use crate::io::{MemoryArgs, load_config};
+use super::FiltersError;
 
 /// The most heat-map cells along either axis of an SVG; larger filters are block-averaged.
 pub const MAX_CELLS: usize = 128;
-
-/// Arguments of `spectrans filters`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The TOML model config.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// The weights (safetensors, PyTorch state_dict names).
-    #[arg(long)]
-    pub weights: PathBuf,
-    /// The folder to write `layer_{i}.svg` and `filters.json` into (created when missing).
-    #[arg(long)]
-    pub output: PathBuf,
-    #[command(flatten)]
-    pub memory: MemoryArgs,
-}
-
-/// What `spectrans filters` can refuse, beyond a bad config or weights file.
-#[derive(Debug, thiserror::Error)]
-pub enum FiltersError {
-    /// The model has no GFNet block, so there is no filter to show.
-    #[error("{config}: the model has no GFNet blocks (num_layers = 0): no global filter to show")]
-    NoBlocks {
-        /// The config the model was built from.
-        config: PathBuf,
-    },
-    /// A layer's `filter_imag` does not have the shape of its `filter_real`.
-    #[error(
-        "blocks.{layer}.mixing_layer.filter_imag: expected shape {expected:?} like filter_real, found {found:?}"
-    )]
-    Shape {
-        /// The block.
-        layer: usize,
-        /// `filter_real`'s shape.
-        expected: Vec<usize>,
-        /// `filter_imag`'s shape.
-        found: Vec<usize>,
-    },
-    /// A layer's filter has no entries (a zero sequence length or width).
-    #[error("blocks.{layer}.mixing_layer: the filter is empty (shape {shape:?})")]
-    Empty {
-        /// The block.
-        layer: usize,
-        /// Its shape.
-        shape: Vec<usize>,
-    },
-    /// Drawing a layer's SVG failed.
-    #[error("{path}: could not draw the plot: {message}")]
-    Plot {
-        /// The SVG being drawn.
-        path: PathBuf,
-        /// plotters' message.
-        message: String,
-    },
-    /// The output folder could not be created or a file could not be written.
-    #[error("{path}: {what}")]
-    Io {
-        /// The folder or file.
-        path: PathBuf,
-        /// What was being done.
-        what: &'static str,
-        /// The OS reason.
-        #[source]
-        source: std::io::Error,
-    },
-    /// `filters.json` could not be serialized.
-    #[error("{path}: could not serialize the filters: {source}")]
-    Json {
-        /// `filters.json`.
-        path: PathBuf,
-        /// serde_json's reason.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-/// One layer's filter response `H = act(Wr) + i act(Wi)`, full resolution, row = frequency.
-#[derive(Debug, Clone)]
-pub struct LayerFilter {
-    /// The block index.
-    pub layer: usize,
-    /// `act`.
-    pub activation: FilterActivation,
-    /// `Re H = act(Wr)`, (n, d).
-    pub real: Array2<f32>,
-    /// `Im H = act(Wi)`, (n, d).
-    pub imag: Array2<f32>,
-    /// `|H|`, (n, d).
-    pub magnitude: Array2<f32>,
-    /// `arg H` in radians, in (-π, π], (n, d).
-    pub phase: Array2<f32>,
-    /// `|H|` averaged over the d channels, (n,).
-    pub mean_magnitude: Vec<f32>,
-}
-
-impl LayerFilter {
-    /// The response of block `layer`'s global filter (spectrans' `get_filter_response`).
-    pub fn of(layer: usize, filter: &GlobalFilter) -> Result<Self, FiltersError> {
-        let (wr, wi) = (&filter.filter_real, &filter.filter_imag);
-        if wr.dim() != wi.dim() {
-            return Err(FiltersError::Shape {
-                layer,
-                expected: wr.shape().to_vec(),
-                found: wi.shape().to_vec(),
-            });
-        }
-        if wr.is_empty() {
-            return Err(FiltersError::Empty {
-                layer,
-                shape: wr.shape().to_vec(),
-            });
-        }
-        let act = filter.activation;
-        let real = wr.mapv(|w| act.apply(w));
-        let imag = wi.mapv(|w| act.apply(w));
-        let mut magnitude = Array2::zeros(real.raw_dim());
-        let mut phase = Array2::zeros(real.raw_dim());
-        ndarray::Zip::from(&mut magnitude)
-            .and(&mut phase)
-            .and(&real)
-            .and(&imag)
-            .for_each(|m, p, &re, &im| {
-                *m = re.hypot(im);
-                *p = im.atan2(re);
-            });
-        let mean_magnitude = magnitude
-            .axis_iter(Axis(0))
-            .map(|row| (row.iter().map(|&v| f64::from(v)).sum::<f64>() / row.len() as f64) as f32)
-            .collect();
-        Ok(Self {
-            layer,
-            activation: act,
-            real,
-            imag,
-            magnitude,
-            phase,
-            mean_magnitude,
-        })
-    }
-
-    /// (n, d): frequencies, channels.
-    pub fn shape(&self) -> (usize, usize) {
-        self.magnitude.dim()
-    }
-}
-
-/// The filter of every block; a model without blocks is an error naming `config`.
-pub fn layer_filters(
-    blocks: &[GfnetBlock],
-    config: &Path,
-) -> Result<Vec<LayerFilter>, FiltersError> {
-    if blocks.is_empty() {
-        return Err(FiltersError::NoBlocks {
-            config: config.to_path_buf(),
-        });
-    }
-    blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| LayerFilter::of(i, &b.mixing_layer))
-        .collect()
-}
-
-/// Loads the model, writes the SVGs and `filters.json`, prints a line per layer.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args.config)?;
-    args.memory
-        .check(&config, Workload::Parameters, "loading the model")?;
-    let model = Gfnet::from_weights(&config, &args.weights)?;
-    let layers = layer_filters(model.blocks(), &args.config)?;
-    std::fs::create_dir_all(&args.output).map_err(|source| FiltersError::Io {
-        path: args.output.clone(),
-        what: "could not create the output folder",
-        source,
-    })?;
-    let mut written = Vec::new();
-    for layer in &layers {
-        let (n, d) = layer.shape();
-        let (mean, min, max) = summary(&layer.magnitude);
-        println!(
-            "layer {} ({}, {n} x {d}): |H| mean {mean:.6}  min {min:.6}  max {max:.6}",
-            layer.layer,
-            layer.activation.as_str()
-        );
-        let path = args.output.join(format!("layer_{}.svg", layer.layer));
-        let svg = render_svg(layer, &path)?;
-        write(&path, svg.as_bytes())?;
-        written.push(path);
-    }
-    let path = args.output.join("filters.json");
-    let json = filters_json(&layers, &args.config, &args.weights).map_err(|source| {
-        FiltersError::Json {
-            path: path.clone(),
-            source,
-        }
-    })?;
-    write(&path, &json)?;
-    written.push(path);
-    for path in written {
-        println!("wrote {}", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), FiltersError> {
-    write_atomically(path, bytes).map_err(|source| FiltersError::Io {
-        path: path.to_path_buf(),
-        what: "could not write",
-        source,
-    })
-}
-
-/// Mean, min and max of `values` (non-empty).
-fn summary(values: &Array2<f32>) -> (f64, f32, f32) {
-    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len().max(1) as f64;
-    let min = values.iter().copied().fold(f32::INFINITY, f32::min);
-    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    (mean, min, max)
-}
-
-// ---------------------------------------------------------------------------------------------
-// filters.json
-
-/// A (rows, cols) view serialized as a list of rows.
-struct Rows<'a>(ArrayView2<'a, f32>);
-/// One row.
-struct Row<'a>(ArrayView1<'a, f32>);
-
-impl Serialize for Rows<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.outer_iter().map(Row))
-    }
-}
-
-impl Serialize for Row<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter())
-    }
-}
-
-#[derive(Serialize)]
-struct LayerJson<'a> {
-    layer: usize,
-    activation: &'static str,
-    shape: [usize; 2],
-    magnitude: Rows<'a>,
-    phase: Rows<'a>,
-    mean_magnitude: &'a [f32],
-    real: Rows<'a>,
-    imag: Rows<'a>,
-}
-
-#[derive(Serialize)]
-struct FiltersJson<'a> {
-    config: String,
-    weights: String,
-    layers: Vec<LayerJson<'a>>,
-}
-
-/// `filters.json`'s bytes (compact; floats as JSON numbers, f32's shortest round-trip form).
-fn filters_json(
-    layers: &[LayerFilter],
-    config: &Path,
-    weights: &Path,
-) -> Result<Vec<u8>, serde_json::Error> {
-    let doc = FiltersJson {
-        config: config.display().to_string(),
-        weights: weights.display().to_string(),
-        layers: layers
-            .iter()
-            .map(|l| {
-                let (n, d) = l.shape();
-                LayerJson {
-                    layer: l.layer,
-                    activation: l.activation.as_str(),
-                    shape: [n, d],
-                    magnitude: Rows(l.magnitude.view()),
-                    phase: Rows(l.phase.view()),
-                    mean_magnitude: &l.mean_magnitude,
-                    real: Rows(l.real.view()),
-                    imag: Rows(l.imag.view()),
-                }
-            })
-            .collect(),
-    };
-    let mut bytes = serde_json::to_vec(&doc)?;
-    bytes.push(b'\n');
-    Ok(bytes)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The SVG
 
 /// `count = min(len, max)` consecutive ranges covering `0..len`, sizes differing by at most 1.
 fn bins(len: usize, max: usize) -> Vec<Range<usize>> {
@@ -493,7 +181,7 @@ const TITLE_FONT: u32 = 20;
 const LABEL_FONT: u32 = 16;
 
 /// The whole SVG of one layer.
-fn render_svg(layer: &LayerFilter, path: &Path) -> Result<String, FiltersError> {
+pub(super) fn render(layer: &FilterResponse, path: &Path) -> Result<String, FiltersError> {
     let err = |e: &dyn std::fmt::Display| FiltersError::Plot {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -621,7 +309,7 @@ fn colour_bar(area: &Area<'_>, lo: f64, hi: f64, name: &str, colours: ColourMap)
 }
 
 /// `|H|` averaged over channels against frequency.
-fn line_plot(area: &Area<'_>, layer: &LayerFilter) -> DrawResult {
+fn line_plot(area: &Area<'_>, layer: &FilterResponse) -> DrawResult {
     let (n, d) = layer.shape();
     let points: Vec<(f64, f64)> = layer
         .mean_magnitude
@@ -675,6 +363,7 @@ fn line_plot(area: &Area<'_>, layer: &LayerFilter) -> DrawResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spectrans_layers::{FilterActivation, GlobalFilter};
 
     fn filter(n: usize, d: usize, activation: FilterActivation) -> GlobalFilter {
         use rand::SeedableRng;
@@ -692,36 +381,6 @@ mod tests {
         f.filter_real = Array2::from_shape_fn((n, d), |(i, j)| (i as f32 - j as f32) * 0.1);
         f.filter_imag = Array2::from_shape_fn((n, d), |(i, j)| (i * j) as f32 * 0.01 - 0.3);
         f
-    }
-
-    #[test]
-    fn the_response_is_act_of_each_part() {
-        let f = filter(5, 3, FilterActivation::Tanh);
-        let l = LayerFilter::of(2, &f).expect("response");
-        assert_eq!(l.shape(), (5, 3));
-        let (re, im) = (0.4f64.tanh(), (-0.3f64).tanh());
-        assert!((f64::from(l.real[[4, 0]]) - re).abs() < 1e-6);
-        assert!((f64::from(l.imag[[0, 1]]) - im).abs() < 1e-6);
-        let (wr, wi) = (
-            f64::from(f.filter_real[[2, 1]]),
-            f64::from(f.filter_imag[[2, 1]]),
-        );
-        let (re, im) = (wr.tanh(), wi.tanh());
-        assert!((f64::from(l.magnitude[[2, 1]]) - re.hypot(im)).abs() < 1e-6);
-        assert!((f64::from(l.phase[[2, 1]]) - im.atan2(re)).abs() < 1e-6);
-        let mean: f64 = (0..3).map(|j| f64::from(l.magnitude[[2, j]])).sum::<f64>() / 3.0;
-        assert!((f64::from(l.mean_magnitude[2]) - mean).abs() < 1e-6);
-    }
-
-    #[test]
-    fn no_blocks_and_mismatched_parts_are_errors() {
-        let err = layer_filters(&[], Path::new("c.toml")).unwrap_err();
-        assert!(matches!(err, FiltersError::NoBlocks { .. }));
-        assert!(err.to_string().contains("c.toml"), "{err}");
-        let mut f = filter(4, 2, FilterActivation::Sigmoid);
-        f.filter_imag = Array2::zeros((3, 2));
-        let err = LayerFilter::of(1, &f).unwrap_err();
-        assert!(matches!(err, FiltersError::Shape { layer: 1, .. }), "{err}");
     }
 
     #[test]
@@ -753,8 +412,8 @@ mod tests {
     #[test]
     fn a_large_filter_makes_a_small_svg_that_says_it_is_averaged() {
         let f = filter(512, 768, FilterActivation::Sigmoid);
-        let l = LayerFilter::of(0, &f).expect("response");
-        let svg = render_svg(&l, Path::new("layer_0.svg")).expect("svg");
+        let l = FilterResponse::of(0, &f).expect("response");
+        let svg = render(&l, Path::new("layer_0.svg")).expect("svg");
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("averaged to 128 x 128 cells"));
         assert!(svg.contains("frequency index") && svg.contains("channel"));
