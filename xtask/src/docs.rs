@@ -1,12 +1,16 @@
 //! `cargo xtask docs [--check]`: writes docs/config.md from the schema in spectrans-config
 //! (`schema::FIELDS`, `schema::CROSS_FIELD_RULES`) and the builder's defaults, so the reference
-//! cannot drift from the code. `--check` fails when the file differs instead of writing it.
+//! cannot drift from the code, and the README's headline figures from docs/benchmarks.md
+//! ([`crate::headline`]). `--check` fails when a file differs instead of writing it, or when
+//! the README quotes a ratio that the report does not hold.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use spectrans_config::Config;
 use spectrans_config::schema::{CROSS_FIELD_RULES, Kind, Rule, Section};
+
+use crate::headline;
 
 /// Where the generated reference lives, relative to the workspace root.
 pub const CONFIG_DOC: &str = "docs/config.md";
@@ -20,18 +24,42 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     };
     let path: PathBuf = root.join(CONFIG_DOC);
     let want = render()?;
+    let readme_path = root.join(headline::README);
+    let report_path = root.join(headline::REPORT);
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (readme, report) = (read(&readme_path)?, read(&report_path)?);
+    let want_readme = headline::splice(&readme, &headline::render(&report)?)?;
+    let stray = headline::unsupported_ratios(&want_readme, &report);
+    if !stray.is_empty() {
+        return Err(format!(
+            "{} quotes {stray:?}, which {} does not hold: quote the generated headline instead",
+            headline::README,
+            headline::REPORT
+        ));
+    }
     if check {
-        let have =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let have = read(&path)?;
         if have != want {
             return Err(format!(
                 "{CONFIG_DOC} is out of date; run `cargo xtask docs`"
             ));
         }
-        println!("{CONFIG_DOC} is up to date");
+        if readme != want_readme {
+            return Err(format!(
+                "{}'s headline figures differ from {}; run `cargo xtask docs`",
+                headline::README,
+                headline::REPORT
+            ));
+        }
+        println!(
+            "{CONFIG_DOC} and the {} headline are up to date",
+            headline::README
+        );
     } else {
         std::fs::write(&path, want).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("wrote {CONFIG_DOC}");
+        std::fs::write(&readme_path, want_readme)
+            .map_err(|e| format!("{}: {e}", readme_path.display()))?;
+        println!("wrote {CONFIG_DOC} and the {} headline", headline::README);
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod bench_fft;
 mod docs;
 mod fixtures;
 mod fuzz;
+mod headline;
 #[cfg(test)]
 mod modgraph;
 mod parity;
@@ -30,7 +31,8 @@ fn main() -> ExitCode {
         // `bench [models] [flags]`: the side-by-side model benchmark (bench.rs); `bench
         // precision`: f32, bf16 and int8 against PyTorch's (bench/precision.rs).
         Some("bench") => report(bench::run(&refenv::workspace_root(), &args[1..])),
-        // `docs [--check]`: docs/config.md from the config schema (docs.rs).
+        // `docs [--check]`: docs/config.md from the config schema, the README headline from the
+        // benchmark report (docs.rs, headline.rs).
         Some("docs") => report(docs::run(&refenv::workspace_root(), &args[1..])),
         // `fuzz [--cases N]`: the loader fuzz properties with PROPTEST_CASES=N (fuzz.rs).
         Some("fuzz") => report(fuzz::run(&refenv::workspace_root(), &args[1..])),
