@@ -10,28 +10,47 @@ pub const USAGE: &str = "usage: cargo xtask bench [models] [--quick] [--threads 
                          [--out docs/benchmarks.md] [--no-torch] [--no-profile] [--from-raw FILE]";
 
 /// Parsed arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
+#[command(name = "cargo xtask bench", no_binary_name = true)]
 pub struct Options {
     /// Fewer iterations and rounds: a smoke run.
+    #[arg(long)]
     pub quick: bool,
-    /// Thread counts; the largest is used for the headline table and the sweeps.
-    pub threads: Vec<usize>,
+    /// Thread counts, comma-separated; the largest is used for the headline table and the
+    /// sweeps.
+    #[arg(long, default_value = "1,2", value_parser = parse_threads)]
+    pub threads: Threads,
     /// The markdown report (the chart goes to `<dir of out>/benchmarks/`).
+    #[arg(long, default_value = "docs/benchmarks.md")]
     pub out: PathBuf,
     /// Measure ours only, even when the PyTorch reference exists.
+    #[arg(long)]
     pub no_torch: bool,
     /// Skip the perf profile.
+    #[arg(long)]
     pub no_profile: bool,
     /// Render the model tables from this raw log of an earlier run (its `models-raw.jsonl`)
     /// instead of measuring them again; the GEMM table and the profile are measured.
+    #[arg(long, value_name = "FILE")]
     pub from_raw: Option<PathBuf>,
+}
+
+/// Thread counts, each >= 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Threads(pub Vec<usize>);
+
+impl std::ops::Deref for Threads {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        &self.0
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             quick: false,
-            threads: vec![1, 2],
+            threads: Threads(vec![1, 2]),
             out: PathBuf::from("docs/benchmarks.md"),
             no_torch: false,
             no_profile: false,
@@ -42,48 +61,25 @@ impl Default for Options {
 
 /// Parses the arguments after `bench` (a leading `models` is accepted and ignored).
 pub fn parse(args: &[String]) -> Result<Options, BenchError> {
-    let mut opts = Options::default();
-    let mut it = args.iter().map(String::as_str).peekable();
-    if it.peek() == Some(&"models") {
-        it.next();
-    }
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f, Some(v)),
-            None => (arg, None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .or_else(|| it.next())
-                .ok_or_else(|| BenchError::Usage(format!("{name} needs a value; {USAGE}")))
-        };
-        match flag {
-            "--quick" => opts.quick = true,
-            "--no-torch" => opts.no_torch = true,
-            "--no-profile" => opts.no_profile = true,
-            "--out" => opts.out = PathBuf::from(value("--out")?),
-            "--threads" => opts.threads = parse_threads(value("--threads")?)?,
-            "--from-raw" => opts.from_raw = Some(PathBuf::from(value("--from-raw")?)),
-            other => {
-                return Err(BenchError::Usage(format!(
-                    "unknown argument `{other}`; {USAGE}"
-                )));
-            }
-        }
-    }
-    Ok(opts)
+    use clap::Parser;
+    let args = match args.first().map(String::as_str) {
+        Some("models") => &args[1..],
+        _ => args,
+    };
+    Options::try_parse_from(args).map_err(|e| BenchError::Usage(format!("{e}\n{USAGE}")))
 }
 
 /// `"1,2"` -> `[1, 2]`; every count must be an integer >= 1.
-pub fn parse_threads(text: &str) -> Result<Vec<usize>, BenchError> {
+pub fn parse_threads(text: &str) -> Result<Threads, String> {
     text.split(',')
         .map(|t| match t.trim().parse::<usize>() {
             Ok(n) if n >= 1 => Ok(n),
-            _ => Err(BenchError::Usage(format!(
+            _ => Err(format!(
                 "--threads takes counts >= 1 separated by commas, got `{t}` in `{text}`"
-            ))),
+            )),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(Threads)
 }
 
 #[cfg(test)]
@@ -113,7 +109,7 @@ mod tests {
             o.from_raw,
             Some(PathBuf::from("bench-out/models-raw.jsonl"))
         );
-        assert_eq!(o.threads, vec![1, 2, 4]);
+        assert_eq!(*o.threads, [1, 2, 4]);
         assert_eq!(o.out, PathBuf::from("/tmp/b.md"));
         Ok(())
     }
