@@ -14,14 +14,15 @@
 
 use std::cell::RefCell;
 
+use crate::scratch::with_thread_local;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
-use spectrans_fft::with_thread_local;
 
 use super::kernel::{MR, NR};
 use super::pack::panels;
-use super::{C_BLOCK_FLOATS, Epilogue, Out, Task, finish, plan};
+use super::{C_BLOCK_FLOATS, Out, Task, finish, plan};
 use crate::precision::{activation_code, activation_params};
+use crate::{Epilogue, Parallelism};
 
 /// Bytes of one group of 4 k values for the NR columns of a panel.
 const GROUP_BYTES: usize = 4 * NR;
@@ -116,7 +117,13 @@ thread_local! {
 
 /// `dst = epilogue(x · Bᵀ)` with B held in int8 (shapes checked by the caller: x (m, k) with a
 /// standard layout, C at `out` (m, n), m, n > 0).
-pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Int8Rhs, epilogue: Epilogue<'_>) {
+pub(crate) fn run(
+    out: Out,
+    x: ArrayView2<'_, f32>,
+    rhs: &Int8Rhs,
+    epilogue: Epilogue<'_>,
+    parallelism: Parallelism,
+) {
     let (m, k) = x.dim();
     let kp = rhs.kp;
     let x = x.as_standard_layout();
@@ -136,10 +143,10 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Int8Rhs, epilogue: Epi
             .par_chunks_mut(kp)
             .zip(rows.par_iter_mut())
             .zip(values.par_chunks(k))
-            .with_min_len(crate::tensor::min_rows(k))
+            .with_min_len(crate::util::min_rows(k))
             .for_each(|((code, row_quant), row)| quantize_row(row, code, row_quant));
         let (codes, rows) = (&*codes, &*rows);
-        let threads = super::threads_for(m, rhs.n, k);
+        let threads = super::threads_for(m, rhs.n, k, parallelism);
         let tasks = plan(m, rhs.n, threads);
         let kernel = Kernel::detect();
         let job = |task: &Task| run_task(kernel, out, codes, rows, zeros, rhs, *task, epilogue);

@@ -17,13 +17,14 @@
 
 use std::cell::RefCell;
 
+use crate::scratch::with_thread_local;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
-use spectrans_fft::with_thread_local;
 
 use super::kernel::{MR, NR};
 use super::pack::panels;
-use super::{C_BLOCK_FLOATS, Epilogue, Out, Task, bf16_bits, finish, plan};
+use super::{C_BLOCK_FLOATS, Out, Task, bf16_bits, finish, plan};
+use crate::{Epilogue, Parallelism};
 
 /// bf16 values in one pair of k for the NR columns of a panel.
 const PAIR_VALUES: usize = 2 * NR;
@@ -93,7 +94,13 @@ thread_local! {
 
 /// `dst = epilogue(x · Bᵀ)` with B held by [`Bf16Rhs`] (shapes checked by the caller: x
 /// (m, k), C at `out` (m, n), m, n > 0). Only called where [`is_supported`].
-pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Bf16Rhs, epilogue: Epilogue<'_>) {
+pub(crate) fn run(
+    out: Out,
+    x: ArrayView2<'_, f32>,
+    rhs: &Bf16Rhs,
+    epilogue: Epilogue<'_>,
+    parallelism: Parallelism,
+) {
     let (m, k) = x.dim();
     let kp = rhs.kp;
     let x = x.as_standard_layout();
@@ -108,7 +115,7 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Bf16Rhs, epilogue: Epi
         let values = x.as_slice().expect("a standard layout");
         bits.par_chunks_mut(kp)
             .zip(values.par_chunks(k))
-            .with_min_len(crate::tensor::min_rows(k))
+            .with_min_len(crate::util::min_rows(k))
             .for_each(|(dst, row)| {
                 for (d, &v) in dst.iter_mut().zip(row) {
                     *d = bf16_bits(v);
@@ -116,7 +123,7 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Bf16Rhs, epilogue: Epi
                 dst[k..].fill(0);
             });
         let bits = &*bits;
-        let threads = super::threads_for(m, rhs.n, k);
+        let threads = super::threads_for(m, rhs.n, k, parallelism);
         let tasks = plan(m, rhs.n, threads);
         let job = |task: &Task| run_task(out, bits, zeros, rhs, *task, epilogue);
         if threads > 1 && tasks.len() > 1 {

@@ -1,12 +1,12 @@
-//! Our single-precision GEMM for the Linear layers: `C = epilogue(A · B)` with B packed once.
+//! Our single-precision GEMM: `C = epilogue(A · B)` with B packed once.
 //!
 //! A BLIS-style blocked product: B (k, n) is packed into [`PackedRhs`] (once per weight when
 //! the caller keeps it), A is packed per task into MR-row panels of KC columns (or read in
 //! place), and a micro-kernel chosen at run time multiplies panel pairs straight into C: 12 x 16
 //! tiles in AVX-512 (two panels of A against one of B), 6 x 16 in AVX2 + FMA, else portable
-//! Rust. The epilogue (bias, activation, and adding
-//! to what C held) runs on each task's block of C while it is still in cache, so a Linear
-//! layer's bias and its GELU cost no extra sweep over memory.
+//! Rust. The epilogue (bias, a row function, and adding
+//! to what C held) runs on each task's block of C while it is still in cache, so a bias and
+//! a function of each row cost no extra sweep over memory.
 //!
 //! Each element of C is summed in the same order whatever the thread count (the k blocks in
 //! order, each block's steps in order), so results do not depend on how many threads ran.
@@ -16,16 +16,17 @@ mod int8;
 mod kernel;
 mod pack;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ops::Range;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
-use spectrans_fft::with_thread_local;
 
-use crate::activation::{Activation, ActivationExt};
-use crate::error::{LayerError, shape_error};
+use crate::epilogue::{finish_row, scale_row};
+use crate::error::{LinalgError, shape_error};
 use crate::precision::{Precision, round_bf16};
+use crate::scratch::with_thread_local;
+use crate::{Epilogue, Parallelism};
 use kernel::{APanel, BPanel, Kernel, MR, NR, PanelValue};
 use pack::{KC, Line, Strided, lines_for, pack_lhs, pack_rhs, packed_len, panels};
 
@@ -42,7 +43,7 @@ const PARALLEL_MIN_FLOPS: usize = 48 * 48 * 48;
 
 thread_local! {
     /// The packed A block of the task running on this thread (the one scratch strategy,
-    /// [`spectrans_fft::with_thread_local`]).
+    /// [`crate::with_thread_local`]).
     static LHS_PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// B packed per call by products whose B is not kept packed.
     static RHS_PANELS: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
@@ -50,31 +51,13 @@ thread_local! {
     static ROUNDED_LHS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// A row-major stand-in for a C whose rows are not contiguous (a transposed C).
     static C_ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// Set while [`on_this_thread`] runs: products stay on the calling thread.
-    static ON_THIS_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `job` with every product it starts summed on the calling thread, as one task per
-/// row block (no rayon tasks): for a caller that already runs one block of rows per thread
-/// and wants each product to stream B once for its whole block. The bits are the same
-/// either way.
-pub(crate) fn on_this_thread<R>(job: impl FnOnce() -> R) -> R {
-    /// Restores the flag when `job` returns or unwinds.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            ON_THIS_THREAD.set(self.0);
-        }
-    }
-    let _restore = Restore(ON_THIS_THREAD.replace(true));
-    job()
 }
 
 /// The threads a product of (m, k) x (k, n) is split over: one for a small product or
-/// inside [`on_this_thread`], else the rayon pool's.
-fn threads_for(m: usize, n: usize, k: usize) -> usize {
+/// with [`Parallelism::None`], else the rayon pool's.
+pub(crate) fn threads_for(m: usize, n: usize, k: usize, parallelism: Parallelism) -> usize {
     let flops = m.saturating_mul(n).saturating_mul(k);
-    if flops < PARALLEL_MIN_FLOPS || ON_THIS_THREAD.get() {
+    if flops < PARALLEL_MIN_FLOPS || parallelism == Parallelism::None {
         1
     } else {
         rayon::current_num_threads()
@@ -86,7 +69,7 @@ fn threads_for(m: usize, n: usize, k: usize) -> usize {
 /// MR panels (so the AVX-512 kernel's 12-row tiles cover every block but the last) as evenly
 /// as units allow, sizes differing by one unit at most, so no thread is left with an extra
 /// block at the end.
-pub(crate) fn row_blocks(m: usize, max_rows: usize, threads: usize) -> Vec<Range<usize>> {
+pub fn row_blocks(m: usize, max_rows: usize, threads: usize) -> Vec<Range<usize>> {
     const UNIT: usize = 2 * MR;
     let units = m.div_ceil(UNIT);
     let blocks = m
@@ -147,15 +130,14 @@ impl PackedRhs {
     /// ([`round_bf16`]); at `Int8` each output channel (row of W) quantized symmetrically,
     /// `q = round(w / s)` in [-127, 127], `s = max|w| / 127` (a row of zeros keeps `s = 0`), as
     /// [`quantize_rows_into`](crate::precision::quantize_rows_into) does. The products of
-    /// [`gemm_packed`] then use exactly those values, and convert the left operand to the
+    /// [`gemm`](crate::gemm) then use exactly those values, and convert the left operand to the
     /// same format on each call (bf16: each value rounded; int8: per row to 7-bit codes,
     /// then the sums of `x · q`, times the scales). On CPUs with AVX-512 BF16 a bf16 weight
     /// is held for the `vdpbf16ps` kernel; elsewhere the f32 kernel widens it.
     ///
     /// ```
     /// use ndarray::array;
-    /// use spectrans_layers::precision::Precision;
-    /// use spectrans_layers::sgemm::PackedRhs;
+    /// use spectrans_linalg::{PackedRhs, Precision};
     /// let w = array![[0.5f32, -1.0, 0.25]];
     /// let packed = PackedRhs::quantized_from_weight(w.view(), Precision::Int8);
     /// assert_eq!(packed.precision(), Precision::Int8);
@@ -179,6 +161,17 @@ impl PackedRhs {
             Precision::Int8 => Panels::Int8(int8::Int8Rhs::from_weight(weight)),
         };
         Self { k, n, data }
+    }
+
+    /// W (out, in) packed as the products on it should read it, in `precision`: always for
+    /// bf16 and int8 ([`PackedRhs::quantized_from_weight`]); for f32 only where our kernels
+    /// run the products ([`packs_f32`](crate::packs_f32)), `None` elsewhere (the backend
+    /// there reads the plain matrix).
+    pub fn for_products(weight: ArrayView2<'_, f32>, precision: Precision) -> Option<Self> {
+        if precision == Precision::F32 && !crate::packs_f32() {
+            return None;
+        }
+        Some(Self::quantized_from_weight(weight, precision))
     }
 
     /// The number format the values are kept in.
@@ -293,15 +286,11 @@ impl<'a> PackedView<'a> {
     }
 }
 
-/// Whether [`gemm_packed`] is this CPU's fastest f32 product: true on x86-64 with AVX2 and
-/// FMA (without the `openblas` feature). Measured side by side with the `gemm` crate at the
-/// model's shapes, 2 threads: on Zen 3 (AVX2) ours is faster at every shape; on Zen 4
-/// (AVX-512, where the `gemm` crate runs 512-bit kernels and ours its 12 x 16 AVX-512 tile)
-/// ours is faster at every model shape (docs/benchmarks.md).
-pub fn is_fastest() -> bool {
+/// Whether this CPU runs a vector f32 kernel (x86-64 with AVX2 and FMA, or AVX-512).
+pub(crate) fn has_vector_kernel() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        !cfg!(feature = "openblas") && Kernel::detect() != Kernel::Portable
+        Kernel::detect() != Kernel::Portable
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -347,11 +336,12 @@ pub(crate) fn gemm_unpacked(
     lhs: ArrayView2<'_, f32>,
     rhs: ArrayView2<'_, f32>,
     epilogue: Epilogue<'_>,
-) -> Result<(), LayerError> {
+    parallelism: Parallelism,
+) -> Result<(), LinalgError> {
     let (k, n) = rhs.dim();
     let m = lhs.nrows();
     if n >= 2 * m && epilogue.sums_only() {
-        return gemm_unpacked(dst.reversed_axes(), rhs.t(), lhs.t(), epilogue);
+        return gemm_unpacked(dst.reversed_axes(), rhs.t(), lhs.t(), epilogue, parallelism);
     }
     with_thread_local(&RHS_PANELS, |lines| {
         let data = lines_for(k, n, lines);
@@ -361,71 +351,8 @@ pub(crate) fn gemm_unpacked(
             n,
             data: PanelsRef::F32(data),
         };
-        product(dst, lhs, Rhs::Panels(packed), epilogue)
+        product(dst, lhs, Rhs::Panels(packed), epilogue, parallelism)
     })
-}
-
-/// The epilogue's bias and activation on rows of C computed by another product (a
-/// contiguous (rows, n) slice), split over the rayon pool; the same per-row work as the
-/// fused epilogue, so both give the same bits.
-pub(crate) fn apply_epilogue(rows: &mut [f32], n: usize, epilogue: Epilogue<'_>) {
-    if n == 0 || epilogue.sums_only() {
-        return;
-    }
-    let zeros = if epilogue.bias.is_none() {
-        vec![0.0f32; n]
-    } else {
-        Vec::new()
-    };
-    let bias = epilogue.bias.unwrap_or(&zeros);
-    let row_work = epilogue.bias.is_some() || epilogue.activation.is_some();
-    rows.par_chunks_mut(n)
-        .enumerate()
-        .with_min_len(crate::tensor::min_rows(n))
-        .for_each(|(r, row)| {
-            if row_work {
-                finish_row(row, bias, epilogue.activation);
-            }
-            if let Some(scale) = epilogue.scale {
-                scale_row(row, &scale[r * n..(r + 1) * n]);
-            }
-        });
-}
-
-/// `row ⊙= scale`.
-fn scale_row(row: &mut [f32], scale: &[f32]) {
-    row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
-}
-
-/// `row = act(row + bias)` (or `row += bias` without an activation).
-fn finish_row(row: &mut [f32], bias: &[f32], activation: Option<Activation>) {
-    match activation {
-        Some(act) => act.apply_bias_row(row, bias),
-        None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
-    }
-}
-
-/// What happens to `A · B` before it lands in C: `C = act(A · B + bias) ⊙ S`, or with
-/// `accumulate`, `C = act(C + A · B + bias) ⊙ S` (a residual add fused into the product).
-/// Without an activation the identity; without a bias zero; without a scale S one.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Epilogue<'a> {
-    /// Add the product to what C holds instead of overwriting it.
-    pub accumulate: bool,
-    /// Added to every row of C, one value per column.
-    pub bias: Option<&'a [f32]>,
-    /// Applied to every element after the bias.
-    pub activation: Option<Activation>,
-    /// S: a row-major (m, n) matrix that multiplies C element by element, last (a
-    /// backward's `⊙ act'(z)`, while the block of C is still in cache).
-    pub scale: Option<&'a [f32]>,
-}
-
-impl Epilogue<'_> {
-    /// Whether C gets the sums alone (or added), with nothing applied to its rows.
-    pub(crate) fn sums_only(&self) -> bool {
-        self.bias.is_none() && self.activation.is_none() && self.scale.is_none()
-    }
 }
 
 /// A C block one task owns: rows `i0..i0 + mc`, panels `j0..j1` (columns `16 j0..`).
@@ -461,26 +388,14 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 /// `dst = epilogue(lhs · rhs)`: lhs (m, k) with any strides, rhs packed (k, n), dst (m, n).
-///
-/// ```
-/// use ndarray::{array, Array2};
-/// use spectrans_layers::sgemm::{gemm_packed, Epilogue, PackedRhs};
-/// let w = array![[1.0f32, 0.0], [1.0, 1.0], [0.0, -2.0]]; // Linear(2 -> 3) weight
-/// let packed = PackedRhs::from_weight(w.view());
-/// let x = array![[1.0f32, 2.0]];
-/// let mut y = Array2::zeros((1, 3));
-/// let bias = [0.5f32, 0.0, 0.0];
-/// let epilogue = Epilogue { bias: Some(&bias), ..Epilogue::default() };
-/// gemm_packed(y.view_mut(), x.view(), &packed, epilogue).unwrap();
-/// assert_eq!(y, array![[1.5, 3.0, -4.0]]);
-/// ```
-pub fn gemm_packed(
+pub(crate) fn gemm_packed(
     dst: ArrayViewMut2<'_, f32>,
     lhs: ArrayView2<'_, f32>,
     rhs: &PackedRhs,
     epilogue: Epilogue<'_>,
-) -> Result<(), LayerError> {
-    product(dst, lhs, rhs.view(), epilogue)
+    parallelism: Parallelism,
+) -> Result<(), LinalgError> {
+    product(dst, lhs, rhs.view(), epilogue, parallelism)
 }
 
 /// [`gemm_packed`] on a borrowed packing.
@@ -489,7 +404,8 @@ fn product(
     lhs: ArrayView2<'_, f32>,
     rhs: Rhs<'_>,
     epilogue: Epilogue<'_>,
-) -> Result<(), LayerError> {
+    parallelism: Parallelism,
+) -> Result<(), LinalgError> {
     let (m, k) = lhs.dim();
     let n = rhs.n();
     if k != rhs.k() {
@@ -537,8 +453,8 @@ fn product(
         let mut row_values = vec![0.0f32; n];
         for (r, mut row) in dst.rows_mut().into_iter().enumerate() {
             row_values.iter_mut().zip(&row).for_each(|(v, &c)| *v = c);
-            if epilogue.bias.is_some() || epilogue.activation.is_some() {
-                finish_row(&mut row_values, bias, epilogue.activation);
+            if epilogue.bias.is_some() || epilogue.map.is_some() {
+                finish_row(&mut row_values, bias, epilogue.map);
             }
             if let Some(scale) = epilogue.scale {
                 scale_row(&mut row_values, &scale[r * n..(r + 1) * n]);
@@ -557,7 +473,7 @@ fn product(
                 ptr: dst.as_mut_ptr(),
                 ldc: if m == 1 { n } else { ldc },
             };
-            run(out, m, lhs, rhs, epilogue);
+            run(out, m, lhs, rhs, epilogue, parallelism);
         }
         _ => with_thread_local(&C_ROWS, |buf| {
             // C's rows are not contiguous (a transposed C, as for the dW of a wide product):
@@ -577,7 +493,7 @@ fn product(
                 ptr: rows.as_mut_ptr(),
                 ldc: n,
             };
-            run(out, m, lhs, rhs, epilogue);
+            run(out, m, lhs, rhs, epilogue, parallelism);
             assign_blocked(dst, rows.view());
         }),
     }
@@ -625,7 +541,14 @@ fn assign_blocked(mut dst: ArrayViewMut2<'_, f32>, src: ArrayView2<'_, f32>) {
 }
 
 /// The product into C at `out` (shapes checked, m, n > 0).
-fn run(out: Out, m: usize, lhs: ArrayView2<'_, f32>, rhs: Rhs<'_>, epilogue: Epilogue<'_>) {
+fn run(
+    out: Out,
+    m: usize,
+    lhs: ArrayView2<'_, f32>,
+    rhs: Rhs<'_>,
+    epilogue: Epilogue<'_>,
+    parallelism: Parallelism,
+) {
     match rhs {
         Rhs::Panels(
             panels @ PackedView {
@@ -649,12 +572,12 @@ fn run(out: Out, m: usize, lhs: ArrayView2<'_, f32>, rhs: Rhs<'_>, epilogue: Epi
                     false,
                 )
                 .expect("a standard-layout buffer of lhs's shape");
-                run_panels(out, m, rounded.view(), panels, epilogue);
+                run_panels(out, m, rounded.view(), panels, epilogue, parallelism);
             });
         }
-        Rhs::Panels(panels) => run_panels(out, m, lhs, panels, epilogue),
-        Rhs::Int8(q) => int8::run(out, lhs, q, epilogue),
-        Rhs::Bf16Dot(q) => bf16::run(out, lhs, q, epilogue),
+        Rhs::Panels(panels) => run_panels(out, m, lhs, panels, epilogue, parallelism),
+        Rhs::Int8(q) => int8::run(out, lhs, q, epilogue, parallelism),
+        Rhs::Bf16Dot(q) => bf16::run(out, lhs, q, epilogue, parallelism),
     }
 }
 
@@ -665,10 +588,11 @@ fn run_panels(
     lhs: ArrayView2<'_, f32>,
     rhs: PackedView<'_>,
     epilogue: Epilogue<'_>,
+    parallelism: Parallelism,
 ) {
     let a = Strided::of(&lhs);
     let kernel = Kernel::detect();
-    let threads = threads_for(m, rhs.n, rhs.k);
+    let threads = threads_for(m, rhs.n, rhs.k, parallelism);
     let tasks = plan(m, rhs.n, threads);
     let job = |task: &Task| run_task(kernel, out, a, &rhs, epilogue, *task);
     if threads > 1 && tasks.len() > 1 {
@@ -874,15 +798,12 @@ unsafe fn store_edge(
 /// `j0..j1`), row by row.
 fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
     let Epilogue {
-        bias,
-        activation,
-        scale,
-        ..
+        bias, map, scale, ..
     } = epilogue;
     if epilogue.sums_only() {
         return;
     }
-    let row_work = bias.is_some() || activation.is_some();
+    let row_work = bias.is_some() || map.is_some();
     let c0 = task.j0 * NR;
     let c1 = (task.j1 * NR).min(n);
     let zeros;
@@ -898,7 +819,7 @@ fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
         // SAFETY: row r < m and columns c0..c1 <= n lie inside C, in this task's block.
         let row = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(r * out.ldc + c0), c1 - c0) };
         if row_work {
-            finish_row(row, bias, activation);
+            finish_row(row, bias, map);
         }
         if let Some(scale) = scale {
             scale_row(row, &scale[r * n + c0..r * n + c1]);

@@ -3,7 +3,58 @@ use proptest::prelude::*;
 
 use super::kernel::{APanel, BPanel, Kernel, MR, NR};
 use super::*;
+use crate::RowMap;
 use crate::precision::quantize_rows_into;
+
+/// [`super::gemm_packed`] on the rayon pool.
+fn gemm_packed(
+    dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: &PackedRhs,
+    epilogue: Epilogue<'_>,
+) -> Result<(), LinalgError> {
+    super::gemm_packed(dst, lhs, rhs, epilogue, Parallelism::Rayon)
+}
+
+/// [`super::gemm_unpacked`] on the rayon pool.
+fn gemm_unpacked(
+    dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: ArrayView2<'_, f32>,
+    epilogue: Epilogue<'_>,
+) -> Result<(), LinalgError> {
+    super::gemm_unpacked(dst, lhs, rhs, epilogue, Parallelism::Rayon)
+}
+
+/// Row functions for the epilogue tests.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Gelu,
+    Relu,
+}
+
+impl Act {
+    fn apply(self, x: f32) -> f32 {
+        match self {
+            Act::Gelu => {
+                x * 0.5 * (1.0 + crate::fast_math::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+            }
+            Act::Relu => x.max(0.0),
+        }
+    }
+}
+
+impl RowMap for Act {
+    fn map_row(&self, row: &mut [f32], bias: &[f32]) {
+        match self {
+            Act::Gelu => crate::fast_math::gelu_bias_row(row, bias),
+            Act::Relu => row
+                .iter_mut()
+                .zip(bias)
+                .for_each(|(v, b)| *v = (*v + b).max(0.0)),
+        }
+    }
+}
 
 /// `act(c0 + a · b + bias)` in f64.
 fn naive(
@@ -11,7 +62,7 @@ fn naive(
     b: ArrayView2<'_, f32>,
     c0: Option<&Array2<f32>>,
     bias: Option<&[f32]>,
-    act: Option<Activation>,
+    act: Option<Act>,
 ) -> Array2<f64> {
     let (m, k) = a.dim();
     let n = b.ncols();
@@ -47,7 +98,7 @@ fn check_close(got: &Array2<f32>, want: &Array2<f64>, k: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(crate::util::proptest_cases(48)))]
 
     /// Every shape (edges included), k past one block, each epilogue, transposed A.
     #[test]
@@ -65,12 +116,12 @@ proptest! {
         let epilogue = Epilogue {
             accumulate,
             bias: with_bias.then_some(&bias[..]),
-            activation: gelu.then_some(Activation::Gelu),
+            map: gelu.then_some(&Act::Gelu as &dyn RowMap),
             scale: scaled.then(|| s.as_slice().unwrap()),
         };
         gemm_packed(c.view_mut(), a, &PackedRhs::from_weight(w.view()), epilogue).unwrap();
         let mut want =
-            naive(a, w.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
+            naive(a, w.t(), accumulate.then_some(&c0), epilogue.bias, gelu.then_some(Act::Gelu));
         if scaled {
             want.zip_mut_with(&s, |w, &s| *w *= f64::from(s));
         }
@@ -202,7 +253,7 @@ fn the_bits_do_not_depend_on_the_thread_count() {
         let mut c = Array2::zeros((m, n));
         let epilogue = Epilogue {
             bias: Some(&bias),
-            activation: Some(Activation::Gelu),
+            map: Some(&Act::Gelu),
             ..Epilogue::default()
         };
         rayon::ThreadPoolBuilder::new()
@@ -250,7 +301,7 @@ fn a_transposed_destination_is_accumulated_into_block_by_block() {
     let epilogue = Epilogue {
         accumulate: true,
         bias: Some(&bias),
-        activation: None,
+        map: None,
         scale: Some(scale.as_slice().unwrap()),
     };
     let packed = PackedRhs::from_weight(w.view());
@@ -307,7 +358,7 @@ fn wrong_shapes_are_typed_errors() {
         &packed,
         Epilogue::default(),
     );
-    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+    assert!(matches!(err, Err(LinalgError::Shape { .. })), "{err:?}");
     let mut c = Array2::zeros((2, 3));
     let err = gemm_packed(
         c.view_mut(),
@@ -315,7 +366,7 @@ fn wrong_shapes_are_typed_errors() {
         &packed,
         Epilogue::default(),
     );
-    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+    assert!(matches!(err, Err(LinalgError::Shape { .. })), "{err:?}");
     let mut c = Array2::zeros((2, 4));
     let bias = [0.0f32; 3];
     let epilogue = Epilogue {
@@ -323,7 +374,7 @@ fn wrong_shapes_are_typed_errors() {
         ..Epilogue::default()
     };
     let err = gemm_packed(c.view_mut(), matrix(2, 3, 0).view(), &packed, epilogue);
-    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+    assert!(matches!(err, Err(LinalgError::Shape { .. })), "{err:?}");
 }
 
 #[test]
@@ -431,7 +482,7 @@ fn quantized_weights_hold_the_quantizers_values() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(crate::util::proptest_cases(24)))]
 
     /// A product with a bf16 or int8 weight is the f64 product with the weight's held values
     /// (and, for int8, the input's quantized values), k past one block, edges in m and n.
@@ -455,7 +506,7 @@ proptest! {
         let epilogue = Epilogue {
             accumulate,
             bias: Some(&bias),
-            activation: Some(Activation::Gelu),
+            map: Some(&Act::Gelu),
             scale: None,
         };
         gemm_packed(c.view_mut(), a.view(), &packed, epilogue).unwrap();
@@ -463,7 +514,7 @@ proptest! {
         // rounding each value.
         let mut input = a.clone();
         quantize_rows_into(a.view(), input.view_mut(), precision, false).unwrap();
-        let want = naive(input.view(), held.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
+        let want = naive(input.view(), held.t(), accumulate.then_some(&c0), epilogue.bias, Some(Act::Gelu));
         check_close(&c, &want, k);
     }
 }
@@ -508,7 +559,7 @@ fn empty_inner_dimension_gives_the_epilogue_of_zero() {
             let epilogue = Epilogue {
                 accumulate,
                 bias: Some(&bias),
-                activation: Some(Activation::Relu),
+                map: Some(&Act::Relu),
                 scale: None,
             };
             gemm_packed(c.view_mut(), x.view(), &packed, epilogue).unwrap();
