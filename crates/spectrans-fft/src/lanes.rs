@@ -20,6 +20,8 @@
 use std::cell::RefCell;
 
 use num_complex::Complex32;
+#[cfg(target_arch = "x86_64")]
+use spectrans_linalg::simd;
 
 /// Columns transformed together: one 256-bit vector of f32.
 pub(crate) const LANES: usize = 8;
@@ -27,17 +29,26 @@ pub(crate) const LANES: usize = 8;
 /// Eight f32 values, one per column, and the few operations the transforms need. Two
 /// implementations: [`Portable`] (plain arrays) and, on x86_64, [`avx::Avx`] (one 256-bit
 /// register). Both round every operation the same way, so they give the same bits.
+///
+/// A value is made only from a [`Lanes::Cpu`] token (`splat`, `load`, `load_complex`), the
+/// proof that this CPU runs the type's instructions (for AVX, a
+/// [`spectrans_linalg::simd::Avx`], which exists only after the run-time check); every other
+/// operation starts from values, so it runs only where one could be made.
 pub(crate) trait Lanes: Copy {
-    fn splat(v: f32) -> Self;
+    /// The capability token that vouches for this type's instructions.
+    type Cpu: Copy;
+    /// The token a value was made with.
+    fn cpu(self) -> Self::Cpu;
+    fn splat(cpu: Self::Cpu, v: f32) -> Self;
     fn add(self, o: Self) -> Self;
     fn sub(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
     /// `−self`, by flipping the sign bit.
     fn neg(self) -> Self;
-    fn load(src: &[f32; LANES]) -> Self;
+    fn load(cpu: Self::Cpu, src: &[f32; LANES]) -> Self;
     fn store(self, dst: &mut [f32; LANES]);
     /// Real and imaginary parts of eight interleaved complex values.
-    fn load_complex(src: &[Complex32; LANES]) -> (Self, Self);
+    fn load_complex(cpu: Self::Cpu, src: &[Complex32; LANES]) -> (Self, Self);
     /// Interleaves `re` and `im` into eight complex values.
     fn store_complex(re: Self, im: Self, dst: &mut [Complex32; LANES]);
 }
@@ -54,8 +65,12 @@ impl Portable {
 }
 
 impl Lanes for Portable {
+    /// Any CPU runs plain Rust.
+    type Cpu = ();
     #[inline(always)]
-    fn splat(v: f32) -> Self {
+    fn cpu(self) {}
+    #[inline(always)]
+    fn splat((): (), v: f32) -> Self {
         Self([v; LANES])
     }
     #[inline(always)]
@@ -75,7 +90,7 @@ impl Lanes for Portable {
         Self(self.0.map(|v| -v))
     }
     #[inline(always)]
-    fn load(src: &[f32; LANES]) -> Self {
+    fn load((): (), src: &[f32; LANES]) -> Self {
         Self(*src)
     }
     #[inline(always)]
@@ -83,7 +98,7 @@ impl Lanes for Portable {
         *dst = self.0;
     }
     #[inline(always)]
-    fn load_complex(src: &[Complex32; LANES]) -> (Self, Self) {
+    fn load_complex((): (), src: &[Complex32; LANES]) -> (Self, Self) {
         (Self(src.map(|c| c.re)), Self(src.map(|c| c.im)))
     }
     #[inline(always)]
@@ -97,51 +112,76 @@ mod avx {
     use std::arch::x86_64::*;
 
     use num_complex::Complex32;
+    use spectrans_linalg::simd;
 
     use super::{LANES, Lanes};
 
-    /// [`Lanes`] in one AVX register.
+    /// [`Lanes`] in one AVX register, with the [`simd::Avx`] token it was made with.
     ///
-    /// Only the functions compiled with `#[target_feature(enable = "avx")]` (entered after
-    /// checking the CPU) make and use values of this type, so its intrinsics always run on
-    /// a CPU that has AVX.
+    /// The fields are private to this module, and the only constructors (`splat`, `load`,
+    /// `load_complex`) take the token, which exists only once the CPU has been checked for
+    /// AVX: so a value of this type exists only on a CPU with AVX, and every method below
+    /// runs its intrinsics on such a CPU. (They are also inlined into functions compiled with
+    /// `#[target_feature(enable = "avx")]`, so that each is one instruction.)
     #[derive(Clone, Copy, Debug)]
-    pub(crate) struct Avx(__m256);
+    pub(crate) struct Avx {
+        v: __m256,
+        cpu: simd::Avx,
+    }
 
-    // SAFETY (every block below): see the type's documentation; the array references give
-    // in-bounds pointers to 8 f32 (or 8 Complex32, which are two f32 each, `repr(C)`).
-    impl Lanes for Avx {
+    impl Avx {
         #[inline(always)]
-        fn splat(v: f32) -> Self {
-            Self(unsafe { _mm256_set1_ps(v) })
+        fn with(self, v: __m256) -> Self {
+            Self { v, cpu: self.cpu }
+        }
+    }
+
+    // SAFETY (every block below): the CPU has AVX, as the token `cpu` (an argument, or the
+    // field of a value, made from one) proves; the array references give in-bounds pointers
+    // to 8 f32 (or 8 Complex32, which are two f32 each, `repr(C)`).
+    impl Lanes for Avx {
+        type Cpu = simd::Avx;
+        #[inline(always)]
+        fn cpu(self) -> simd::Avx {
+            self.cpu
+        }
+        #[inline(always)]
+        fn splat(cpu: simd::Avx, v: f32) -> Self {
+            Self {
+                v: unsafe { _mm256_set1_ps(v) },
+                cpu,
+            }
         }
         #[inline(always)]
         fn add(self, o: Self) -> Self {
-            Self(unsafe { _mm256_add_ps(self.0, o.0) })
+            self.with(unsafe { _mm256_add_ps(self.v, o.v) })
         }
         #[inline(always)]
         fn sub(self, o: Self) -> Self {
-            Self(unsafe { _mm256_sub_ps(self.0, o.0) })
+            self.with(unsafe { _mm256_sub_ps(self.v, o.v) })
         }
         #[inline(always)]
         fn mul(self, o: Self) -> Self {
-            Self(unsafe { _mm256_mul_ps(self.0, o.0) })
+            self.with(unsafe { _mm256_mul_ps(self.v, o.v) })
         }
         #[inline(always)]
         fn neg(self) -> Self {
-            Self(unsafe { _mm256_xor_ps(self.0, _mm256_set1_ps(-0.0)) })
+            self.with(unsafe { _mm256_xor_ps(self.v, _mm256_set1_ps(-0.0)) })
         }
         #[inline(always)]
-        fn load(src: &[f32; LANES]) -> Self {
-            Self(unsafe { _mm256_loadu_ps(src.as_ptr()) })
+        fn load(cpu: simd::Avx, src: &[f32; LANES]) -> Self {
+            Self {
+                v: unsafe { _mm256_loadu_ps(src.as_ptr()) },
+                cpu,
+            }
         }
         #[inline(always)]
         fn store(self, dst: &mut [f32; LANES]) {
-            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), self.0) }
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), self.v) }
         }
         #[inline(always)]
-        fn load_complex(src: &[Complex32; LANES]) -> (Self, Self) {
-            unsafe {
+        fn load_complex(cpu: simd::Avx, src: &[Complex32; LANES]) -> (Self, Self) {
+            let (re, im) = unsafe {
                 let p = src.as_ptr().cast::<f32>();
                 // v0 = r0 i0 r1 i1 | r2 i2 r3 i3, v1 = r4 i4 r5 i5 | r6 i6 r7 i7.
                 let (v0, v1) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(LANES)));
@@ -149,17 +189,18 @@ mod avx {
                 let a = _mm256_permute2f128_ps::<0x20>(v0, v1);
                 let b = _mm256_permute2f128_ps::<0x31>(v0, v1);
                 (
-                    Self(_mm256_shuffle_ps::<0b10_00_10_00>(a, b)),
-                    Self(_mm256_shuffle_ps::<0b11_01_11_01>(a, b)),
+                    _mm256_shuffle_ps::<0b10_00_10_00>(a, b),
+                    _mm256_shuffle_ps::<0b11_01_11_01>(a, b),
                 )
-            }
+            };
+            (Self { v: re, cpu }, Self { v: im, cpu })
         }
         #[inline(always)]
         fn store_complex(re: Self, im: Self, dst: &mut [Complex32; LANES]) {
             unsafe {
                 // lo = r0 i0 r1 i1 | r4 i4 r5 i5, hi = r2 i2 r3 i3 | r6 i6 r7 i7.
-                let lo = _mm256_unpacklo_ps(re.0, im.0);
-                let hi = _mm256_unpackhi_ps(re.0, im.0);
+                let lo = _mm256_unpacklo_ps(re.v, im.v);
+                let hi = _mm256_unpackhi_ps(re.v, im.v);
                 let p = dst.as_mut_ptr().cast::<f32>();
                 _mm256_storeu_ps(p, _mm256_permute2f128_ps::<0x20>(lo, hi));
                 _mm256_storeu_ps(p.add(LANES), _mm256_permute2f128_ps::<0x31>(lo, hi));
@@ -170,15 +211,18 @@ mod avx {
 
 /// Row `start..start + width` of a row-major slice as lanes (missing lanes zero).
 #[inline(always)]
-fn load_row<V: Lanes>(src: &[f32], start: usize, width: usize) -> V {
+fn load_row<V: Lanes>(cpu: V::Cpu, src: &[f32], start: usize, width: usize) -> V {
     if width == LANES {
-        V::load(src[start..start + LANES].try_into().expect("LANES values"))
+        V::load(
+            cpu,
+            src[start..start + LANES].try_into().expect("LANES values"),
+        )
     } else {
         let mut row = [0.0; LANES];
         for (r, &v) in row.iter_mut().zip(&src[start..start + width]) {
             *r = v;
         }
-        V::load(&row)
+        V::load(cpu, &row)
     }
 }
 
@@ -215,8 +259,8 @@ impl<V: Lanes> SplitComplex<V> {
 
     /// Reads a slot of a work buffer.
     #[inline(always)]
-    fn get(slot: &Slot) -> Self {
-        Self::new(V::load(&slot.re), V::load(&slot.im))
+    fn get(cpu: V::Cpu, slot: &Slot) -> Self {
+        Self::new(V::load(cpu, &slot.re), V::load(cpu, &slot.im))
     }
 
     /// Writes a slot of a work buffer.
@@ -265,8 +309,9 @@ impl<V: Lanes> SplitComplex<V> {
     /// `self · w`, or `self · conj(w)` when `CONJ`.
     #[inline(always)]
     fn times<const CONJ: bool>(self, w: Complex32) -> Self {
-        let wr = V::splat(w.re);
-        let wi = V::splat(if CONJ { -w.im } else { w.im });
+        let cpu = self.re.cpu();
+        let wr = V::splat(cpu, w.re);
+        let wi = V::splat(cpu, if CONJ { -w.im } else { w.im });
         Self::new(
             self.re.mul(wr).sub(self.im.mul(wi)),
             self.re.mul(wi).add(self.im.mul(wr)),
@@ -275,15 +320,18 @@ impl<V: Lanes> SplitComplex<V> {
 
     /// Row `start..start + width` of a row-major complex slice (missing lanes zero).
     #[inline(always)]
-    fn load(src: &[Complex32], start: usize, width: usize) -> Self {
+    fn load(cpu: V::Cpu, src: &[Complex32], start: usize, width: usize) -> Self {
         let (re, im) = if width == LANES {
-            V::load_complex(src[start..start + LANES].try_into().expect("LANES values"))
+            V::load_complex(
+                cpu,
+                src[start..start + LANES].try_into().expect("LANES values"),
+            )
         } else {
             let mut row = [Complex32::new(0.0, 0.0); LANES];
             for (r, &v) in row.iter_mut().zip(&src[start..start + width]) {
                 *r = v;
             }
-            V::load_complex(&row)
+            V::load_complex(cpu, &row)
         };
         Self::new(re, im)
     }
@@ -291,7 +339,7 @@ impl<V: Lanes> SplitComplex<V> {
     /// `dst[start + l] = self[l] · s` for `l < width`.
     #[inline(always)]
     fn store_scaled(self, dst: &mut [Complex32], start: usize, width: usize, s: f32) {
-        let s = V::splat(s);
+        let s = V::splat(self.re.cpu(), s);
         let (re, im) = (self.re.mul(s), self.im.mul(s));
         if width == LANES {
             V::store_complex(
@@ -406,11 +454,11 @@ impl LanePlan {
     pub(crate) fn forward_matrix(&self, x: &[f32], y: &mut [Complex32], cols: usize, scale: f32) {
         self.with_work(|work| {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx") {
-                // SAFETY: the CPU has AVX, checked just above.
-                return unsafe { self.forward_matrix_avx(x, y, cols, scale, work) };
+            if let Some(cpu) = simd::Avx::try_new() {
+                // SAFETY: the function's one requirement, AVX, is vouched for by `cpu`.
+                return unsafe { self.forward_matrix_avx(cpu, x, y, cols, scale, work) };
             }
-            self.forward_matrix_with::<Portable>(x, y, cols, scale, work)
+            self.forward_matrix_with::<Portable>((), x, y, cols, scale, work)
         });
     }
 
@@ -420,11 +468,11 @@ impl LanePlan {
     pub(crate) fn inverse_matrix(&self, x: &[Complex32], y: &mut [f32], cols: usize, scale: f32) {
         self.with_work(|work| {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx") {
-                // SAFETY: the CPU has AVX, checked just above.
-                return unsafe { self.inverse_matrix_avx(x, y, cols, scale, work) };
+            if let Some(cpu) = simd::Avx::try_new() {
+                // SAFETY: the function's one requirement, AVX, is vouched for by `cpu`.
+                return unsafe { self.inverse_matrix_avx(cpu, x, y, cols, scale, work) };
             }
-            self.inverse_matrix_with::<Portable>(x, y, cols, scale, work)
+            self.inverse_matrix_with::<Portable>((), x, y, cols, scale, work)
         });
     }
 
@@ -441,37 +489,40 @@ impl LanePlan {
     }
 
     /// [`forward_matrix`](Self::forward_matrix) compiled for AVX: each lane operation is one
-    /// 256-bit instruction.
+    /// 256-bit instruction. Callable only with the [`simd::Avx`] token (the CPU has AVX).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx")]
     fn forward_matrix_avx(
         &self,
+        cpu: simd::Avx,
         x: &[f32],
         y: &mut [Complex32],
         cols: usize,
         scale: f32,
         work: [&mut [Slot]; 2],
     ) {
-        self.forward_matrix_with::<avx::Avx>(x, y, cols, scale, work)
+        self.forward_matrix_with::<avx::Avx>(cpu, x, y, cols, scale, work)
     }
 
-    /// [`inverse_matrix`](Self::inverse_matrix) compiled for AVX.
+    /// [`inverse_matrix`](Self::inverse_matrix) compiled for AVX (the token: the CPU has it).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx")]
     fn inverse_matrix_avx(
         &self,
+        cpu: simd::Avx,
         x: &[Complex32],
         y: &mut [f32],
         cols: usize,
         scale: f32,
         work: [&mut [Slot]; 2],
     ) {
-        self.inverse_matrix_with::<avx::Avx>(x, y, cols, scale, work)
+        self.inverse_matrix_with::<avx::Avx>(cpu, x, y, cols, scale, work)
     }
 
     #[inline(always)]
     fn forward_matrix_with<V: Lanes>(
         &self,
+        cpu: V::Cpu,
         x: &[f32],
         y: &mut [Complex32],
         cols: usize,
@@ -481,13 +532,14 @@ impl LanePlan {
         for group in groups(cols) {
             let src = Columns::new(x, cols, group);
             let mut dst = Columns::new(&mut *y, cols, group);
-            self.forward::<V>(&src, &mut dst, scale, a, b);
+            self.forward::<V>(cpu, &src, &mut dst, scale, a, b);
         }
     }
 
     #[inline(always)]
     fn inverse_matrix_with<V: Lanes>(
         &self,
+        cpu: V::Cpu,
         x: &[Complex32],
         y: &mut [f32],
         cols: usize,
@@ -497,7 +549,7 @@ impl LanePlan {
         for group in groups(cols) {
             let src = Columns::new(x, cols, group);
             let mut dst = Columns::new(&mut *y, cols, group);
-            self.inverse::<V>(&src, &mut dst, scale, a, b);
+            self.inverse::<V>(cpu, &src, &mut dst, scale, a, b);
         }
     }
 
@@ -506,6 +558,7 @@ impl LanePlan {
     #[inline(always)]
     fn forward<V: Lanes>(
         &self,
+        cpu: V::Cpu,
         src: &Columns<&[f32]>,
         dst: &mut Columns<&mut [Complex32]>,
         scale: f32,
@@ -515,25 +568,25 @@ impl LanePlan {
         let (m, width) = (self.half, src.width);
         for (j, slot) in a.iter_mut().enumerate() {
             SplitComplex::<V>::new(
-                load_row(src.data, src.row(2 * j), width),
-                load_row(src.data, src.row(2 * j + 1), width),
+                load_row(cpu, src.data, src.row(2 * j), width),
+                load_row(cpu, src.data, src.row(2 * j + 1), width),
             )
             .put(slot);
         }
-        let z: &[Slot] = if self.complex_fft::<V, false>(a, b) {
+        let z: &[Slot] = if self.complex_fft::<V, false>(cpu, a, b) {
             b
         } else {
             a
         };
         // Bins 0 and m: the even part's mean plus and minus the odd part's.
-        let z0 = SplitComplex::<V>::get(&z[0]);
-        let zero = V::splat(0.0);
+        let z0 = SplitComplex::<V>::get(cpu, &z[0]);
+        let zero = V::splat(cpu, 0.0);
         SplitComplex::new(z0.re.add(z0.im), zero).store_scaled(dst.data, dst.row(0), width, scale);
         SplitComplex::new(z0.re.sub(z0.im), zero).store_scaled(dst.data, dst.row(m), width, scale);
         let half_scale = 0.5 * scale;
         for k in 1..=m / 2 {
-            let zk = SplitComplex::<V>::get(&z[k]);
-            let zc = SplitComplex::<V>::get(&z[m - k]).conj();
+            let zk = SplitComplex::<V>::get(cpu, &z[k]);
+            let zc = SplitComplex::<V>::get(cpu, &z[m - k]).conj();
             // even = 2·E[k], odd = 2·Wᵏ·O[k]: X[k] = ½(even − i·odd),
             // X[m−k] = ½(conj even − i·conj odd).
             let even = zk.add(zc);
@@ -561,6 +614,7 @@ impl LanePlan {
     #[inline(always)]
     fn inverse<V: Lanes>(
         &self,
+        cpu: V::Cpu,
         src: &Columns<&[Complex32]>,
         dst: &mut Columns<&mut [f32]>,
         scale: f32,
@@ -570,12 +624,12 @@ impl LanePlan {
         let (m, width) = (self.half, src.width);
         // Z[k] = E + i·O with E = X[k] + conj X[m−k] (twice the even samples' spectrum) and
         // O = (X[k] − conj X[m−k])·W^{−k} (twice the odd samples').
-        let first = SplitComplex::<V>::load(src.data, src.row(0), width).re;
-        let last = SplitComplex::<V>::load(src.data, src.row(m), width).re;
+        let first = SplitComplex::<V>::load(cpu, src.data, src.row(0), width).re;
+        let last = SplitComplex::<V>::load(cpu, src.data, src.row(m), width).re;
         SplitComplex::new(first.add(last), first.sub(last)).put(&mut a[0]);
         for k in 1..=m / 2 {
-            let xk = SplitComplex::<V>::load(src.data, src.row(k), width);
-            let xc = SplitComplex::<V>::load(src.data, src.row(m - k), width).conj();
+            let xk = SplitComplex::<V>::load(cpu, src.data, src.row(k), width);
+            let xc = SplitComplex::<V>::load(cpu, src.data, src.row(m - k), width).conj();
             let even = xk.add(xc);
             let odd = xk.sub(xc).times::<true>(self.split_twiddles[k]);
             SplitComplex::new(even.re.sub(odd.im), even.im.add(odd.re)).put(&mut a[k]);
@@ -584,14 +638,14 @@ impl LanePlan {
                 SplitComplex::new(even.re.add(odd.im), odd.re.sub(even.im)).put(&mut a[m - k]);
             }
         }
-        let z: &[Slot] = if self.complex_fft::<V, true>(a, b) {
+        let z: &[Slot] = if self.complex_fft::<V, true>(cpu, a, b) {
             b
         } else {
             a
         };
-        let s = V::splat(scale);
+        let s = V::splat(cpu, scale);
         for (j, slot) in z.iter().enumerate() {
-            let v = SplitComplex::<V>::get(slot);
+            let v = SplitComplex::<V>::get(cpu, slot);
             store_row(v.re.mul(s), dst.data, dst.row(2 * j), width);
             store_row(v.im.mul(s), dst.data, dst.row(2 * j + 1), width);
         }
@@ -600,7 +654,12 @@ impl LanePlan {
     /// Unnormalised complex FFT (inverse: conjugate twiddles) of the `m` slots of `a`; `b` is
     /// work space. Returns whether the result ended in `b` (else it is in `a`).
     #[inline(always)]
-    fn complex_fft<V: Lanes, const INVERSE: bool>(&self, a: &mut [Slot], b: &mut [Slot]) -> bool {
+    fn complex_fft<V: Lanes, const INVERSE: bool>(
+        &self,
+        cpu: V::Cpu,
+        a: &mut [Slot],
+        b: &mut [Slot],
+    ) -> bool {
         let (mut x, mut y) = (a, b);
         let mut in_b = false;
         let mut twiddles = &self.stage_twiddles[..];
@@ -609,14 +668,14 @@ impl LanePlan {
             let quarter = l / 4;
             let (stage, rest) = twiddles.split_at(quarter);
             twiddles = rest;
-            radix4_stage::<V, INVERSE>(x, y, s, stage);
+            radix4_stage::<V, INVERSE>(cpu, x, y, s, stage);
             std::mem::swap(&mut x, &mut y);
             in_b = !in_b;
             l = quarter;
             s *= 4;
         }
         if l == 2 {
-            radix2_stage::<V>(x, y, s);
+            radix2_stage::<V>(cpu, x, y, s);
             in_b = !in_b;
         }
         in_b
@@ -646,6 +705,7 @@ impl SpectrumSink<'_> {
     /// Hands bin `k` (`x`, eight columns from `col0`, `width` of them valid) to the sink.
     #[inline(always)]
     fn take<V: Lanes>(&mut self, x: SplitComplex<V>, start: usize, width: usize, scale: f32) {
+        let cpu = x.re.cpu();
         match self {
             Self::Discard => {}
             Self::Store { out, scale: s } => x.store_scaled(out, start, width, scale * *s),
@@ -654,9 +714,9 @@ impl SpectrumSink<'_> {
                 acc,
                 scale: s,
             } => {
-                let f = SplitComplex::<V>::load(forward, start, width).conj();
-                let sum = SplitComplex::<V>::load(acc, start, width)
-                    .add(x.scale(V::splat(scale * *s)).mul(f));
+                let f = SplitComplex::<V>::load(cpu, forward, start, width).conj();
+                let sum = SplitComplex::<V>::load(cpu, acc, start, width)
+                    .add(x.scale(V::splat(cpu, scale * *s)).mul(f));
                 sum.store_scaled(acc, start, width, 1.0);
             }
         }
@@ -686,23 +746,28 @@ impl LanePlan {
         };
         self.with_work(|work| {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx") {
-                // SAFETY: the CPU has AVX, checked just above.
-                return unsafe { self.filter_matrix_avx(job, work) };
+            if let Some(cpu) = simd::Avx::try_new() {
+                // SAFETY: the function's one requirement, AVX, is vouched for by `cpu`.
+                return unsafe { self.filter_matrix_avx(cpu, job, work) };
             }
-            self.filter_matrix_with::<Portable>(job, work)
+            self.filter_matrix_with::<Portable>((), job, work)
         });
     }
 
-    /// [`filter_matrix`](Self::filter_matrix) compiled for AVX.
+    /// [`filter_matrix`](Self::filter_matrix) compiled for AVX (the token: the CPU has it).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx")]
-    fn filter_matrix_avx(&self, job: FilterJob<'_, '_>, work: [&mut [Slot]; 2]) {
-        self.filter_matrix_with::<avx::Avx>(job, work)
+    fn filter_matrix_avx(&self, cpu: simd::Avx, job: FilterJob<'_, '_>, work: [&mut [Slot]; 2]) {
+        self.filter_matrix_with::<avx::Avx>(cpu, job, work)
     }
 
     #[inline(always)]
-    fn filter_matrix_with<V: Lanes>(&self, job: FilterJob<'_, '_>, [a, b]: [&mut [Slot]; 2]) {
+    fn filter_matrix_with<V: Lanes>(
+        &self,
+        cpu: V::Cpu,
+        job: FilterJob<'_, '_>,
+        [a, b]: [&mut [Slot]; 2],
+    ) {
         let FilterJob {
             x,
             filter,
@@ -716,9 +781,9 @@ impl LanePlan {
             let g = Columns::new(filter, cols, group);
             let mut dst = Columns::new(&mut *y, cols, group);
             if conjugate {
-                self.filter_block::<V, true>(&src, &g, &mut dst, sink, a, b);
+                self.filter_block::<V, true>(cpu, &src, &g, &mut dst, sink, a, b);
             } else {
-                self.filter_block::<V, false>(&src, &g, &mut dst, sink, a, b);
+                self.filter_block::<V, false>(cpu, &src, &g, &mut dst, sink, a, b);
             }
         }
     }
@@ -727,8 +792,10 @@ impl LanePlan {
     /// transform, the split, the product with `G`, the inverse split and the inverse
     /// transform, bin pair by bin pair in the work buffers.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn filter_block<V: Lanes, const CONJ: bool>(
         &self,
+        cpu: V::Cpu,
         src: &Columns<&[f32]>,
         g: &Columns<&[Complex32]>,
         dst: &mut Columns<&mut [f32]>,
@@ -739,35 +806,35 @@ impl LanePlan {
         let (m, width) = (self.half, src.width);
         for (j, slot) in a.iter_mut().enumerate() {
             SplitComplex::<V>::new(
-                load_row(src.data, src.row(2 * j), width),
-                load_row(src.data, src.row(2 * j + 1), width),
+                load_row(cpu, src.data, src.row(2 * j), width),
+                load_row(cpu, src.data, src.row(2 * j + 1), width),
             )
             .put(slot);
         }
-        let in_b = self.complex_fft::<V, false>(a, b);
+        let in_b = self.complex_fft::<V, false>(cpu, a, b);
         let (z, work) = if in_b { (b, a) } else { (a, b) };
         // 1/n for bins 0 and m (X itself), 1/(2n) for the others (2X below); powers of two,
         // so these products are exact.
         let inv_n = (1.0 / (2 * m) as f64) as f32;
-        let half_inv_n = V::splat(0.5 * inv_n);
+        let half_inv_n = V::splat(cpu, 0.5 * inv_n);
         let filter_row = |k: usize| {
-            let v = SplitComplex::<V>::load(g.data, g.row(k), width);
+            let v = SplitComplex::<V>::load(cpu, g.data, g.row(k), width);
             if CONJ { v.conj() } else { v }
         };
 
-        let z0 = SplitComplex::<V>::get(&z[0]);
-        let zero = V::splat(0.0);
+        let z0 = SplitComplex::<V>::get(cpu, &z[0]);
+        let zero = V::splat(cpu, 0.0);
         let (first, last) = (z0.re.add(z0.im), z0.re.sub(z0.im));
         sink.take(SplitComplex::new(first, zero), g.row(0), width, 1.0);
         sink.take(SplitComplex::new(last, zero), g.row(m), width, 1.0);
-        let inv_n_lanes = V::splat(inv_n);
+        let inv_n_lanes = V::splat(cpu, inv_n);
         let first = first.mul(filter_row(0).re).mul(inv_n_lanes);
         let last = last.mul(filter_row(m).re).mul(inv_n_lanes);
         SplitComplex::new(first.add(last), first.sub(last)).put(&mut z[0]);
 
         for k in 1..=m / 2 {
-            let zk = SplitComplex::<V>::get(&z[k]);
-            let zc = SplitComplex::<V>::get(&z[m - k]).conj();
+            let zk = SplitComplex::<V>::get(cpu, &z[k]);
+            let zc = SplitComplex::<V>::get(cpu, &z[m - k]).conj();
             let even = zk.add(zc);
             let odd = zk.sub(zc).times::<false>(self.split_twiddles[k]);
             // 2X[k] and 2X[m−k], as in `forward`.
@@ -788,13 +855,13 @@ impl LanePlan {
             }
         }
 
-        let out: &[Slot] = if self.complex_fft::<V, true>(z, work) {
+        let out: &[Slot] = if self.complex_fft::<V, true>(cpu, z, work) {
             work
         } else {
             z
         };
         for (j, slot) in out.iter().enumerate() {
-            let v = SplitComplex::<V>::get(slot);
+            let v = SplitComplex::<V>::get(cpu, slot);
             store_row(v.re, dst.data, dst.row(2 * j), width);
             store_row(v.im, dst.data, dst.row(2 * j + 1), width);
         }
@@ -816,6 +883,7 @@ struct FilterJob<'s, 'a> {
 /// `w = e^{∓2πi/l}`.
 #[inline(always)]
 fn radix4_stage<V: Lanes, const INVERSE: bool>(
+    cpu: V::Cpu,
     x: &[Slot],
     y: &mut [Slot],
     s: usize,
@@ -833,10 +901,10 @@ fn radix4_stage<V: Lanes, const INVERSE: bool>(
         let (y1, rest) = rest.split_at_mut(s);
         let (y2, y3) = rest.split_at_mut(s);
         for q in 0..s {
-            let a = SplitComplex::<V>::get(&a[q]);
-            let b = SplitComplex::<V>::get(&b[q]);
-            let c = SplitComplex::<V>::get(&c[q]);
-            let d = SplitComplex::<V>::get(&d[q]);
+            let a = SplitComplex::<V>::get(cpu, &a[q]);
+            let b = SplitComplex::<V>::get(cpu, &b[q]);
+            let c = SplitComplex::<V>::get(cpu, &c[q]);
+            let d = SplitComplex::<V>::get(cpu, &d[q]);
             let apc = a.add(c);
             let amc = a.sub(c);
             let bpd = b.add(d);
@@ -865,13 +933,13 @@ fn radix4_stage<V: Lanes, const INVERSE: bool>(
 /// The last radix-2 step (`l = 2`, twiddles 1): `y[q] = x[q] + x[q+s]`,
 /// `y[q+s] = x[q] − x[q+s]`.
 #[inline(always)]
-fn radix2_stage<V: Lanes>(x: &[Slot], y: &mut [Slot], s: usize) {
+fn radix2_stage<V: Lanes>(cpu: V::Cpu, x: &[Slot], y: &mut [Slot], s: usize) {
     let (x0, x1) = x.split_at(s);
     let (y0, y1) = y.split_at_mut(s);
     for q in 0..s {
         let (a, b) = (
-            SplitComplex::<V>::get(&x0[q]),
-            SplitComplex::<V>::get(&x1[q]),
+            SplitComplex::<V>::get(cpu, &x0[q]),
+            SplitComplex::<V>::get(cpu, &x1[q]),
         );
         a.add(b).put(&mut y0[q]);
         a.sub(b).put(&mut y1[q]);
@@ -895,19 +963,29 @@ mod tests {
             .collect()
     }
 
-    fn forward_with<V: Lanes>(plan: &LanePlan, x: &[f32], cols: usize) -> Vec<Complex32> {
+    fn forward_with<V: Lanes>(
+        cpu: V::Cpu,
+        plan: &LanePlan,
+        x: &[f32],
+        cols: usize,
+    ) -> Vec<Complex32> {
         let mut y = vec![Complex32::new(0.0, 0.0); (plan.half + 1) * cols];
         let mut a = vec![Slot::default(); plan.half];
         let mut b = a.clone();
-        plan.forward_matrix_with::<V>(x, &mut y, cols, 0.5, [&mut a, &mut b]);
+        plan.forward_matrix_with::<V>(cpu, x, &mut y, cols, 0.5, [&mut a, &mut b]);
         y
     }
 
-    fn inverse_with<V: Lanes>(plan: &LanePlan, x: &[Complex32], cols: usize) -> Vec<f32> {
+    fn inverse_with<V: Lanes>(
+        cpu: V::Cpu,
+        plan: &LanePlan,
+        x: &[Complex32],
+        cols: usize,
+    ) -> Vec<f32> {
         let mut y = vec![0.0; 2 * plan.half * cols];
         let mut a = vec![Slot::default(); plan.half];
         let mut b = a.clone();
-        plan.inverse_matrix_with::<V>(x, &mut y, cols, 0.25, [&mut a, &mut b]);
+        plan.inverse_matrix_with::<V>(cpu, x, &mut y, cols, 0.25, [&mut a, &mut b]);
         y
     }
 
@@ -927,7 +1005,7 @@ mod tests {
             let plan = LanePlan::new(n).expect("power of two");
             let cols = 11; // one full block of eight, one of three
             let x = values(n * cols, n as u64);
-            let y = forward_with::<Portable>(&plan, &x, cols);
+            let y = forward_with::<Portable>((), &plan, &x, cols);
             for k in 0..=n / 2 {
                 for c in 0..cols {
                     let (mut re, mut im) = (0.0f64, 0.0f64);
@@ -957,13 +1035,13 @@ mod tests {
             let plan = LanePlan::new(n).expect("power of two");
             let cols = 13;
             let x = values(n * cols, 7 + n as u64);
-            let mut spectrum = forward_with::<Portable>(&plan, &x, cols);
+            let mut spectrum = forward_with::<Portable>((), &plan, &x, cols);
             for c in 0..cols {
                 spectrum[c].im = 3.0;
                 spectrum[n / 2 * cols + c].im = -2.0;
             }
             // forward scale 0.5, inverse 0.25, unnormalised pair n: 0.125 · n.
-            let back = inverse_with::<Portable>(&plan, &spectrum, cols);
+            let back = inverse_with::<Portable>((), &plan, &spectrum, cols);
             let s = 0.125 * n as f32;
             for (a, b) in x.iter().zip(&back) {
                 assert!((a * s - b).abs() < 1e-5 * s, "n {n}: {a} vs {b}");
@@ -974,6 +1052,7 @@ mod tests {
     /// `filter_matrix` on lanes `V`: the output, the stored spectrum and a correlation
     /// added to `acc`.
     fn filter_with<V: Lanes>(
+        cpu: V::Cpu,
         plan: &LanePlan,
         x: &[f32],
         g: &[Complex32],
@@ -1006,7 +1085,7 @@ mod tests {
                 cols,
                 sink: &mut { sink },
             };
-            plan.filter_matrix_with::<V>(job, [&mut a, &mut b]);
+            plan.filter_matrix_with::<V>(cpu, job, [&mut a, &mut b]);
         }
         (y, stored, acc)
     }
@@ -1022,8 +1101,8 @@ mod tests {
                 .map(|p| Complex32::new(p[0], p[1]))
                 .collect();
             for conjugate in [false, true] {
-                let (y, stored, acc) = filter_with::<Portable>(&plan, &x, &g, conjugate, cols);
-                let mut spectrum = forward_with::<Portable>(&plan, &x, cols);
+                let (y, stored, acc) = filter_with::<Portable>((), &plan, &x, &g, conjugate, cols);
+                let mut spectrum = forward_with::<Portable>((), &plan, &x, cols);
                 for (i, (s, gv)) in spectrum.iter_mut().zip(&g).enumerate() {
                     // The stored spectrum is 0.25 · X; forward_with gives 0.5 · X.
                     let expected = *s * 0.5;
@@ -1037,7 +1116,7 @@ mod tests {
                     *s *= if conjugate { gv.conj() } else { *gv };
                 }
                 // inverse_with: 0.25 · n · irfft; the filter: irfft(G ⊙ X) with X = 2 · 0.5 X.
-                let expected = inverse_with::<Portable>(&plan, &spectrum, cols);
+                let expected = inverse_with::<Portable>((), &plan, &spectrum, cols);
                 let s = 2.0 / (0.25 * n as f32);
                 for (i, (a, e)) in y.iter().zip(&expected).enumerate() {
                     assert!(
@@ -1053,50 +1132,51 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx_gives_the_portable_bits() {
-        if !std::arch::is_x86_feature_detected!("avx") {
+        let Some(cpu) = simd::Avx::try_new() else {
             return;
-        }
+        };
         #[target_feature(enable = "avx")]
-        fn forward_avx(plan: &LanePlan, x: &[f32], cols: usize) -> Vec<Complex32> {
-            forward_with::<avx::Avx>(plan, x, cols)
+        fn forward_avx(cpu: simd::Avx, plan: &LanePlan, x: &[f32], cols: usize) -> Vec<Complex32> {
+            forward_with::<avx::Avx>(cpu, plan, x, cols)
         }
         #[target_feature(enable = "avx")]
         fn filter_avx(
+            cpu: simd::Avx,
             plan: &LanePlan,
             x: &[f32],
             g: &[Complex32],
             conjugate: bool,
             cols: usize,
         ) -> (Vec<f32>, Vec<Complex32>, Vec<Complex32>) {
-            filter_with::<avx::Avx>(plan, x, g, conjugate, cols)
+            filter_with::<avx::Avx>(cpu, plan, x, g, conjugate, cols)
         }
         #[target_feature(enable = "avx")]
-        fn inverse_avx(plan: &LanePlan, x: &[Complex32], cols: usize) -> Vec<f32> {
-            inverse_with::<avx::Avx>(plan, x, cols)
+        fn inverse_avx(cpu: simd::Avx, plan: &LanePlan, x: &[Complex32], cols: usize) -> Vec<f32> {
+            inverse_with::<avx::Avx>(cpu, plan, x, cols)
         }
         for n in [8, 16, 64, 128, 512, 2048] {
             let plan = LanePlan::new(n).expect("power of two");
             for cols in [1, 5, 8, 21] {
                 let x = values(n * cols, 3 * n as u64 + cols as u64);
-                let portable = forward_with::<Portable>(&plan, &x, cols);
-                // SAFETY: the CPU has AVX, checked above.
-                let fast = unsafe { forward_avx(&plan, &x, cols) };
+                let portable = forward_with::<Portable>((), &plan, &x, cols);
+                // SAFETY: AVX, the functions' one requirement, is vouched for by `cpu`.
+                let fast = unsafe { forward_avx(cpu, &plan, &x, cols) };
                 let bits = |v: &[Complex32]| -> Vec<(u32, u32)> {
                     v.iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect()
                 };
                 assert_eq!(bits(&portable), bits(&fast), "forward n {n} cols {cols}");
-                let portable = inverse_with::<Portable>(&plan, &portable, cols);
+                let portable = inverse_with::<Portable>((), &plan, &portable, cols);
                 // SAFETY: as above.
-                let fast = unsafe { inverse_avx(&plan, &fast, cols) };
+                let fast = unsafe { inverse_avx(cpu, &plan, &fast, cols) };
                 let bits = |v: &[f32]| -> Vec<u32> { v.iter().map(|x| x.to_bits()).collect() };
                 assert_eq!(bits(&portable), bits(&fast), "inverse n {n} cols {cols}");
                 let g: Vec<Complex32> = values(2 * (n / 2 + 1) * cols, 9)
                     .chunks_exact(2)
                     .map(|p| Complex32::new(p[0], p[1]))
                     .collect();
-                let portable = filter_with::<Portable>(&plan, &x, &g, cols % 2 == 0, cols);
+                let portable = filter_with::<Portable>((), &plan, &x, &g, cols % 2 == 0, cols);
                 // SAFETY: as above.
-                let fast = unsafe { filter_avx(&plan, &x, &g, cols % 2 == 0, cols) };
+                let fast = unsafe { filter_avx(cpu, &plan, &x, &g, cols % 2 == 0, cols) };
                 assert_eq!(bits(&portable.0), bits(&fast.0), "filter n {n} cols {cols}");
                 let cbits = |v: &[Complex32]| -> Vec<(u32, u32)> {
                     v.iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect()

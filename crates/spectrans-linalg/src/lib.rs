@@ -40,6 +40,7 @@ mod matmul;
 pub mod precision;
 mod scratch;
 pub mod sgemm;
+pub mod simd;
 
 mod util;
 

@@ -91,12 +91,18 @@ fn quantize_row(row: &[f32], out: &mut [f32], precision: Precision, symmetric: b
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2")]
-        fn with_avx2(row: &[f32], out: &mut [f32], precision: Precision, symmetric: bool) {
+        fn with_avx2(
+            _cpu: crate::simd::Avx2,
+            row: &[f32],
+            out: &mut [f32],
+            precision: Precision,
+            symmetric: bool,
+        ) {
             quantize_row_with(row, out, precision, symmetric);
         }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { with_avx2(row, out, precision, symmetric) };
+        if let Some(cpu) = crate::simd::Avx2::try_new() {
+            // SAFETY: AVX2, the function's one requirement, is vouched for by `cpu`.
+            return unsafe { with_avx2(cpu, row, out, precision, symmetric) };
         }
     }
     quantize_row_with(row, out, precision, symmetric);

@@ -24,14 +24,17 @@ use rayon::prelude::*;
 use super::kernel::{MR, NR};
 use super::pack::panels;
 use super::{C_BLOCK_FLOATS, Out, Task, bf16_bits, finish, plan};
+use crate::simd;
 use crate::{Epilogue, Parallelism};
 
 /// bf16 values in one pair of k for the NR columns of a panel.
 const PAIR_VALUES: usize = 2 * NR;
 
-/// A weight W (n, k) held as bf16 bits, in the layout of the `vdpbf16ps` kernel.
+/// A weight W (n, k) held as bf16 bits, in the layout of the `vdpbf16ps` kernel, with the
+/// token that says this CPU runs that kernel (so a product on it needs no other check).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Bf16Rhs {
+    cpu: simd::Avx512Bf16,
     pub(crate) k: usize,
     pub(crate) n: usize,
     /// k rounded up to even.
@@ -41,8 +44,9 @@ pub(crate) struct Bf16Rhs {
 }
 
 impl Bf16Rhs {
-    /// Rounds W (n, k) to bf16 (round to nearest even) and packs it.
-    pub(crate) fn from_weight(w: ArrayView2<'_, f32>) -> Self {
+    /// Rounds W (n, k) to bf16 (round to nearest even) and packs it, for the kernel that
+    /// `cpu` vouches for.
+    pub(crate) fn from_weight(cpu: simd::Avx512Bf16, w: ArrayView2<'_, f32>) -> Self {
         let (n, k) = w.dim();
         let kp = k.next_multiple_of(2);
         let mut b = vec![0u16; panels(n) * kp * NR];
@@ -51,7 +55,7 @@ impl Bf16Rhs {
                 b[Self::offset(kp, j / NR, j % NR, p)] = bf16_bits(v);
             }
         }
-        Self { k, n, kp, b }
+        Self { cpu, k, n, kp, b }
     }
 
     /// Where value (k = p, column `col` of panel `panel`) lives.
@@ -72,18 +76,9 @@ impl Bf16Rhs {
     }
 }
 
-/// Whether this CPU runs the `vdpbf16ps` kernel (AVX-512 BF16 with AVX-512 VL).
-pub(crate) fn is_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("avx512bf16")
-            && is_x86_feature_detected!("avx512vl")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// The token of the `vdpbf16ps` kernel (AVX-512 BF16 with AVX-512 VL), where this CPU runs it.
+pub(crate) fn supported() -> Option<simd::Avx512Bf16> {
+    simd::Avx512Bf16::try_new()
 }
 
 thread_local! {
@@ -93,7 +88,7 @@ thread_local! {
 }
 
 /// `dst = epilogue(x · Bᵀ)` with B held by [`Bf16Rhs`] (shapes checked by the caller: x
-/// (m, k), C at `out` (m, n), m, n > 0). Only called where [`is_supported`].
+/// (m, k), C at `out` (m, n), m, n > 0); the kernel runs on the CPU `rhs` holds the token of.
 pub(crate) fn run(
     out: Out,
     x: ArrayView2<'_, f32>,
@@ -166,6 +161,7 @@ fn run_task(
                 // inside C and inside this task's block: no other task writes them.
                 unsafe {
                     tile(
+                        rhs.cpu,
                         kp / 2,
                         a,
                         b,
@@ -184,9 +180,11 @@ fn run_task(
 /// One tile of C: `rows x cols` sums from `c`, rows `ldc` apart, stored (or added).
 ///
 /// # Safety
-/// The CPU runs the kernel ([`is_supported`]); those values lie inside one allocation that
-/// nothing else touches meanwhile.
+/// Those values lie inside one allocation that nothing else touches meanwhile. (The CPU
+/// features, AVX2 + AVX-512 BF16 + AVX-512 VL, are vouched for by `cpu`.)
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile(
+    cpu: simd::Avx512Bf16,
     pairs: usize,
     a: [&[u16]; MR],
     b: &[u16],
@@ -200,20 +198,23 @@ unsafe fn tile(
     #[cfg(target_arch = "x86_64")]
     {
         if rows == MR && cols == NR {
-            // SAFETY: lengths checked above; the caller vouches for the CPU and the tile.
-            return unsafe { avx512::tile(pairs, a, b, c, ldc, accumulate) };
+            // SAFETY: lengths checked above; `cpu` vouches for the CPU, the caller for the tile.
+            return unsafe { avx512::tile(cpu, pairs, a, b, c, ldc, accumulate) };
         }
         // An edge tile: summed into a local tile, then its inside part is stored.
         let mut local = [0.0f32; MR * NR];
         // SAFETY: as above, into the local MR x NR buffer, rows NR apart; then the caller's
         // rows x cols values at `c`.
         unsafe {
-            avx512::tile(pairs, a, b, local.as_mut_ptr(), NR, false);
+            avx512::tile(cpu, pairs, a, b, local.as_mut_ptr(), NR, false);
             super::store_edge(&local, c, ldc, (rows, cols), accumulate);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("the bf16 kernel runs only where is_supported() (x86-64)");
+    {
+        let _ = (cpu, c, ldc, accumulate);
+        unreachable!("no token of AVX-512 BF16 exists off x86-64");
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -221,17 +222,19 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{MR, PAIR_VALUES};
+    use crate::simd;
 
     /// A full tile in 12 accumulators (row r's columns 0..8 in `2 r`, 8..16 in `2 r + 1`):
     /// per pair of k, each row's two values broadcast, `vdpbf16ps` against the pair's 16
     /// values of 8 columns; then stored (or added) at `c`.
     ///
     /// # Safety
-    /// The CPU has AVX2, AVX-512 BF16 and AVX-512 VL; every row of `a` holds `2 · pairs`
-    /// values and `b` `pairs` pairs; `MR` rows of 16 values from `c`, `ldc` apart, are
-    /// writable.
+    /// Needs AVX2, AVX-512 BF16 and AVX-512 VL, vouched for by `_cpu`; the caller promises
+    /// the rest: every row of `a` holds `2 · pairs` values and `b` `pairs` pairs (checked in
+    /// debug builds); `MR` rows of 16 values from `c`, `ldc` apart, are writable.
     #[target_feature(enable = "avx2,avx512bf16,avx512vl")]
     pub(super) unsafe fn tile(
+        _cpu: simd::Avx512Bf16,
         pairs: usize,
         a: [&[u16]; MR],
         b: &[u16],
@@ -239,6 +242,7 @@ mod avx512 {
         ldc: usize,
         accumulate: bool,
     ) {
+        debug_assert!(b.len() >= pairs * PAIR_VALUES && a.iter().all(|r| r.len() >= 2 * pairs));
         let mut acc = [_mm256_setzero_ps(); 2 * MR];
         let bp = b.as_ptr();
         for g in 0..pairs {
@@ -281,8 +285,11 @@ mod tests {
     /// The layout round trip: the held values are W rounded to bf16, value by value.
     #[test]
     fn weights_round_trip_through_the_layout() {
+        let Some(cpu) = supported() else {
+            return; // the layout exists only for the kernel
+        };
         let w = Array2::from_shape_fn((37, 11), |(j, p)| ((j * 13 + p * 7) as f32 * 0.37).sin());
-        let held = Bf16Rhs::from_weight(w.view()).to_weight();
+        let held = Bf16Rhs::from_weight(cpu, w.view()).to_weight();
         for (a, b) in held.iter().zip(&w) {
             assert_eq!(a.to_bits(), crate::precision::round_bf16(*b).to_bits());
         }

@@ -22,6 +22,8 @@ use super::kernel::{MR, NR};
 use super::pack::panels;
 use super::{C_BLOCK_FLOATS, Out, Task, finish, plan};
 use crate::precision::{activation_code, activation_params};
+#[cfg(target_arch = "x86_64")]
+use crate::simd;
 use crate::{Epilogue, Parallelism};
 
 /// Bytes of one group of 4 k values for the NR columns of a panel.
@@ -164,12 +166,12 @@ fn quantize_row(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2")]
-        fn with_avx2(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
+        fn with_avx2(_cpu: simd::Avx2, row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
             quantize_row_with(row, codes, quant);
         }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { with_avx2(row, codes, quant) };
+        if let Some(cpu) = simd::Avx2::try_new() {
+            // SAFETY: AVX2, the function's one requirement, is vouched for by `cpu`.
+            return unsafe { with_avx2(cpu, row, codes, quant) };
         }
     }
     quantize_row_with(row, codes, quant);
@@ -296,23 +298,24 @@ pub(crate) fn kernel_name() -> &'static str {
     match Kernel::detect() {
         Kernel::Portable => "portable integer kernel",
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => "AVX2 vpmaddubsw 6x16 kernel",
+        Kernel::Avx2(_) => "AVX2 vpmaddubsw 6x16 kernel",
         #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => "AVX-512 VNNI vpdpbusd 6x16 kernel",
+        Kernel::Vnni(_) => "AVX-512 VNNI vpdpbusd 6x16 kernel",
     }
 }
 
-/// Which int8 kernel runs.
+/// Which int8 kernel runs. The vector variants hold the capability token of their
+/// instruction set ([`crate::simd`]): a `Kernel` that runs them exists only on a CPU that has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
     Portable,
     /// `vpmaddubsw` + `vpmaddwd` (AVX2).
     #[cfg(target_arch = "x86_64")]
-    Avx2,
+    Avx2(simd::Avx2),
     /// `vpdpbusd` (AVX-512 VNNI on 256-bit vectors): the four products and their sum in one
     /// instruction, where AVX2 needs two multiplies and an add.
     #[cfg(target_arch = "x86_64")]
-    Vnni,
+    Vnni(simd::Avx512Vnni),
 }
 
 impl Kernel {
@@ -328,11 +331,9 @@ impl Kernel {
         #[allow(unused_mut)]
         let mut kernels = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            kernels.push(Kernel::Avx2);
-            if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
-                kernels.push(Kernel::Vnni);
-            }
+        {
+            kernels.extend(simd::Avx2::try_new().map(Kernel::Avx2));
+            kernels.extend(simd::Avx512Vnni::try_new().map(Kernel::Vnni));
         }
         kernels
     }
@@ -358,13 +359,17 @@ impl Kernel {
         assert!(tile.rows <= MR && tile.cols <= NR);
         #[cfg(target_arch = "x86_64")]
         if self != Kernel::Portable {
-            // SAFETY (both calls): the CPU has the kernel's features (`available`); lengths
-            // checked above; `c` holds MR rows of NR writable values, `ldc` apart.
+            // SAFETY (both calls): the CPU features are vouched for by the variant's token;
+            // lengths checked above; `c` holds MR rows of NR writable values, `ldc` apart.
             let vector = |c: *mut f32, ldc: usize, accumulate: bool| unsafe {
-                if self == Kernel::Vnni {
-                    avx2::tile_vnni(groups, a, quant, panel, c, ldc, accumulate)
-                } else {
-                    avx2::tile(groups, a, quant, panel, c, ldc, accumulate)
+                match self {
+                    Kernel::Vnni(cpu) => {
+                        avx2::tile_vnni(cpu, groups, a, quant, panel, c, ldc, accumulate)
+                    }
+                    Kernel::Avx2(cpu) => {
+                        avx2::tile(cpu, groups, a, quant, panel, c, ldc, accumulate)
+                    }
+                    Kernel::Portable => unreachable!("a vector kernel"),
                 }
             };
             if tile.rows == MR && tile.cols == NR {
@@ -395,12 +400,12 @@ impl Kernel {
         assert!(a.iter().all(|row| row.len() >= groups * 4) && b.len() >= groups * GROUP_BYTES);
         match self {
             Kernel::Portable => portable(groups, a, b),
-            // SAFETY: the CPU has the kernel's features (`available`); the lengths were
-            // checked above.
+            // SAFETY: the CPU features are vouched for by the variant's token; the lengths
+            // were checked above.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::sums(groups, a, b) },
+            Kernel::Avx2(cpu) => unsafe { avx2::sums(cpu, groups, a, b) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => unsafe { avx2::sums_vnni(groups, a, b) },
+            Kernel::Vnni(cpu) => unsafe { avx2::sums_vnni(cpu, groups, a, b) },
         }
     }
 }
@@ -429,15 +434,19 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{GROUP_BYTES, MR, Panel, RowQuant};
+    use crate::simd;
 
     /// A full tile: the sums of [`sums`], then per row
     /// `c (+)= ((acc − z · sum) · s_x) · s_w` in vectors, the same operations in the same
     /// order as [`super::dequantize_row`] (so the same bits).
     ///
     /// # Safety
-    /// As [`sums`], and `MR` rows of `NR` values from `c`, `ldc` apart, are writable.
+    /// Needs AVX2, vouched for by `cpu`; the caller promises the rest: as [`sums`], and `MR`
+    /// rows of `NR` values from `c`, `ldc` apart, are writable.
     #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn tile(
+        cpu: simd::Avx2,
         groups: usize,
         a: [&[u8]; MR],
         quant: &[RowQuant; MR],
@@ -448,17 +457,20 @@ mod avx2 {
     ) {
         // SAFETY: the caller's contract.
         unsafe {
-            let acc = accumulators(groups, a, panel.b);
-            store(acc, quant, panel, c, ldc, accumulate);
+            let acc = accumulators(cpu, groups, a, panel.b);
+            store(cpu, acc, quant, panel, c, ldc, accumulate);
         }
     }
 
     /// [`tile`] with the sums of [`accumulators_vnni`] (the same integers, so the same bits).
     ///
     /// # Safety
-    /// As [`tile`], and the CPU has AVX-512 VNNI and AVX-512 VL.
+    /// Needs AVX2, AVX-512 VNNI and AVX-512 VL, vouched for by `cpu`; the caller promises
+    /// the rest, as for [`tile`].
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn tile_vnni(
+        cpu: simd::Avx512Vnni,
         groups: usize,
         a: [&[u8]; MR],
         quant: &[RowQuant; MR],
@@ -469,8 +481,8 @@ mod avx2 {
     ) {
         // SAFETY: the caller's contract.
         unsafe {
-            let acc = accumulators_vnni(groups, a, panel.b);
-            store(acc, quant, panel, c, ldc, accumulate);
+            let acc = accumulators_vnni(cpu, groups, a, panel.b);
+            store(cpu.into(), acc, quant, panel, c, ldc, accumulate);
         }
     }
 
@@ -478,10 +490,12 @@ mod avx2 {
     /// kernel's `tile`, which has AVX2).
     ///
     /// # Safety
-    /// The CPU has AVX2; the panel holds NR sums and NR scales; `MR` rows of `NR` values from
-    /// `c`, `ldc` apart, are writable.
+    /// Needs AVX2, vouched for by `_cpu`; the caller promises the rest: the panel holds NR
+    /// sums and NR scales (checked in debug builds); `MR` rows of `NR` values from `c`, `ldc`
+    /// apart, are writable.
     #[inline(always)]
     unsafe fn store(
+        _cpu: simd::Avx2,
         acc: [__m256i; 2 * MR],
         quant: &[RowQuant; MR],
         panel: Panel<'_>,
@@ -489,6 +503,7 @@ mod avx2 {
         ldc: usize,
         accumulate: bool,
     ) {
+        debug_assert!(panel.sums.len() >= super::NR && panel.scales.len() >= super::NR);
         // SAFETY: the caller's contract.
         unsafe {
             let sums = [
@@ -522,21 +537,27 @@ mod avx2 {
     /// The integer sums `Σ_k a[r][k] · b[k, c]`, as an array (for the tests).
     ///
     /// # Safety
-    /// The CPU has AVX2; every row of `a` holds `4 · groups` codes and `b` `groups` groups.
+    /// Needs AVX2, vouched for by `cpu`; every row of `a` holds `4 · groups` codes and `b`
+    /// `groups` groups.
     #[cfg(test)]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn sums(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; super::NR]; MR] {
+    pub(super) unsafe fn sums(
+        cpu: simd::Avx2,
+        groups: usize,
+        a: [&[u8]; MR],
+        b: &[i8],
+    ) -> [[i32; super::NR]; MR] {
         // SAFETY: the caller's contract.
-        unsafe { to_array(accumulators(groups, a, b)) }
+        unsafe { to_array(cpu, accumulators(cpu, groups, a, b)) }
     }
 
     /// The 12 accumulators as MR rows of NR sums (for the tests).
     ///
     /// # Safety
-    /// The CPU has AVX2.
+    /// Needs AVX2, vouched for by `_cpu`.
     #[cfg(test)]
     #[inline(always)]
-    unsafe fn to_array(acc: [__m256i; 2 * MR]) -> [[i32; super::NR]; MR] {
+    unsafe fn to_array(_cpu: simd::Avx2, acc: [__m256i; 2 * MR]) -> [[i32; super::NR]; MR] {
         let mut out = [[0i32; super::NR]; MR];
         for (r, row) in out.iter_mut().enumerate() {
             // SAFETY: each row holds NR = 16 i32; the CPU has AVX2 (the caller's contract).
@@ -551,16 +572,17 @@ mod avx2 {
     /// [`sums`] by [`accumulators_vnni`] (for the tests).
     ///
     /// # Safety
-    /// As [`sums`], and the CPU has AVX-512 VNNI and AVX-512 VL.
+    /// As [`sums`]; needs AVX2, AVX-512 VNNI and AVX-512 VL, vouched for by `cpu`.
     #[cfg(test)]
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
     pub(super) unsafe fn sums_vnni(
+        cpu: simd::Avx512Vnni,
         groups: usize,
         a: [&[u8]; MR],
         b: &[i8],
     ) -> [[i32; super::NR]; MR] {
         // SAFETY: the caller's contract.
-        unsafe { to_array(accumulators_vnni(groups, a, b)) }
+        unsafe { to_array(cpu.into(), accumulators_vnni(cpu, groups, a, b)) }
     }
 
     /// The integer sums of [`accumulators`], by `vpdpbusd`: per group of 4 k, each row's 4
@@ -569,11 +591,17 @@ mod avx2 {
     /// so they equal the AVX2 and portable ones.
     ///
     /// # Safety
-    /// The CPU has AVX2, AVX-512 VNNI and AVX-512 VL; every row of `a` holds `4 · groups`
-    /// codes and `b` `groups` groups.
+    /// Needs AVX2, AVX-512 VNNI and AVX-512 VL, vouched for by `_cpu`; every row of `a`
+    /// holds `4 · groups` codes and `b` `groups` groups (checked in debug builds).
     #[inline]
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    unsafe fn accumulators_vnni(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [__m256i; 2 * MR] {
+    unsafe fn accumulators_vnni(
+        _cpu: simd::Avx512Vnni,
+        groups: usize,
+        a: [&[u8]; MR],
+        b: &[i8],
+    ) -> [__m256i; 2 * MR] {
+        debug_assert!(b.len() >= groups * GROUP_BYTES && a.iter().all(|r| r.len() >= 4 * groups));
         let mut acc = [_mm256_setzero_si256(); 2 * MR];
         let bp = b.as_ptr();
         for g in 0..groups {
@@ -600,10 +628,17 @@ mod avx2 {
     /// the bound.)
     ///
     /// # Safety
-    /// The CPU has AVX2; every row of `a` holds `4 · groups` codes and `b` `groups` groups.
+    /// Needs AVX2, vouched for by `_cpu`; every row of `a` holds `4 · groups` codes and `b`
+    /// `groups` groups (checked in debug builds).
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn accumulators(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [__m256i; 2 * MR] {
+    unsafe fn accumulators(
+        _cpu: simd::Avx2,
+        groups: usize,
+        a: [&[u8]; MR],
+        b: &[i8],
+    ) -> [__m256i; 2 * MR] {
+        debug_assert!(b.len() >= groups * GROUP_BYTES && a.iter().all(|r| r.len() >= 4 * groups));
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_si256(); 2 * MR];
         let bp = b.as_ptr();

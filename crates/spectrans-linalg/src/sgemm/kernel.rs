@@ -10,6 +10,9 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+#[cfg(target_arch = "x86_64")]
+use crate::simd;
+
 /// Rows of a micro-tile.
 pub(crate) const MR: usize = 6;
 /// Columns of a micro-tile (two 8-lane vectors).
@@ -102,18 +105,20 @@ pub(crate) enum BPanel<'a> {
     Bf16(&'a [u16]),
 }
 
-/// Which micro-kernel runs, detected once per product.
+/// Which micro-kernel runs, detected once per product. The vector variants hold the
+/// capability token of their instruction set ([`crate::simd`]), so a `Kernel` that runs
+/// AVX2 or AVX-512 code can only be made on a CPU that has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {
     /// Plain Rust, any CPU.
     Portable,
     /// AVX2 with fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
+    Avx2Fma(simd::Avx2Fma),
     /// AVX-512 F (with AVX2 and FMA): 12 x 16 tiles for [`Kernel::run_pair`], the AVX2 kernel
     /// for single panels.
     #[cfg(target_arch = "x86_64")]
-    Avx512,
+    Avx512(simd::Avx512),
 }
 
 impl Kernel {
@@ -121,14 +126,36 @@ impl Kernel {
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                if is_x86_feature_detected!("avx512f") {
-                    return Kernel::Avx512;
-                }
-                return Kernel::Avx2Fma;
+            if let Some(cpu) = simd::Avx512::try_new() {
+                return Kernel::Avx512(cpu);
+            }
+            if let Some(cpu) = simd::Avx2Fma::try_new() {
+                return Kernel::Avx2Fma(cpu);
             }
         }
         Kernel::Portable
+    }
+
+    /// Every kernel this CPU runs, the portable one first (for tests that compare them).
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Self> {
+        #[allow(unused_mut)]
+        let mut kernels = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            kernels.extend(simd::Avx2Fma::try_new().map(Kernel::Avx2Fma));
+            kernels.extend(simd::Avx512::try_new().map(Kernel::Avx512));
+        }
+        kernels
+    }
+
+    /// Whether this is the AVX-512 kernel (whose pair tile reads A best packed).
+    pub(crate) fn is_avx512(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Kernel::Avx512(_) = self {
+            return true;
+        }
+        false
     }
 
     /// The kernel in words.
@@ -136,9 +163,9 @@ impl Kernel {
         match self {
             Kernel::Portable => "portable 6x16 kernel",
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2Fma => "AVX2+FMA 6x16 kernel",
+            Kernel::Avx2Fma(_) => "AVX2+FMA 6x16 kernel",
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => "AVX-512 12x16 kernel (AVX2+FMA 6x16 at edges)",
+            Kernel::Avx512(_) => "AVX-512 12x16 kernel (AVX2+FMA 6x16 at edges)",
         }
     }
 
@@ -147,8 +174,10 @@ impl Kernel {
     ///
     /// # Safety
     /// `a` addresses MR x kc readable floats as its variant says; `b` holds at least
-    /// `kc * NR` values; `c + r * ldc + j` is valid for writes (and reads) for every `r < MR`,
-    /// `j < NR`, and no other reference aliases it.
+    /// `kc * NR` values (checked: a shorter panel panics); `c + r * ldc + j` is valid for
+    /// writes (and reads) for every `r < MR`, `j < NR`, and no other reference aliases it.
+    /// (The CPU features of a vector kernel, AVX2 + FMA or AVX-512 F, are vouched for by the
+    /// token its variant holds: nothing for the caller to promise.)
     #[inline]
     pub(crate) unsafe fn run(
         self,
@@ -186,23 +215,23 @@ impl Kernel {
         accumulate: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if self == Kernel::Avx512 {
+        if let Kernel::Avx512(cpu) = self {
             let tile = Tile { c, ldc, accumulate };
-            // SAFETY: the caller's contract; `detect` chose this kernel only when the CPU has
-            // AVX-512 F.
+            // SAFETY: AVX-512 F is vouched for by `cpu`; the pointers are the caller's
+            // contract, passed on.
             unsafe {
                 match (a, b) {
                     (APanel::Packed(p), BPanel::F32(b)) => {
-                        avx512::pair::<false, f32>(kc, p, kc * MR, &b[..kc * NR], tile)
+                        avx512::pair::<false, f32>(cpu, kc, p, kc * MR, &b[..kc * NR], tile)
                     }
                     (APanel::Packed(p), BPanel::Bf16(b)) => {
-                        avx512::pair::<false, u16>(kc, p, kc * MR, &b[..kc * NR], tile)
+                        avx512::pair::<false, u16>(cpu, kc, p, kc * MR, &b[..kc * NR], tile)
                     }
                     (APanel::Rows(p, lda), BPanel::F32(b)) => {
-                        avx512::pair::<true, f32>(kc, p, lda, &b[..kc * NR], tile)
+                        avx512::pair::<true, f32>(cpu, kc, p, lda, &b[..kc * NR], tile)
                     }
                     (APanel::Rows(p, lda), BPanel::Bf16(b)) => {
-                        avx512::pair::<true, u16>(kc, p, lda, &b[..kc * NR], tile)
+                        avx512::pair::<true, u16>(cpu, kc, p, lda, &b[..kc * NR], tile)
                     }
                 }
             }
@@ -235,19 +264,35 @@ impl Kernel {
         accumulate: bool,
     ) {
         let tile = Tile { c, ldc, accumulate };
-        match (self, a) {
-            // SAFETY (every arm): the caller's contract; `detect` chose the AVX2 kernel only
-            // when the CPU has AVX2 and FMA.
-            (Kernel::Portable, APanel::Packed(p)) => unsafe { portable(kc, p, 1, MR, b, tile) },
-            (Kernel::Portable, APanel::Rows(p, lda)) => unsafe { portable(kc, p, lda, 1, b, tile) },
-            #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2Fma | Kernel::Avx512, APanel::Packed(p)) => unsafe {
-                avx2::kernel::<false, T>(kc, p, 1, b.as_ptr(), tile)
-            },
-            #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2Fma | Kernel::Avx512, APanel::Rows(p, lda)) => unsafe {
-                avx2::kernel::<true, T>(kc, p, lda, b.as_ptr(), tile)
-            },
+        debug_assert!(
+            b.len() >= kc * NR,
+            "B panel of {} values for kc = {kc}",
+            b.len()
+        );
+        #[cfg(target_arch = "x86_64")]
+        let vector: Option<simd::Avx2Fma> = match self {
+            Kernel::Portable => None,
+            Kernel::Avx2Fma(cpu) => Some(cpu),
+            Kernel::Avx512(cpu) => Some(cpu.into()),
+        };
+        #[cfg(target_arch = "x86_64")]
+        if let Some(cpu) = vector {
+            // SAFETY (both arms): AVX2 + FMA are vouched for by `cpu`; the pointers are the
+            // caller's contract, passed on.
+            match a {
+                APanel::Packed(p) => unsafe {
+                    avx2::kernel::<false, T>(cpu, kc, p, 1, b.as_ptr(), tile)
+                },
+                APanel::Rows(p, lda) => unsafe {
+                    avx2::kernel::<true, T>(cpu, kc, p, lda, b.as_ptr(), tile)
+                },
+            }
+            return;
+        }
+        match a {
+            // SAFETY (both arms): the caller's contract, passed on.
+            APanel::Packed(p) => unsafe { portable(kc, p, 1, MR, b, tile) },
+            APanel::Rows(p, lda) => unsafe { portable(kc, p, lda, 1, b, tile) },
         }
     }
 }
@@ -299,6 +344,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{MR, NR, PanelValue, Tile};
+    use crate::simd;
 
     /// One step: broadcast each of the MR values of A (`rs` apart) and multiply-add it into
     /// the two vectors of B.
@@ -321,10 +367,12 @@ mod avx2 {
     /// (r, p) is at `a + r * lda + p` when `ROWS`, else at `a + r + p * MR` (packed).
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; A's block and `b` (`kc * NR` values) are readable; the
-    /// tile is as [`super::Kernel::run`] asks.
+    /// Needs AVX2 and FMA, vouched for by the `_cpu` token; the caller promises the rest:
+    /// A's block and `b` (`kc * NR` values) are readable; the tile is as
+    /// [`super::Kernel::run`] asks.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn kernel<const ROWS: bool, T: PanelValue>(
+        _cpu: simd::Avx2Fma,
         kc: usize,
         a: *const f32,
         lda: usize,
@@ -373,6 +421,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{MR, NR, PanelValue, Tile};
+    use crate::simd;
 
     /// Rows of the pair kernel's tile.
     const ROWS: usize = 2 * MR;
@@ -383,10 +432,12 @@ mod avx512 {
     /// r < MR and `a + stride + (r - MR) + p * MR` after (two packed panels, `stride` apart).
     ///
     /// # Safety
-    /// The CPU has AVX-512 F; A's two panels and `b` (`kc * NR` values) are readable; the
-    /// tile's 12 rows are as [`super::Kernel::run`] asks.
+    /// Needs AVX-512 F, vouched for by the `_cpu` token; the caller promises the rest: A's
+    /// two panels and `b` (`kc * NR` values, checked) are readable; the tile's 12 rows are
+    /// as [`super::Kernel::run`] asks.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn pair<const IN_PLACE: bool, T: PanelValue>(
+        _cpu: simd::Avx512,
         kc: usize,
         a: *const f32,
         stride: usize,
@@ -399,6 +450,11 @@ mod avx512 {
         } else {
             (stride, 1, MR)
         };
+        debug_assert!(
+            b.len() >= kc * NR,
+            "B panel of {} values for kc = {kc}",
+            b.len()
+        );
         let mut acc = [_mm512_setzero_ps(); ROWS];
         let b = b.as_ptr();
         for p in 0..kc {

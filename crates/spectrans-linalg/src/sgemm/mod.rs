@@ -149,8 +149,8 @@ impl PackedRhs {
         let (n, k) = weight.dim();
         let data = match precision {
             Precision::F32 => return Self::from_weight(weight),
-            Precision::Bf16 if bf16::is_supported() => {
-                Panels::Bf16Dot(bf16::Bf16Rhs::from_weight(weight))
+            Precision::Bf16 if let Some(cpu) = bf16::supported() => {
+                Panels::Bf16Dot(bf16::Bf16Rhs::from_weight(cpu, weight))
             }
             Precision::Bf16 => {
                 let Panels::F32(values) = Self::from_weight(weight).data else {
@@ -319,7 +319,7 @@ pub fn int8_kernel_name() -> &'static str {
 /// Whether bf16 products run the `vdpbf16ps` kernel on this CPU (AVX-512 BF16); otherwise
 /// the f32 kernel widens the bf16 weights (the same operands, at f32 speed).
 pub fn has_bf16_kernel() -> bool {
-    bf16::is_supported()
+    bf16::supported().is_some()
 }
 
 /// `dst = lhs · rhs` (or `dst += lhs · rhs`), any strides, B packed on the fly into this
@@ -351,7 +351,14 @@ pub(crate) fn gemm_unpacked(
             n,
             data: PanelsRef::F32(data),
         };
-        product(dst, lhs, Rhs::Panels(packed), epilogue, parallelism)
+        product(
+            dst,
+            lhs,
+            Rhs::Panels(packed),
+            epilogue,
+            parallelism,
+            Kernel::detect(),
+        )
     })
 }
 
@@ -395,16 +402,25 @@ pub(crate) fn gemm_packed(
     epilogue: Epilogue<'_>,
     parallelism: Parallelism,
 ) -> Result<(), LinalgError> {
-    product(dst, lhs, rhs.view(), epilogue, parallelism)
+    product(
+        dst,
+        lhs,
+        rhs.view(),
+        epilogue,
+        parallelism,
+        Kernel::detect(),
+    )
 }
 
 /// [`gemm_packed`] on a borrowed packing.
+/// (The f32 panels are summed by `kernel`: [`Kernel::detect`]'s, or any the CPU runs, in tests.)
 fn product(
     mut dst: ArrayViewMut2<'_, f32>,
     lhs: ArrayView2<'_, f32>,
     rhs: Rhs<'_>,
     epilogue: Epilogue<'_>,
     parallelism: Parallelism,
+    kernel: Kernel,
 ) -> Result<(), LinalgError> {
     let (m, k) = lhs.dim();
     let n = rhs.n();
@@ -473,7 +489,7 @@ fn product(
                 ptr: dst.as_mut_ptr(),
                 ldc: if m == 1 { n } else { ldc },
             };
-            run(out, m, lhs, rhs, epilogue, parallelism);
+            run(out, m, lhs, rhs, epilogue, parallelism, kernel);
         }
         _ => with_thread_local(&C_ROWS, |buf| {
             // C's rows are not contiguous (a transposed C, as for the dW of a wide product):
@@ -493,7 +509,7 @@ fn product(
                 ptr: rows.as_mut_ptr(),
                 ldc: n,
             };
-            run(out, m, lhs, rhs, epilogue, parallelism);
+            run(out, m, lhs, rhs, epilogue, parallelism, kernel);
             assign_blocked(dst, rows.view());
         }),
     }
@@ -548,6 +564,7 @@ fn run(
     rhs: Rhs<'_>,
     epilogue: Epilogue<'_>,
     parallelism: Parallelism,
+    kernel: Kernel,
 ) {
     match rhs {
         Rhs::Panels(
@@ -572,10 +589,18 @@ fn run(
                     false,
                 )
                 .expect("a standard-layout buffer of lhs's shape");
-                run_panels(out, m, rounded.view(), panels, epilogue, parallelism);
+                run_panels(
+                    out,
+                    m,
+                    rounded.view(),
+                    panels,
+                    epilogue,
+                    parallelism,
+                    kernel,
+                );
             });
         }
-        Rhs::Panels(panels) => run_panels(out, m, lhs, panels, epilogue, parallelism),
+        Rhs::Panels(panels) => run_panels(out, m, lhs, panels, epilogue, parallelism, kernel),
         Rhs::Int8(q) => int8::run(out, lhs, q, epilogue, parallelism),
         Rhs::Bf16Dot(q) => bf16::run(out, lhs, q, epilogue, parallelism),
     }
@@ -589,9 +614,9 @@ fn run_panels(
     rhs: PackedView<'_>,
     epilogue: Epilogue<'_>,
     parallelism: Parallelism,
+    kernel: Kernel,
 ) {
     let a = Strided::of(&lhs);
-    let kernel = Kernel::detect();
     let threads = threads_for(m, rhs.n, rhs.k, parallelism);
     let tasks = plan(m, rhs.n, threads);
     let job = |task: &Task| run_task(kernel, out, a, &rhs, epilogue, *task);
@@ -648,7 +673,7 @@ fn run_task(
     // AVX-512 pair kernel when each A block meets several B panels: twelve rows read in
     // place are twelve streams (which share an L1 set when rows are 4 KiB apart), and one
     // packed panel pair costs less than that (seed fc2, 1 thread: 99 -> 107 GFLOP/s).
-    let pack_all = kernel == Kernel::Avx512 && task.j1 - task.j0 >= PACK_ALL_MIN_PANELS;
+    let pack_all = kernel.is_avx512() && task.j1 - task.j0 >= PACK_ALL_MIN_PANELS;
     let lda = usize::try_from(a.rs)
         .ok()
         .filter(|_| a.cs == 1 && !pack_all);

@@ -604,3 +604,114 @@ fn the_plan_covers_c_once_in_balanced_blocks() {
         }
     }
 }
+
+/// The edge sizes of every blocking: 0, 1, primes, and one past each block (MR, 2·MR, NR,
+/// KC, MC).
+const EDGES: [usize; 9] = [0, 1, 7, 13, 17, 31, 257, 169, 2];
+
+/// `kernel`'s product of `a` (any view) and W (n, k) packed, into `c` (any view): the whole
+/// driver (planner, packing, edges, epilogue) with that kernel.
+fn product_with(
+    kernel: Kernel,
+    c: ArrayViewMut2<'_, f32>,
+    a: ArrayView2<'_, f32>,
+    w: &PackedRhs,
+    epilogue: Epilogue<'_>,
+) {
+    product(c, a, w.view(), epilogue, Parallelism::Rayon, kernel).unwrap();
+}
+
+/// Every f32 kernel this CPU runs (AVX-512, AVX2 + FMA, portable) through the whole driver,
+/// at the edge sizes of each dimension, on views with strides and offsets: the vector
+/// kernels give each other's bits, and the portable one's values (it rounds each product
+/// and sum apart, the vector ones fuse them).
+#[test]
+fn every_kernel_agrees_with_the_portable_one_at_the_edges() {
+    let kernels = Kernel::available();
+    assert_eq!(kernels[0], Kernel::Portable);
+    let mut shapes = Vec::new();
+    for &m in &EDGES {
+        for &n in &[0usize, 1, 17, 33, 2] {
+            for &k in &[0usize, 1, 7, 257] {
+                shapes.push((m, k, n));
+            }
+        }
+    }
+    for &k in &[13usize, 513] {
+        shapes.push((169, k, 31));
+    }
+    for (case, &(m, k, n)) in shapes.iter().enumerate() {
+        let seed = case as u64;
+        // A as every third row and second column of a larger matrix, offset by (1, 3);
+        // transposed for odd cases.
+        let big = matrix(3 * m + 2, 2 * k + 4, seed);
+        let big_t = matrix(2 * k + 4, 3 * m + 2, seed);
+        let a = if case % 2 == 0 {
+            big.slice(ndarray::s![1..1 + 3 * m;3, 3..3 + 2 * k;2])
+        } else {
+            big_t
+                .slice(ndarray::s![3..3 + 2 * k;2, 1..1 + 3 * m;3])
+                .reversed_axes()
+        };
+        assert_eq!(a.dim(), (m, k));
+        let w = matrix(n, k, seed + 1);
+        let packed = PackedRhs::from_weight(w.view());
+        let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
+        let epilogue = Epilogue {
+            accumulate: case % 3 == 0,
+            bias: (case % 4 != 1).then_some(&bias[..]),
+            ..Epilogue::default()
+        };
+        // C as every second row of a larger matrix, offset by one column.
+        let c0 = matrix(2 * m + 1, n + 2, seed + 2);
+        let run = |kernel: Kernel| {
+            let mut c = c0.clone();
+            let view = c.slice_mut(ndarray::s![1..1 + 2 * m;2, 1..1 + n]);
+            product_with(kernel, view, a, &packed, epilogue);
+            c
+        };
+        let portable = run(Kernel::Portable);
+        // What lies outside the view is untouched.
+        for ((i, j), &v) in portable.indexed_iter() {
+            let inside = i % 2 == 1 && i < 2 * m + 1 && (1..1 + n).contains(&j);
+            if !inside {
+                assert_eq!(
+                    v.to_bits(),
+                    c0[[i, j]].to_bits(),
+                    "({i}, {j}) of {m}x{k}x{n}"
+                );
+            }
+        }
+        let want = naive(
+            a,
+            w.t(),
+            epilogue
+                .accumulate
+                .then(|| c0.slice(ndarray::s![1..1 + 2 * m;2, 1..1 + n]).to_owned())
+                .as_ref(),
+            epilogue.bias,
+            None,
+        );
+        check_close(
+            &portable
+                .slice(ndarray::s![1..1 + 2 * m;2, 1..1 + n])
+                .to_owned(),
+            &want,
+            k,
+        );
+        let mut vector_bits: Option<Vec<u32>> = None;
+        for &kernel in &kernels[1..] {
+            let got = run(kernel);
+            let close = got
+                .iter()
+                .zip(&portable)
+                .all(|(g, p)| (g - p).abs() <= 1e-5 * (k as f32).sqrt().max(1.0) * (1.0 + p.abs()));
+            assert!(close, "{kernel:?} vs portable at {m}x{k}x{n}");
+            let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            match &vector_bits {
+                Some(first) => assert_eq!(first, &bits, "{kernel:?} at {m}x{k}x{n}"),
+                None => vector_bits = Some(bits),
+            }
+        }
+    }
+}
