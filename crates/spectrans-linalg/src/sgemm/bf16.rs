@@ -90,7 +90,7 @@ thread_local! {
 /// `dst = epilogue(x · Bᵀ)` with B held by [`Bf16Rhs`] (shapes checked by the caller: x
 /// (m, k), C at `out` (m, n), m, n > 0); the kernel runs on the CPU `rhs` holds the token of.
 pub(crate) fn run(
-    out: Out,
+    out: Out<'_>,
     x: ArrayView2<'_, f32>,
     rhs: &Bf16Rhs,
     epilogue: Epilogue<'_>,
@@ -120,7 +120,9 @@ pub(crate) fn run(
         let bits = &*bits;
         let threads = super::threads_for(m, rhs.n, k, parallelism);
         let tasks = plan(m, rhs.n, threads);
-        let job = |task: &Task| run_task(out, bits, zeros, rhs, *task, epilogue);
+        // SAFETY: `plan`'s tasks are disjoint blocks of C that cover it once, so no two
+        // running tasks write the same element.
+        let job = |task: &Task| unsafe { run_task(out, bits, zeros, rhs, *task, epilogue) };
         if threads > 1 && tasks.len() > 1 {
             tasks.par_iter().with_max_len(1).for_each(job);
         } else {
@@ -133,8 +135,12 @@ pub(crate) fn run(
 /// stays in L2 for its epilogue): for each panel of columns, each panel of MR rows, the
 /// sums over all of k stored into C (added to it when the epilogue accumulates); then the
 /// stripe's bias and activation.
-fn run_task(
-    out: Out,
+///
+/// # Safety
+/// No other code reads or writes the task's block of C meanwhile. (It lies inside C, and
+/// the bits cover C's rows: asserted.)
+unsafe fn run_task(
+    out: Out<'_>,
     bits: &[u16],
     zeros: &[u16],
     rhs: &Bf16Rhs,
@@ -143,6 +149,8 @@ fn run_task(
 ) {
     let Task { i0, mc, .. } = task;
     let kp = rhs.kp;
+    assert!(i0 + mc <= out.m && task.j1 <= panels(out.n) && out.n == rhs.n);
+    assert!(bits.len() >= out.m * kp && zeros.len() >= kp);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
     for part in task.stripes(stripe) {
         for j in part.j0..part.j1 {
@@ -165,7 +173,7 @@ fn run_task(
                         kp / 2,
                         a,
                         b,
-                        out.ptr.add(r0 * out.ldc + j * NR),
+                        out.at(r0, j * NR),
                         out.ldc,
                         (here, cols),
                         epilogue.accumulate,
@@ -173,7 +181,8 @@ fn run_task(
                 };
             }
         }
-        finish(out, part, rhs.n, epilogue);
+        // SAFETY: the stripe is part of this task's block (the caller's contract).
+        unsafe { finish(out, part, epilogue) };
     }
 }
 

@@ -120,7 +120,7 @@ thread_local! {
 /// `dst = epilogue(x · Bᵀ)` with B held in int8 (shapes checked by the caller: x (m, k) with a
 /// standard layout, C at `out` (m, n), m, n > 0).
 pub(crate) fn run(
-    out: Out,
+    out: Out<'_>,
     x: ArrayView2<'_, f32>,
     rhs: &Int8Rhs,
     epilogue: Epilogue<'_>,
@@ -151,7 +151,11 @@ pub(crate) fn run(
         let threads = super::threads_for(m, rhs.n, k, parallelism);
         let tasks = plan(m, rhs.n, threads);
         let kernel = Kernel::detect();
-        let job = |task: &Task| run_task(kernel, out, codes, rows, zeros, rhs, *task, epilogue);
+        // SAFETY: `plan`'s tasks are disjoint blocks of C that cover it once, so no two
+        // running tasks write the same element.
+        let job = |task: &Task| unsafe {
+            run_task(kernel, out, codes, rows, zeros, rhs, *task, epilogue)
+        };
         if threads > 1 && tasks.len() > 1 {
             tasks.par_iter().with_max_len(1).for_each(job);
         } else {
@@ -205,9 +209,13 @@ fn quantize_row_with(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
 /// integer sums over all of k, dequantized into C (added to it when the epilogue
 /// accumulates); then the stripe's bias and activation.
 #[allow(clippy::too_many_arguments)]
-fn run_task(
+///
+/// # Safety
+/// No other code reads or writes the task's block of C meanwhile. (It lies inside C, and
+/// the codes cover C's rows: asserted.)
+unsafe fn run_task(
     kernel: Kernel,
-    out: Out,
+    out: Out<'_>,
     codes: &[u8],
     rows: &[RowQuant],
     zeros: &[u8],
@@ -217,6 +225,8 @@ fn run_task(
 ) {
     let Task { i0, mc, .. } = task;
     let kp = rhs.kp;
+    assert!(i0 + mc <= out.m && task.j1 <= panels(out.n) && out.n == rhs.n);
+    assert!(codes.len() >= out.m * kp && rows.len() >= out.m && zeros.len() >= kp);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
     for part in task.stripes(stripe) {
         for j in part.j0..part.j1 {
@@ -245,7 +255,7 @@ fn run_task(
                 // SAFETY: rows r0..r0 + here (< m) and columns 16 j..16 j + cols (<= n) lie
                 // inside C and inside this task's block (rows i0..i0 + mc, panels j0..j1): no
                 // other task writes them.
-                let c = unsafe { out.ptr.add(r0 * out.ldc + j * NR) };
+                let c = unsafe { out.at(r0, j * NR) };
                 let tile = Tile {
                     c,
                     ldc: out.ldc,
@@ -257,7 +267,8 @@ fn run_task(
                 unsafe { kernel.tile(kp / 4, a, &quant, panel, tile) };
             }
         }
-        finish(out, part, rhs.n, epilogue);
+        // SAFETY: the stripe is part of this task's block (the caller's contract).
+        unsafe { finish(out, part, epilogue) };
     }
 }
 

@@ -17,6 +17,7 @@ mod kernel;
 mod pack;
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::ops::Range;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -383,16 +384,72 @@ impl Task {
     }
 }
 
-/// C's pointer, shared by tasks that write disjoint blocks of it.
+/// C (m rows of n values, rows `ldc` apart), exclusively borrowed for `'c` and shared by the
+/// tasks that write disjoint blocks of it.
 #[derive(Clone, Copy)]
-struct Out {
+struct Out<'c> {
     ptr: *mut f32,
     ldc: usize,
+    m: usize,
+    n: usize,
+    _c: PhantomData<&'c mut [f32]>,
 }
 // SAFETY: tasks write disjoint (row block x panel range) blocks of one exclusive borrow of C.
-unsafe impl Send for Out {}
+unsafe impl Send for Out<'_> {}
 // SAFETY: as for Send.
-unsafe impl Sync for Out {}
+unsafe impl Sync for Out<'_> {}
+
+impl<'c> Out<'c> {
+    /// C of a row-major (m, n) slice (rows n apart).
+    fn of_rows(rows: &'c mut [f32], m: usize, n: usize) -> Self {
+        assert!(
+            rows.len() >= m * n,
+            "{} values for a {m} x {n} C",
+            rows.len()
+        );
+        Self {
+            ptr: rows.as_mut_ptr(),
+            ldc: n,
+            m,
+            n,
+            _c: PhantomData,
+        }
+    }
+
+    /// C of a view whose rows are contiguous, `ldc` apart (`ldc >= n`, or m = 1).
+    fn of_view(view: &'c mut ArrayViewMut2<'_, f32>, ldc: usize) -> Self {
+        let (m, n) = view.dim();
+        assert!(
+            m <= 1 || (ldc >= n && view.strides()[0] as usize == ldc),
+            "rows of {n} values {ldc} apart"
+        );
+        assert!(n <= 1 || view.strides()[1] == 1, "contiguous rows");
+        Self {
+            ptr: view.as_mut_ptr(),
+            ldc,
+            m,
+            n,
+            _c: PhantomData,
+        }
+    }
+
+    /// Element (r, j) of C.
+    ///
+    /// # Safety
+    /// `r < m` and `j < n` (checked in debug builds), or `j == n` for a pointer one past a
+    /// row's end that is not read through.
+    #[inline(always)]
+    unsafe fn at(self, r: usize, j: usize) -> *mut f32 {
+        debug_assert!(
+            r < self.m && j <= self.n,
+            "({r}, {j}) of {} x {}",
+            self.m,
+            self.n
+        );
+        // SAFETY: the caller's contract: inside C's allocation.
+        unsafe { self.ptr.add(r * self.ldc + j) }
+    }
+}
 
 /// `dst = epilogue(lhs · rhs)`: lhs (m, k) with any strides, rhs packed (k, n), dst (m, n).
 pub(crate) fn gemm_packed(
@@ -485,10 +542,7 @@ fn product(
         .filter(|&s| s >= n || m == 1);
     match (unit_rows, ldc) {
         (true, Some(ldc)) => {
-            let out = Out {
-                ptr: dst.as_mut_ptr(),
-                ldc: if m == 1 { n } else { ldc },
-            };
+            let out = Out::of_view(&mut dst, if m == 1 { n } else { ldc });
             run(out, m, lhs, rhs, epilogue, parallelism, kernel);
         }
         _ => with_thread_local(&C_ROWS, |buf| {
@@ -505,10 +559,8 @@ fn product(
             }
             // Without `accumulate` the kernels overwrite every element of C, so stale values
             // in the scratch never show.
-            let out = Out {
-                ptr: rows.as_mut_ptr(),
-                ldc: n,
-            };
+            let values = rows.as_slice_mut().expect("a standard-layout scratch view");
+            let out = Out::of_rows(values, m, n);
             run(out, m, lhs, rhs, epilogue, parallelism, kernel);
             assign_blocked(dst, rows.view());
         }),
@@ -619,7 +671,9 @@ fn run_panels(
     let a = Strided::of(&lhs);
     let threads = threads_for(m, rhs.n, rhs.k, parallelism);
     let tasks = plan(m, rhs.n, threads);
-    let job = |task: &Task| run_task(kernel, out, a, &rhs, epilogue, *task);
+    // SAFETY: `plan`'s tasks are disjoint blocks of C (rows i0..i0 + mc x panels j0..j1) that
+    // together cover it once (tested), so no two running tasks write the same element.
+    let job = |task: &Task| unsafe { run_task(kernel, out, a, &rhs, epilogue, *task) };
     if threads > 1 && tasks.len() > 1 {
         tasks.par_iter().with_max_len(1).for_each(job);
     } else {
@@ -657,16 +711,23 @@ fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
 /// MR rows is packed, zero-padded), else packed for every block of KC columns; then, a few
 /// panels of C's columns at a time (a stripe, so that the C block being summed stays in L2),
 /// each block of A is multiplied with every B panel, and the epilogue runs over the stripe.
-fn run_task(
+///
+/// # Safety
+/// No other code reads or writes the task's block of C (rows `i0..i0 + mc`, panels
+/// `j0..j1`) while this runs. (The block lies inside C: asserted; A's and B's shapes match
+/// C's: asserted.)
+unsafe fn run_task(
     kernel: Kernel,
-    out: Out,
-    a: Strided,
+    out: Out<'_>,
+    a: Strided<'_>,
     rhs: &PackedView<'_>,
     epilogue: Epilogue<'_>,
     task: Task,
 ) {
     let Task { i0, mc, .. } = task;
     let (k, n) = (rhs.k, rhs.n);
+    assert!(i0 + mc <= out.m && task.j1 <= panels(out.n) && out.n == n && a.rows() == out.m);
+    assert!(a.cols() == k);
     let row_panels = mc.div_ceil(MR);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
     // Rows read in place: unit column stride, non-negative row stride; but not for the
@@ -674,9 +735,7 @@ fn run_task(
     // place are twelve streams (which share an L1 set when rows are 4 KiB apart), and one
     // packed panel pair costs less than that (seed fc2, 1 thread: 99 -> 107 GFLOP/s).
     let pack_all = kernel.is_avx512() && task.j1 - task.j0 >= PACK_ALL_MIN_PANELS;
-    let lda = usize::try_from(a.rs)
-        .ok()
-        .filter(|_| a.cs == 1 && !pack_all);
+    let lda = a.row_major_stride().filter(|_| !pack_all);
     // The packed panels: all of them, or only the partial last one when rows are read in place.
     let (first_packed, packed_rows) = match lda {
         Some(_) => (mc / MR, mc % MR),
@@ -735,13 +794,13 @@ fn run_task(
                         let a_panel = match in_place {
                             // SAFETY: rows row0..row0 + MR (< m, a full panel) and columns
                             // p0..p0 + kc of A: inside the view.
-                            Some(lda) => APanel::Rows(unsafe { a.ptr.add(row0 * lda + p0) }, lda),
+                            Some(lda) => APanel::Rows(unsafe { a.at(row0, p0) }, lda),
                             None => APanel::Packed(block[(i - first_packed) * kc * MR..].as_ptr()),
                         };
                         // SAFETY: `c` is row row0, column 16 j of C, inside C (row0 < m,
                         // 16 j < n); the task owns rows i0..i0 + mc and panels j0..j1, so no
                         // other task touches this tile.
-                        let c = unsafe { out.ptr.add(row0 * out.ldc + j * NR) };
+                        let c = unsafe { out.at(row0, j * NR) };
                         // Two full panels of rows read the same way: one pass over B's panel.
                         let pair = cols == NR
                             && mc >= (i + 2) * MR
@@ -760,22 +819,32 @@ fn run_task(
                             // checked just above), rows ldc apart; A's panel is MR x kc.
                             unsafe { kernel.run(kc, a_panel, b_panel, c, out.ldc, add) };
                         } else {
-                            edge_tile(kernel, kc, a_panel, b_panel, c, out.ldc, rows, cols, add);
+                            // SAFETY: the tile's rows x cols corner lies inside C and inside
+                            // this task's block (rows and cols clipped just above).
+                            unsafe {
+                                edge_tile(kernel, kc, a_panel, b_panel, c, out.ldc, rows, cols, add)
+                            };
                         }
                         i += 1;
                     }
                 }
             }
             // The stripe is summed: its epilogue while its block of C is still in L2.
-            finish(out, part, n, epilogue);
+            // SAFETY: the stripe is part of this task's block (the caller's contract).
+            unsafe { finish(out, part, epilogue) };
         }
     });
 }
 
 /// A tile at C's bottom or right edge: the kernel writes a full tile into a local buffer,
 /// and the `rows x cols` part that lies inside C is stored (or added).
+///
+/// # Safety
+/// `rows <= MR`, `cols <= NR` (checked), and `rows x cols` values from `c`, rows `ldc`
+/// apart, lie inside one allocation that nothing else touches meanwhile; `a_panel` is MR x
+/// kc readable floats as its variant says.
 #[allow(clippy::too_many_arguments)]
-fn edge_tile(
+unsafe fn edge_tile(
     kernel: Kernel,
     kc: usize,
     a_panel: APanel,
@@ -786,12 +855,12 @@ fn edge_tile(
     cols: usize,
     add: bool,
 ) {
+    assert!(rows <= MR && cols <= NR);
     let mut tile = [0.0f32; MR * NR];
-    // SAFETY: `tile` is a local MR x NR buffer, rows NR apart; A's panel is MR x kc (a
-    // partial panel of rows is always packed, zero-padded).
+    // SAFETY: `tile` is a local MR x NR buffer, rows NR apart; A's panel is MR x kc (the
+    // caller's contract: a partial panel of rows is always packed, zero-padded).
     unsafe { kernel.run(kc, a_panel, b_panel, tile.as_mut_ptr(), NR, false) };
-    // SAFETY: the caller's tile origin `c` plus rows x cols stays inside C and inside its
-    // task's block.
+    // SAFETY: the caller's contract: rows x cols values from `c` inside C, ours alone.
     unsafe { store_edge(&tile, c, ldc, (rows, cols), add) };
 }
 
@@ -808,6 +877,7 @@ unsafe fn store_edge(
     (rows, cols): (usize, usize),
     add: bool,
 ) {
+    debug_assert!(rows <= MR && cols <= NR, "a {rows} x {cols} corner of a tile");
     for (r, src) in tile.chunks_exact(NR).take(rows).enumerate() {
         // SAFETY: row r < rows of the corner, cols values: the caller's contract.
         let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), cols) };
@@ -819,9 +889,14 @@ unsafe fn store_edge(
     }
 }
 
-/// The epilogue's bias and activation over a block of C (rows `i0..i0 + mc`, panels
+/// The epilogue's bias and row function over a block of C (rows `i0..i0 + mc`, panels
 /// `j0..j1`), row by row.
-fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
+///
+/// # Safety
+/// No other code reads or writes the block meanwhile. (It lies inside C: asserted.)
+unsafe fn finish(out: Out<'_>, task: Task, epilogue: Epilogue<'_>) {
+    let n = out.n;
+    assert!(task.i0 + task.mc <= out.m && task.j1 <= panels(n));
     let Epilogue {
         bias, map, scale, ..
     } = epilogue;
@@ -841,8 +916,9 @@ fn finish(out: Out, task: Task, n: usize, epilogue: Epilogue<'_>) {
         None => &[],
     };
     for r in task.i0..task.i0 + task.mc {
-        // SAFETY: row r < m and columns c0..c1 <= n lie inside C, in this task's block.
-        let row = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(r * out.ldc + c0), c1 - c0) };
+        // SAFETY: row r < m and columns c0..c1 <= n lie inside C (asserted above), in this
+        // task's block (the caller's contract).
+        let row = unsafe { std::slice::from_raw_parts_mut(out.at(r, c0), c1 - c0) };
         if row_work {
             finish_row(row, bias, map);
         }
