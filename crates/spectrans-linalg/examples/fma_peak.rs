@@ -2,7 +2,7 @@
 //! held in registers (no memory traffic), on `--threads` threads at once. No GEMM can pass
 //! it, so `cargo xtask bench` sets the model's products against it. Prints one JSON line.
 //!
-//! `cargo run --release -p spectrans-layers --example fma_peak -- --threads T [--seconds S]`
+//! `cargo run --release -p spectrans-linalg --example fma_peak -- --threads T [--seconds S]`
 //!
 //! The widest FMA the CPU has is chosen at run time: 512-bit (AVX-512 F), 256-bit (AVX2 and
 //! FMA), else scalar `f32::mul_add`.
