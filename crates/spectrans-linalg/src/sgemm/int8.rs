@@ -27,7 +27,7 @@ use crate::simd;
 use crate::{Epilogue, Parallelism};
 
 /// Bytes of one group of 4 k values for the NR columns of a panel.
-const GROUP_BYTES: usize = 4 * NR;
+pub(super) const GROUP_BYTES: usize = 4 * NR;
 
 /// A weight W (n, k) held as int8 codes per output channel, packed for the int8 kernel.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,9 +105,9 @@ impl Int8Rhs {
 
 /// One row's quantized activations.
 #[derive(Debug, Clone, Copy, Default)]
-struct RowQuant {
-    scale: f32,
-    zero: i32,
+pub(super) struct RowQuant {
+    pub(super) scale: f32,
+    pub(super) zero: i32,
 }
 
 thread_local! {
@@ -274,10 +274,10 @@ unsafe fn run_task(
 
 /// One panel of the weight: its codes and, per column, `Σ_k q_w` and `s_w`.
 #[derive(Clone, Copy)]
-struct Panel<'a> {
-    b: &'a [i8],
-    sums: &'a [i32],
-    scales: &'a [f32],
+pub(super) struct Panel<'a> {
+    pub(super) b: &'a [i8],
+    pub(super) sums: &'a [i32],
+    pub(super) scales: &'a [f32],
 }
 
 /// Where a tile of C lands: `rows x cols` values from `c`, rows `ldc` apart.
@@ -292,7 +292,13 @@ struct Tile {
 
 /// `c (+)= ((acc − z · sum) · s_x) · s_w` for one row's NR columns (the portable
 /// dequantization; the AVX2 kernel does the same operations in the same order).
-fn dequantize_row(dst: &mut [f32], acc: &[i32; NR], quant: RowQuant, panel: Panel<'_>, add: bool) {
+pub(super) fn dequantize_row(
+    dst: &mut [f32],
+    acc: &[i32; NR],
+    quant: RowQuant,
+    panel: Panel<'_>,
+    add: bool,
+) {
     for (((d, &a), &sum), &scale) in dst.iter_mut().zip(acc).zip(panel.sums).zip(panel.scales) {
         let v = ((a - quant.zero * sum) as f32 * quant.scale) * scale;
         *d = if add { *d + v } else { v };
@@ -314,6 +320,12 @@ pub(crate) fn kernel_name() -> &'static str {
         Kernel::Vnni(_) => "AVX-512 VNNI vpdpbusd 6x16 kernel",
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+use super::avx2::int8 as avx2;
+#[cfg(target_arch = "x86_64")]
+use super::avx512::int8 as vnni;
+use super::portable::int8::sums as portable;
 
 /// Which int8 kernel runs. The vector variants hold the capability token of their
 /// instruction set ([`crate::simd`]): a `Kernel` that runs them exists only on a CPU that has it.
@@ -375,7 +387,7 @@ impl Kernel {
             let vector = |c: *mut f32, ldc: usize, accumulate: bool| unsafe {
                 match self {
                     Kernel::Vnni(cpu) => {
-                        avx2::tile_vnni(cpu, groups, a, quant, panel, c, ldc, accumulate)
+                        vnni::tile(cpu, groups, a, quant, panel, c, ldc, accumulate)
                     }
                     Kernel::Avx2(cpu) => {
                         avx2::tile(cpu, groups, a, quant, panel, c, ldc, accumulate)
@@ -416,259 +428,8 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2(cpu) => unsafe { avx2::sums(cpu, groups, a, b) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni(cpu) => unsafe { avx2::sums_vnni(cpu, groups, a, b) },
+            Kernel::Vnni(cpu) => unsafe { vnni::sums(cpu, groups, a, b) },
         }
-    }
-}
-
-fn portable(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; NR]; MR] {
-    let mut acc = [[0i32; NR]; MR];
-    for g in 0..groups {
-        let block = &b[g * GROUP_BYTES..(g + 1) * GROUP_BYTES];
-        for (row, codes) in acc.iter_mut().zip(&a) {
-            let codes = &codes[4 * g..4 * g + 4];
-            for (c, sum) in row.iter_mut().enumerate() {
-                let w = &block[(c / 8) * 32 + (c % 8) * 4..][..4];
-                *sum += codes
-                    .iter()
-                    .zip(w)
-                    .map(|(&x, &w)| i32::from(x) * i32::from(w))
-                    .sum::<i32>();
-            }
-        }
-    }
-    acc
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::{GROUP_BYTES, MR, Panel, RowQuant};
-    use crate::simd;
-
-    /// A full tile: the sums of [`sums`], then per row
-    /// `c (+)= ((acc − z · sum) · s_x) · s_w` in vectors, the same operations in the same
-    /// order as [`super::dequantize_row`] (so the same bits).
-    ///
-    /// # Safety
-    /// Needs AVX2, vouched for by `cpu`; the caller promises the rest: as [`sums`], and `MR`
-    /// rows of `NR` values from `c`, `ldc` apart, are writable.
-    #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn tile(
-        cpu: simd::Avx2,
-        groups: usize,
-        a: [&[u8]; MR],
-        quant: &[RowQuant; MR],
-        panel: Panel<'_>,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let acc = accumulators(cpu, groups, a, panel.b);
-            store(cpu, acc, quant, panel, c, ldc, accumulate);
-        }
-    }
-
-    /// [`tile`] with the sums of [`accumulators_vnni`] (the same integers, so the same bits).
-    ///
-    /// # Safety
-    /// Needs AVX2, AVX-512 VNNI and AVX-512 VL, vouched for by `cpu`; the caller promises
-    /// the rest, as for [`tile`].
-    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn tile_vnni(
-        cpu: simd::Avx512Vnni,
-        groups: usize,
-        a: [&[u8]; MR],
-        quant: &[RowQuant; MR],
-        panel: Panel<'_>,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let acc = accumulators_vnni(cpu, groups, a, panel.b);
-            store(cpu.into(), acc, quant, panel, c, ldc, accumulate);
-        }
-    }
-
-    /// The dequantization of a tile's sums, stored (or added) at `c` (inlined into each
-    /// kernel's `tile`, which has AVX2).
-    ///
-    /// # Safety
-    /// Needs AVX2, vouched for by `_cpu`; the caller promises the rest: the panel holds NR
-    /// sums and NR scales (checked in debug builds); `MR` rows of `NR` values from `c`, `ldc`
-    /// apart, are writable.
-    #[inline(always)]
-    unsafe fn store(
-        _cpu: simd::Avx2,
-        acc: [__m256i; 2 * MR],
-        quant: &[RowQuant; MR],
-        panel: Panel<'_>,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        debug_assert!(panel.sums.len() >= super::NR && panel.scales.len() >= super::NR);
-        // SAFETY: the caller's contract.
-        unsafe {
-            let sums = [
-                _mm256_loadu_si256(panel.sums.as_ptr().cast()),
-                _mm256_loadu_si256(panel.sums.as_ptr().add(8).cast()),
-            ];
-            let scales = [
-                _mm256_loadu_ps(panel.scales.as_ptr()),
-                _mm256_loadu_ps(panel.scales.as_ptr().add(8)),
-            ];
-            for (r, q) in quant.iter().enumerate() {
-                let zero = _mm256_set1_epi32(q.zero);
-                let scale = _mm256_set1_ps(q.scale);
-                for h in 0..2 {
-                    let centred =
-                        _mm256_sub_epi32(acc[2 * r + h], _mm256_mullo_epi32(zero, sums[h]));
-                    let v =
-                        _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(centred), scale), scales[h]);
-                    let dst = c.add(r * ldc + 8 * h);
-                    let v = if accumulate {
-                        _mm256_add_ps(_mm256_loadu_ps(dst), v)
-                    } else {
-                        v
-                    };
-                    _mm256_storeu_ps(dst, v);
-                }
-            }
-        }
-    }
-
-    /// The integer sums `Σ_k a[r][k] · b[k, c]`, as an array (for the tests).
-    ///
-    /// # Safety
-    /// Needs AVX2, vouched for by `cpu`; every row of `a` holds `4 · groups` codes and `b`
-    /// `groups` groups.
-    #[cfg(test)]
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn sums(
-        cpu: simd::Avx2,
-        groups: usize,
-        a: [&[u8]; MR],
-        b: &[i8],
-    ) -> [[i32; super::NR]; MR] {
-        // SAFETY: the caller's contract.
-        unsafe { to_array(cpu, accumulators(cpu, groups, a, b)) }
-    }
-
-    /// The 12 accumulators as MR rows of NR sums (for the tests).
-    ///
-    /// # Safety
-    /// Needs AVX2, vouched for by `_cpu`.
-    #[cfg(test)]
-    #[inline(always)]
-    unsafe fn to_array(_cpu: simd::Avx2, acc: [__m256i; 2 * MR]) -> [[i32; super::NR]; MR] {
-        let mut out = [[0i32; super::NR]; MR];
-        for (r, row) in out.iter_mut().enumerate() {
-            // SAFETY: each row holds NR = 16 i32; the CPU has AVX2 (the caller's contract).
-            unsafe {
-                _mm256_storeu_si256(row.as_mut_ptr().cast(), acc[2 * r]);
-                _mm256_storeu_si256(row.as_mut_ptr().add(8).cast(), acc[2 * r + 1]);
-            }
-        }
-        out
-    }
-
-    /// [`sums`] by [`accumulators_vnni`] (for the tests).
-    ///
-    /// # Safety
-    /// As [`sums`]; needs AVX2, AVX-512 VNNI and AVX-512 VL, vouched for by `cpu`.
-    #[cfg(test)]
-    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    pub(super) unsafe fn sums_vnni(
-        cpu: simd::Avx512Vnni,
-        groups: usize,
-        a: [&[u8]; MR],
-        b: &[i8],
-    ) -> [[i32; super::NR]; MR] {
-        // SAFETY: the caller's contract.
-        unsafe { to_array(cpu.into(), accumulators_vnni(cpu, groups, a, b)) }
-    }
-
-    /// The integer sums of [`accumulators`], by `vpdpbusd`: per group of 4 k, each row's 4
-    /// codes broadcast, and each 32-bit lane of the accumulator gains the sum of its four
-    /// u8 x i8 products in one instruction. The sums are exact (no i16 stage to saturate),
-    /// so they equal the AVX2 and portable ones.
-    ///
-    /// # Safety
-    /// Needs AVX2, AVX-512 VNNI and AVX-512 VL, vouched for by `_cpu`; every row of `a`
-    /// holds `4 · groups` codes and `b` `groups` groups (checked in debug builds).
-    #[inline]
-    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    unsafe fn accumulators_vnni(
-        _cpu: simd::Avx512Vnni,
-        groups: usize,
-        a: [&[u8]; MR],
-        b: &[i8],
-    ) -> [__m256i; 2 * MR] {
-        debug_assert!(b.len() >= groups * GROUP_BYTES && a.iter().all(|r| r.len() >= 4 * groups));
-        let mut acc = [_mm256_setzero_si256(); 2 * MR];
-        let bp = b.as_ptr();
-        for g in 0..groups {
-            // SAFETY: group g < groups lies inside `b`, and 4 g + 4 <= each row's length.
-            unsafe {
-                let b0 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES).cast());
-                let b1 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES + 32).cast());
-                for r in 0..MR {
-                    let word = std::ptr::read_unaligned(a[r].as_ptr().add(4 * g).cast::<i32>());
-                    let x = _mm256_set1_epi32(word);
-                    acc[2 * r] = _mm256_dpbusd_epi32(acc[2 * r], x, b0);
-                    acc[2 * r + 1] = _mm256_dpbusd_epi32(acc[2 * r + 1], x, b1);
-                }
-            }
-        }
-        acc
-    }
-
-    /// The integer sums in 12 accumulators (row r's columns 0..8 in `2 r`, 8..16 in
-    /// `2 r + 1`): per group of 4 k, each row's 4 codes broadcast, `vpmaddubsw` against the
-    /// 32 bytes of 8 columns (pairs of products in i16), `vpmaddwd` with ones (sums of 4 in
-    /// i32), added. (The compiler spills one accumulator to the stack in this loop; pinning
-    /// the registers in assembly was measured and gained nothing: the two multiply pipes are
-    /// the bound.)
-    ///
-    /// # Safety
-    /// Needs AVX2, vouched for by `_cpu`; every row of `a` holds `4 · groups` codes and `b`
-    /// `groups` groups (checked in debug builds).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn accumulators(
-        _cpu: simd::Avx2,
-        groups: usize,
-        a: [&[u8]; MR],
-        b: &[i8],
-    ) -> [__m256i; 2 * MR] {
-        debug_assert!(b.len() >= groups * GROUP_BYTES && a.iter().all(|r| r.len() >= 4 * groups));
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_si256(); 2 * MR];
-        let bp = b.as_ptr();
-        for g in 0..groups {
-            // SAFETY: group g < groups lies inside `b`, and 4 g + 4 <= each row's length.
-            unsafe {
-                let b0 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES).cast());
-                let b1 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES + 32).cast());
-                for r in 0..MR {
-                    let word = std::ptr::read_unaligned(a[r].as_ptr().add(4 * g).cast::<i32>());
-                    let x = _mm256_set1_epi32(word);
-                    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones);
-                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones);
-                    acc[2 * r] = _mm256_add_epi32(acc[2 * r], p0);
-                    acc[2 * r + 1] = _mm256_add_epi32(acc[2 * r + 1], p1);
-                }
-            }
-        }
-        acc
     }
 }
 

@@ -105,6 +105,12 @@ pub(crate) enum BPanel<'a> {
     Bf16(&'a [u16]),
 }
 
+#[cfg(target_arch = "x86_64")]
+use super::avx2::f32 as avx2;
+#[cfg(target_arch = "x86_64")]
+use super::avx512::f32 as avx512;
+use super::portable::f32::kernel as portable;
+
 /// Which micro-kernel runs, detected once per product. The vector variants hold the
 /// capability token of their instruction set ([`crate::simd`]), so a `Kernel` that runs
 /// AVX2 or AVX-512 code can only be made on a CPU that has it.
@@ -299,189 +305,8 @@ impl Kernel {
 
 /// Where a kernel's MR x NR sums go: `C[r, j] (+)= sum[r, j]`, rows `ldc` floats apart.
 #[derive(Debug, Clone, Copy)]
-struct Tile {
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-}
-
-/// The portable kernel: the same sums in the same order as the vector kernel (which fuses
-/// each multiply-add, so the two are compared with a tolerance, not bit for bit).
-///
-/// # Safety
-/// As [`Kernel::run`], with A's element (r, p) at `a + r * rs + p * cs`.
-unsafe fn portable<T: PanelValue>(
-    kc: usize,
-    a: *const f32,
-    rs: usize,
-    cs: usize,
-    b: &[T],
-    tile: Tile,
-) {
-    let mut acc = [[0.0f32; NR]; MR];
-    for (p, bp) in b.chunks_exact(NR).take(kc).enumerate() {
-        for (r, row) in acc.iter_mut().enumerate() {
-            // SAFETY: r < MR, p < kc: inside A's block (the caller's contract).
-            let av = unsafe { *a.add(r * rs + p * cs) };
-            for (s, &bv) in row.iter_mut().zip(bp) {
-                *s += av * bv.to_f32();
-            }
-        }
-    }
-    for (r, row) in acc.iter().enumerate() {
-        // SAFETY: the caller's contract: row r of the tile is NR writable floats.
-        let dst = unsafe { std::slice::from_raw_parts_mut(tile.c.add(r * tile.ldc), NR) };
-        if tile.accumulate {
-            dst.iter_mut().zip(row.iter()).for_each(|(d, s)| *d += s);
-        } else {
-            dst.copy_from_slice(row);
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::{MR, NR, PanelValue, Tile};
-    use crate::simd;
-
-    /// One step: broadcast each of the MR values of A (`rs` apart) and multiply-add it into
-    /// the two vectors of B.
-    macro_rules! step {
-        ($acc:ident, $a:expr, $rs:expr, $b:expr) => {{
-            // SAFETY (caller): `$a + r * $rs` is readable for r < MR, `$b` holds NR values.
-            let (a, b) = ($a, $b);
-            let b0 = unsafe { PanelValue::load8(b) };
-            let b1 = unsafe { PanelValue::load8(b.add(8)) };
-            for r in 0..MR {
-                // SAFETY: as above, r < MR.
-                let av = unsafe { _mm256_broadcast_ss(&*a.add(r * $rs)) };
-                $acc[2 * r] = _mm256_fmadd_ps(av, b0, $acc[2 * r]);
-                $acc[2 * r + 1] = _mm256_fmadd_ps(av, b1, $acc[2 * r + 1]);
-            }
-        }};
-    }
-
-    /// `C (+)= A · B` over `kc` steps with 12 accumulators (6 rows x 2 vectors). A's element
-    /// (r, p) is at `a + r * lda + p` when `ROWS`, else at `a + r + p * MR` (packed).
-    ///
-    /// # Safety
-    /// Needs AVX2 and FMA, vouched for by the `_cpu` token; the caller promises the rest:
-    /// A's block and `b` (`kc * NR` values) are readable; the tile is as
-    /// [`super::Kernel::run`] asks.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel<const ROWS: bool, T: PanelValue>(
-        _cpu: simd::Avx2Fma,
-        kc: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const T,
-        tile: Tile,
-    ) {
-        let (rs, cs) = if ROWS { (lda, 1) } else { (1, MR) };
-        let mut acc = [_mm256_setzero_ps(); 2 * MR];
-        let mut p = 0;
-        // SAFETY (every step): p + u < kc, so each step reads inside A's block and B's panel.
-        while p + 4 <= kc {
-            step!(acc, unsafe { a.add(p * cs) }, rs, unsafe { b.add(p * NR) });
-            step!(acc, unsafe { a.add((p + 1) * cs) }, rs, unsafe {
-                b.add((p + 1) * NR)
-            });
-            step!(acc, unsafe { a.add((p + 2) * cs) }, rs, unsafe {
-                b.add((p + 2) * NR)
-            });
-            step!(acc, unsafe { a.add((p + 3) * cs) }, rs, unsafe {
-                b.add((p + 3) * NR)
-            });
-            p += 4;
-        }
-        while p < kc {
-            step!(acc, unsafe { a.add(p * cs) }, rs, unsafe { b.add(p * NR) });
-            p += 1;
-        }
-        for r in 0..MR {
-            // SAFETY: row r of the tile holds NR = 16 floats at c + r * ldc.
-            unsafe {
-                let row = tile.c.add(r * tile.ldc);
-                let (mut v0, mut v1) = (acc[2 * r], acc[2 * r + 1]);
-                if tile.accumulate {
-                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(row));
-                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(row.add(8)));
-                }
-                _mm256_storeu_ps(row, v0);
-                _mm256_storeu_ps(row.add(8), v1);
-            }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use super::{MR, NR, PanelValue, Tile};
-    use crate::simd;
-
-    /// Rows of the pair kernel's tile.
-    const ROWS: usize = 2 * MR;
-
-    /// `C (+)= A · B` over `kc` steps for a 12 x 16 tile: 12 accumulators of 16 lanes, one
-    /// load of B per step and one broadcast of A per row. With `IN_PLACE` A's element (r, p)
-    /// is at `a + r * stride + p` (12 rows of a row-major A); else at `a + r + p * MR` for
-    /// r < MR and `a + stride + (r - MR) + p * MR` after (two packed panels, `stride` apart).
-    ///
-    /// # Safety
-    /// Needs AVX-512 F, vouched for by the `_cpu` token; the caller promises the rest: A's
-    /// two panels and `b` (`kc * NR` values, checked) are readable; the tile's 12 rows are
-    /// as [`super::Kernel::run`] asks.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn pair<const IN_PLACE: bool, T: PanelValue>(
-        _cpu: simd::Avx512,
-        kc: usize,
-        a: *const f32,
-        stride: usize,
-        b: &[T],
-        tile: Tile,
-    ) {
-        // Where row r of A starts, and how far apart its steps are.
-        let (second, rs, cs) = if IN_PLACE {
-            (MR * stride, stride, 1)
-        } else {
-            (stride, 1, MR)
-        };
-        debug_assert!(
-            b.len() >= kc * NR,
-            "B panel of {} values for kc = {kc}",
-            b.len()
-        );
-        let mut acc = [_mm512_setzero_ps(); ROWS];
-        let b = b.as_ptr();
-        for p in 0..kc {
-            // SAFETY: p < kc: step p of B's panel and of both panels of A (the caller's
-            // contract).
-            unsafe {
-                let bv = PanelValue::load16(b.add(p * NR));
-                let a0 = a.add(p * cs);
-                let a1 = a0.add(second);
-                let (upper, lower) = acc.split_at_mut(MR);
-                for (r, (u, l)) in upper.iter_mut().zip(lower).enumerate() {
-                    *u = _mm512_fmadd_ps(_mm512_set1_ps(*a0.add(r * rs)), bv, *u);
-                    *l = _mm512_fmadd_ps(_mm512_set1_ps(*a1.add(r * rs)), bv, *l);
-                }
-            }
-        }
-        for (r, &sum) in acc.iter().enumerate() {
-            // SAFETY: row r < 12 of the tile holds NR = 16 floats at c + r * ldc.
-            unsafe {
-                let row = tile.c.add(r * tile.ldc);
-                let v = if tile.accumulate {
-                    _mm512_add_ps(sum, _mm512_loadu_ps(row))
-                } else {
-                    sum
-                };
-                _mm512_storeu_ps(row, v);
-            }
-        }
-    }
+pub(super) struct Tile {
+    pub(super) c: *mut f32,
+    pub(super) ldc: usize,
+    pub(super) accumulate: bool,
 }

@@ -1,4 +1,6 @@
-//! Our single-precision GEMM: `C = epilogue(A · B)` with B packed once.
+//! Our single-precision GEMM, the driver (the packed formats are in `packed.rs`, the planner
+//! in `plan.rs`, the packing in `pack.rs`, the micro-kernels in `kernel.rs`, `int8.rs` and
+//! `bf16.rs`): `C = epilogue(A · B)` with B packed once.
 //!
 //! A BLIS-style blocked product: B (k, n) is packed into [`PackedRhs`] (once per weight when
 //! the caller keeps it), A is packed per task into MR-row panels of KC columns (or read in
@@ -11,37 +13,42 @@
 //! Each element of C is summed in the same order whatever the thread count (the k blocks in
 //! order, each block's steps in order), so results do not depend on how many threads ran.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod bf16;
 mod int8;
 mod kernel;
 mod pack;
+mod packed;
+mod plan;
+mod portable;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::ops::Range;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::epilogue::{finish_row, scale_row};
 use crate::error::{LinalgError, shape_error};
-use crate::precision::{Precision, round_bf16};
+use crate::precision::Precision;
 use crate::scratch::with_thread_local;
 use crate::{Epilogue, Parallelism};
-use kernel::{APanel, BPanel, Kernel, MR, NR, PanelValue};
-use pack::{KC, Line, Strided, lines_for, pack_lhs, pack_rhs, packed_len, panels};
+use kernel::{APanel, BPanel, Kernel, MR, NR};
+use pack::{KC, Line, Strided, lines_for, pack_lhs, pack_rhs, panels};
+pub use packed::PackedRhs;
+use packed::{PackedView, PanelsRef, Rhs, bf16_bits};
+pub use plan::row_blocks;
+use plan::{Task, plan, threads_for};
 
-/// The most rows of A one task packs (an A block of MC x KC floats stays in L2).
-const MC: usize = 168;
 /// The most floats of C one task sums over all of k before moving on (256 KiB, in L2).
 const C_BLOCK_FLOATS: usize = 64 * 1024;
 /// The AVX-512 kernel packs a row-major A (rather than reading it in place) for tasks of at
 /// least this many B panels: a product with a narrow B (a classifier head) reads each value
 /// of A once or twice, and packing would double that.
 const PACK_ALL_MIN_PANELS: usize = 4;
-/// Products with fewer multiply-adds than this run on the calling thread.
-const PARALLEL_MIN_FLOPS: usize = 48 * 48 * 48;
-
 thread_local! {
     /// The packed A block of the task running on this thread (the one scratch strategy,
     /// [`crate::with_thread_local`]).
@@ -52,239 +59,6 @@ thread_local! {
     static ROUNDED_LHS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// A row-major stand-in for a C whose rows are not contiguous (a transposed C).
     static C_ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The threads a product of (m, k) x (k, n) is split over: one for a small product or
-/// with [`Parallelism::None`], else the rayon pool's.
-pub(crate) fn threads_for(m: usize, n: usize, k: usize, parallelism: Parallelism) -> usize {
-    let flops = m.saturating_mul(n).saturating_mul(k);
-    if flops < PARALLEL_MIN_FLOPS || parallelism == Parallelism::None {
-        1
-    } else {
-        rayon::current_num_threads()
-    }
-}
-
-/// Rows `0..m` cut into blocks of at most about `max_rows` rows for `threads` threads: a
-/// multiple of `threads` blocks (when there are rows enough), dealt out in whole units of two
-/// MR panels (so the AVX-512 kernel's 12-row tiles cover every block but the last) as evenly
-/// as units allow, sizes differing by one unit at most, so no thread is left with an extra
-/// block at the end.
-pub fn row_blocks(m: usize, max_rows: usize, threads: usize) -> Vec<Range<usize>> {
-    const UNIT: usize = 2 * MR;
-    let units = m.div_ceil(UNIT);
-    let blocks = m
-        .div_ceil(max_rows)
-        .max(1)
-        .next_multiple_of(threads.max(1))
-        .min(units);
-    (0..blocks)
-        .map(|b| (b * units / blocks * UNIT)..((b + 1) * units / blocks * UNIT).min(m))
-        .collect()
-}
-
-/// The right operand B (k, n) of `C = A · B`, packed into the panels the micro-kernels read.
-///
-/// A Linear layer's weight W (out, in) gives B = Wᵀ: [`PackedRhs::from_weight`] keeps it in
-/// f32, [`PackedRhs::quantized_from_weight`] in bfloat16 (half the memory) or int8 with one
-/// scale per output channel (a quarter).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PackedRhs {
-    k: usize,
-    n: usize,
-    data: Panels,
-}
-
-/// The packed values of a [`PackedRhs`], in one of three formats.
-#[derive(Debug, Clone, PartialEq)]
-enum Panels {
-    F32(Vec<f32>),
-    /// bfloat16 bits (the high half of each value's f32, rounded to nearest even), widened
-    /// by the f32 kernel.
-    Bf16(Vec<u16>),
-    /// bfloat16 bits in the `vdpbf16ps` kernel's layout (CPUs with AVX-512 BF16).
-    Bf16Dot(bf16::Bf16Rhs),
-    /// int8 codes and one scale per output channel, in the integer kernel's layout.
-    Int8(int8::Int8Rhs),
-}
-
-impl PackedRhs {
-    /// Packs B (k, n), any strides.
-    pub fn new(b: ArrayView2<'_, f32>) -> Self {
-        let (k, n) = b.dim();
-        // Exactly the weight's size (when n is a multiple of 16): see `pack::Line`.
-        let mut data = vec![0.0f32; packed_len(k, n)];
-        pack_rhs(Strided::of(&b), &mut data);
-        Self {
-            k,
-            n,
-            data: Panels::F32(data),
-        }
-    }
-
-    /// Packs `B = Wᵀ` for a weight W (out, in) in PyTorch layout, so `C = A · Wᵀ`.
-    pub fn from_weight(weight: ArrayView2<'_, f32>) -> Self {
-        Self::new(weight.t())
-    }
-
-    /// Packs `B = Wᵀ` in `precision`: at `Bf16` each value rounded to bfloat16
-    /// ([`round_bf16`]); at `Int8` each output channel (row of W) quantized symmetrically,
-    /// `q = round(w / s)` in [-127, 127], `s = max|w| / 127` (a row of zeros keeps `s = 0`), as
-    /// [`quantize_rows_into`](crate::precision::quantize_rows_into) does. The products of
-    /// [`gemm`](crate::gemm) then use exactly those values, and convert the left operand to the
-    /// same format on each call (bf16: each value rounded; int8: per row to 7-bit codes,
-    /// then the sums of `x · q`, times the scales). On CPUs with AVX-512 BF16 a bf16 weight
-    /// is held for the `vdpbf16ps` kernel; elsewhere the f32 kernel widens it.
-    ///
-    /// ```
-    /// use ndarray::array;
-    /// use spectrans_linalg::{PackedRhs, Precision};
-    /// let w = array![[0.5f32, -1.0, 0.25]];
-    /// let packed = PackedRhs::quantized_from_weight(w.view(), Precision::Int8);
-    /// assert_eq!(packed.precision(), Precision::Int8);
-    /// let back = packed.to_weight(); // s · q with s = 1/127
-    /// assert_eq!(back[[0, 1]], -1.0);
-    /// assert!((back[[0, 0]] - 64.0 / 127.0).abs() < 1e-7);
-    /// ```
-    pub fn quantized_from_weight(weight: ArrayView2<'_, f32>, precision: Precision) -> Self {
-        let (n, k) = weight.dim();
-        let data = match precision {
-            Precision::F32 => return Self::from_weight(weight),
-            Precision::Bf16 if let Some(cpu) = bf16::supported() => {
-                Panels::Bf16Dot(bf16::Bf16Rhs::from_weight(cpu, weight))
-            }
-            Precision::Bf16 => {
-                let Panels::F32(values) = Self::from_weight(weight).data else {
-                    unreachable!("from_weight packs f32")
-                };
-                Panels::Bf16(values.iter().map(|&v| bf16_bits(v)).collect())
-            }
-            Precision::Int8 => Panels::Int8(int8::Int8Rhs::from_weight(weight)),
-        };
-        Self { k, n, data }
-    }
-
-    /// W (out, in) packed as the products on it should read it, in `precision`: always for
-    /// bf16 and int8 ([`PackedRhs::quantized_from_weight`]); for f32 only where our kernels
-    /// run the products ([`packs_f32`](crate::packs_f32)), `None` elsewhere (the backend
-    /// there reads the plain matrix).
-    pub fn for_products(weight: ArrayView2<'_, f32>, precision: Precision) -> Option<Self> {
-        if precision == Precision::F32 && !crate::packs_f32() {
-            return None;
-        }
-        Some(Self::quantized_from_weight(weight, precision))
-    }
-
-    /// The number format the values are kept in.
-    pub fn precision(&self) -> Precision {
-        match self.data {
-            Panels::F32(_) => Precision::F32,
-            Panels::Bf16(_) | Panels::Bf16Dot(_) => Precision::Bf16,
-            Panels::Int8(_) => Precision::Int8,
-        }
-    }
-
-    /// Rows of B (the inner dimension k).
-    pub fn rows(&self) -> usize {
-        self.k
-    }
-
-    /// Columns of B (the output width n).
-    pub fn cols(&self) -> usize {
-        self.n
-    }
-
-    /// Unpacks the weight W (n, k) that [`PackedRhs::from_weight`] packed (B = Wᵀ); for a
-    /// reduced precision, the values it holds (`s · q` for int8).
-    pub fn to_weight(&self) -> Array2<f32> {
-        let view = match self.view() {
-            Rhs::Panels(view) => view,
-            Rhs::Int8(q) => return q.to_weight(),
-            Rhs::Bf16Dot(q) => return q.to_weight(),
-        };
-        Array2::from_shape_fn((self.n, self.k), |(j, p)| {
-            let kc = KC.min(self.k - p / KC * KC);
-            let i = (p % KC) * NR + j % NR;
-            match view.panel(p / KC * KC, kc, j / NR) {
-                BPanel::F32(b) => b[i],
-                BPanel::Bf16(b) => b[i].to_f32(),
-            }
-        })
-    }
-
-    fn view(&self) -> Rhs<'_> {
-        let data = match &self.data {
-            Panels::F32(v) => PanelsRef::F32(v),
-            Panels::Bf16(v) => PanelsRef::Bf16(v),
-            Panels::Int8(q) => return Rhs::Int8(q),
-            Panels::Bf16Dot(q) => return Rhs::Bf16Dot(q),
-        };
-        Rhs::Panels(PackedView {
-            k: self.k,
-            n: self.n,
-            data,
-        })
-    }
-}
-
-/// A product's right operand: f32 or bf16 panels for the f32 kernel, int8 for the integer
-/// one, or bf16 for the `vdpbf16ps` one.
-#[derive(Debug, Clone, Copy)]
-enum Rhs<'a> {
-    Panels(PackedView<'a>),
-    Int8(&'a int8::Int8Rhs),
-    Bf16Dot(&'a bf16::Bf16Rhs),
-}
-
-impl Rhs<'_> {
-    fn k(&self) -> usize {
-        match self {
-            Rhs::Panels(v) => v.k,
-            Rhs::Int8(q) => q.k,
-            Rhs::Bf16Dot(q) => q.k,
-        }
-    }
-
-    fn n(&self) -> usize {
-        match self {
-            Rhs::Panels(v) => v.n,
-            Rhs::Int8(q) => q.n,
-            Rhs::Bf16Dot(q) => q.n,
-        }
-    }
-}
-
-/// The bfloat16 bits of `v` rounded to nearest even ([`round_bf16`]).
-fn bf16_bits(v: f32) -> u16 {
-    // The low 16 bits of a rounded value are zero.
-    (round_bf16(v).to_bits() >> 16) as u16
-}
-
-/// The packed values of a [`PackedView`], borrowed.
-#[derive(Debug, Clone, Copy)]
-enum PanelsRef<'a> {
-    F32(&'a [f32]),
-    Bf16(&'a [u16]),
-}
-
-/// A packed B, borrowed (from a [`PackedRhs`] or a per-call scratch buffer).
-#[derive(Debug, Clone, Copy)]
-struct PackedView<'a> {
-    k: usize,
-    n: usize,
-    data: PanelsRef<'a>,
-}
-
-impl<'a> PackedView<'a> {
-    /// The panel of columns `16j..` in the block of B rows starting at `p0` (`kc` rows).
-    fn panel(&self, p0: usize, kc: usize, j: usize) -> BPanel<'a> {
-        let start = p0 * panels(self.n) * NR + j * kc * NR;
-        let range = start..start + kc * NR;
-        match self.data {
-            PanelsRef::F32(v) => BPanel::F32(&v[range]),
-            PanelsRef::Bf16(v) => BPanel::Bf16(&v[range]),
-        }
-    }
 }
 
 /// Whether this CPU runs a vector f32 kernel (x86-64 with AVX2 and FMA, or AVX-512).
@@ -361,27 +135,6 @@ pub(crate) fn gemm_unpacked(
             Kernel::detect(),
         )
     })
-}
-
-/// A C block one task owns: rows `i0..i0 + mc`, panels `j0..j1` (columns `16 j0..`).
-#[derive(Debug, Clone, Copy)]
-struct Task {
-    i0: usize,
-    mc: usize,
-    j0: usize,
-    j1: usize,
-}
-
-impl Task {
-    /// The task's block cut into stripes of at most `panels` panels of columns, in order:
-    /// each summed, then given its epilogue while its block of C is still in L2.
-    fn stripes(self, panels: usize) -> impl Iterator<Item = Task> {
-        (self.j0..self.j1).step_by(panels).map(move |j0| Task {
-            j0,
-            j1: (j0 + panels).min(self.j1),
-            ..self
-        })
-    }
 }
 
 /// C (m rows of n values, rows `ldc` apart), exclusively borrowed for `'c` and shared by the
@@ -681,32 +434,6 @@ fn run_panels(
     }
 }
 
-/// Cuts C into tasks: the row blocks of [`row_blocks`] (about MC rows), and when that gives
-/// fewer than two tasks per thread, column ranges too.
-fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
-    let blocks = row_blocks(m, MC, threads);
-    let np = panels(n);
-    let want = 2 * threads;
-    let col_chunks = if threads > 1 && blocks.len() < want {
-        want.div_ceil(blocks.len()).min(np)
-    } else {
-        1
-    };
-    let per_chunk = np.div_ceil(col_chunks);
-    let mut tasks = Vec::new();
-    for rows in blocks {
-        for j0 in (0..np).step_by(per_chunk) {
-            tasks.push(Task {
-                i0: rows.start,
-                mc: rows.len(),
-                j0,
-                j1: (j0 + per_chunk).min(np),
-            });
-        }
-    }
-    tasks
-}
-
 /// One task: A's rows are read in place when A is row-major (only a last, partial panel of
 /// MR rows is packed, zero-padded), else packed for every block of KC columns; then, a few
 /// panels of C's columns at a time (a stripe, so that the C block being summed stays in L2),
@@ -877,7 +604,10 @@ unsafe fn store_edge(
     (rows, cols): (usize, usize),
     add: bool,
 ) {
-    debug_assert!(rows <= MR && cols <= NR, "a {rows} x {cols} corner of a tile");
+    debug_assert!(
+        rows <= MR && cols <= NR,
+        "a {rows} x {cols} corner of a tile"
+    );
     for (r, src) in tile.chunks_exact(NR).take(rows).enumerate() {
         // SAFETY: row r < rows of the corner, cols values: the caller's contract.
         let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), cols) };

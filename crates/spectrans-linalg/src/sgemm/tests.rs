@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use super::kernel::{APanel, BPanel, Kernel, MR, NR};
 use super::*;
 use crate::RowMap;
-use crate::precision::quantize_rows_into;
+use crate::precision::{quantize_rows_into, round_bf16};
 
 /// [`super::gemm_packed`] on the rayon pool.
 fn gemm_packed(
