@@ -448,7 +448,7 @@ mod tests {
             source: None,
         };
         let kernel = [
-            frame("spectrans_linalg::sgemm::kernel::avx2::kernel"),
+            frame("spectrans_linalg::sgemm::avx2::f32::kernel"),
             frame("spectrans_linalg::sgemm::run_task"),
             frame("spectrans_layers::linear::Linear::forward_into"),
         ];
