@@ -1,6 +1,6 @@
 //! Branch-free f32 `exp`, `erf` and GELU that the compiler vectorizes (GELU's hot loops).
 //!
-//! Every formula is written once, generic over how `a·b + c` is evaluated ([`MulAdd`]):
+//! Every formula is written once, generic over how `a·b + c` is evaluated (`MulAdd`):
 //! fused (one rounding, one instruction) inside the loops compiled for CPUs with FMA, and
 //! unfused in the portable fallback, where a software `fma` would be slow. The loops are
 //! compiled three times on x86_64 (AVX-512, AVX2 + FMA, baseline) and picked at run time.

@@ -1,7 +1,7 @@
 //! The kernels under the spectrans-rs layers, with no machine-learning vocabulary: matrices,
 //! rows, functions on rows.
 //!
-//! * [`gemm`]: the one door to the products, `dst = epilogue(lhs · rhs)` with checked shapes,
+//! * [`gemm()`]: the one door to the products, `dst = epilogue(lhs · rhs)` with checked shapes,
 //!   the right operand plain ([`Rhs::Plain`]) or packed once ([`Rhs::Packed`], [`PackedRhs`]
 //!   in f32, bf16 or int8), an [`Epilogue`] (bias, a [`RowMap`], accumulate, elementwise
 //!   scale) and explicit [`Parallelism`]. Which code runs it ([`backend`]) is this crate's

@@ -50,7 +50,7 @@ pub enum Parallelism {
     None,
 }
 
-/// Which code runs the products of [`gemm`] on a plain f32 right operand.
+/// Which code runs the products of [`gemm()`] on a plain f32 right operand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// Our blocked GEMM ([`f32_kernel_name`](crate::f32_kernel_name) says which kernel).

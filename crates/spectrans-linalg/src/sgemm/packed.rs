@@ -56,7 +56,7 @@ impl PackedRhs {
     /// ([`round_bf16`]); at `Int8` each output channel (row of W) quantized symmetrically,
     /// `q = round(w / s)` in [-127, 127], `s = max|w| / 127` (a row of zeros keeps `s = 0`), as
     /// [`quantize_rows_into`](crate::precision::quantize_rows_into) does. The products of
-    /// [`gemm`](crate::gemm) then use exactly those values, and convert the left operand to the
+    /// [`gemm()`](crate::gemm()) then use exactly those values, and convert the left operand to the
     /// same format on each call (bf16: each value rounded; int8: per row to 7-bit codes,
     /// then the sums of `x · q`, times the scales). On CPUs with AVX-512 BF16 a bf16 weight
     /// is held for the `vdpbf16ps` kernel; elsewhere the f32 kernel widens it.
