@@ -159,13 +159,13 @@ impl PrecisionArgs {
     pub fn note(&self) -> Precision {
         match self.precision {
             Precision::F32 => {}
-            Precision::Bf16 if spectrans_layers::sgemm::has_bf16_kernel() => {}
+            Precision::Bf16 if spectrans_layers::linalg::has_bf16_kernel() => {}
             Precision::Bf16 => eprintln!(
                 "note: --precision bf16 holds the weights in bf16 (half the memory), but this \
                  CPU has no AVX-512 BF16: the values are widened to f32 and summed with the \
                  f32 kernel, at about f32 speed"
             ),
-            Precision::Int8 if !spectrans_layers::sgemm::has_int8_kernel() => eprintln!(
+            Precision::Int8 if !spectrans_layers::linalg::has_int8_kernel() => eprintln!(
                 "note: --precision int8 runs the portable integer kernel on this CPU (no \
                  AVX2): the accuracy of int8, not its speed"
             ),

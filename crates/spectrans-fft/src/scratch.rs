@@ -1,7 +1,8 @@
 //! Scratch buffers for the tiled transforms: grown on demand, reused once warm.
 
 use std::cell::RefCell;
-use std::thread::LocalKey;
+
+pub use spectrans_linalg::with_thread_local;
 
 use num_complex::Complex32;
 
@@ -41,34 +42,6 @@ fn grow<T: Clone>(buffer: &mut Vec<T>, len: usize, fill: T) {
 
 thread_local! {
     static THREAD_SCRATCH: RefCell<TileScratch> = RefCell::new(TileScratch::default());
-}
-
-/// Runs `job` with the calling thread's value of `key`: **the workspace's one scratch
-/// strategy.**
-///
-/// Every temporary buffer of the FFT, the global filter and the feed-forward network lives in
-/// a thread-local, grown on demand and never shrunk, so a warm thread allocates nothing and a
-/// model's scratch does not grow with its depth (layers on one thread share it). A call that
-/// re-enters on the same thread while the value is borrowed (a rayon task run on a thread that
-/// waits inside `job`) gets a fresh `T::default()` instead of waiting or panicking.
-///
-/// ```
-/// use std::cell::RefCell;
-/// thread_local! { static BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) }; }
-/// let len = spectrans_fft::with_thread_local(&BUFFER, |buffer| {
-///     buffer.resize(16, 0.0);
-///     buffer.len()
-/// });
-/// assert_eq!(len, 16);
-/// ```
-pub fn with_thread_local<T: Default + 'static, R>(
-    key: &'static LocalKey<RefCell<T>>,
-    job: impl FnOnce(&mut T) -> R,
-) -> R {
-    key.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut value) => job(&mut value),
-        Err(_) => job(&mut T::default()),
-    })
 }
 
 /// Runs `job` with this thread's tile scratch, grown to `size`.

@@ -6,6 +6,9 @@
 //! read and every write touches 8 consecutive elements. For `f32` on x86_64 with AVX, each
 //! sub-block is transposed in eight 256-bit registers ([`gather_f32`], [`scatter_f32`]).
 
+#[cfg(target_arch = "x86_64")]
+use spectrans_linalg::simd;
+
 /// Side of the square sub-blocks.
 const BLOCK: usize = 8;
 
@@ -152,15 +155,20 @@ pub(crate) fn gather_f32(
     dst: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx") && in_bounds(src.len(), dst.len(), stride, col0, rows, width)
+    if let Some(cpu) = simd::Avx::try_new()
+        && in_bounds(src.len(), dst.len(), stride, col0, rows, width)
     {
         for_each_full_block(rows, width, |r0, c| {
-            // SAFETY: AVX is available (checked above). Source row r0 + i, columns
+            debug_assert!(r0 + 8 <= rows && c + 8 <= width);
+            debug_assert!((r0 + 7) * stride + col0 + c + 8 <= src.len());
+            debug_assert!((c + 7) * rows + r0 + 8 <= dst.len());
+            // SAFETY: AVX is vouched for by `cpu`. Source row r0 + i, columns
             // col0 + c .. col0 + c + 8, and destination column c + j, entries r0 .. r0 + 8,
             // lie inside the slices: `in_bounds` checked the largest index of each, and
             // r0 + 8 <= rows, c + 8 <= width.
             unsafe {
                 avx::transpose8(
+                    cpu,
                     src.as_ptr().add(r0 * stride + col0 + c),
                     stride,
                     dst.as_mut_ptr().add(c * rows + r0),
@@ -184,13 +192,18 @@ pub(crate) fn scatter_f32(
     col0: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx") && in_bounds(dst.len(), src.len(), stride, col0, rows, width)
+    if let Some(cpu) = simd::Avx::try_new()
+        && in_bounds(dst.len(), src.len(), stride, col0, rows, width)
     {
         for_each_full_block(rows, width, |r0, c| {
-            // SAFETY: AVX is available (checked above); the indices are those of
-            // `gather_f32` with the two sides swapped, inside the slices by `in_bounds`.
+            debug_assert!(r0 + 8 <= rows && c + 8 <= width);
+            debug_assert!((c + 7) * rows + r0 + 8 <= src.len());
+            debug_assert!((r0 + 7) * stride + col0 + c + 8 <= dst.len());
+            // SAFETY: AVX is vouched for by `cpu`; the indices are those of `gather_f32`
+            // with the two sides swapped, inside the slices by `in_bounds`.
             unsafe {
                 avx::transpose8(
+                    cpu,
                     src.as_ptr().add(c * rows + r0),
                     rows,
                     dst.as_mut_ptr().add(r0 * stride + col0 + c),
@@ -216,10 +229,12 @@ mod avx {
     /// pairs of pairs, then swap 128-bit halves.
     ///
     /// # Safety
-    /// The CPU must support AVX, and each of the eight 8-element rows read and written
-    /// must lie inside one allocation; the two blocks must not overlap.
+    /// Needs AVX, vouched for by `_cpu`; the caller promises that each of the eight
+    /// 8-element rows read and written lies inside one allocation, and that the two blocks
+    /// do not overlap.
     #[target_feature(enable = "avx")]
     pub(super) unsafe fn transpose8(
+        _cpu: spectrans_linalg::simd::Avx,
         src: *const f32,
         src_step: usize,
         dst: *mut f32,

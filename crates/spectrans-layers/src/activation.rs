@@ -7,7 +7,7 @@
 use num_complex::Complex32;
 pub use spectrans_types::{Activation, FilterActivation};
 
-use crate::fast_math::{erf_f32, exp_f32};
+use spectrans_linalg::fast_math::{erf_f32, exp_f32};
 
 /// `σ(x) = 1 / (1 + e^{-x})`, with the branch-free `exp` of `fast_math` so that loops over
 /// it vectorize (the filter activation runs over a whole (n, D) filter every call).
@@ -79,7 +79,7 @@ impl ActivationExt for Activation {
             };
         }
         match self {
-            Activation::Gelu => crate::fast_math::gelu_bias_row(row, bias),
+            Activation::Gelu => spectrans_linalg::fast_math::gelu_bias_row(row, bias),
             Activation::Relu => each!(Activation::Relu),
             Activation::Silu => each!(Activation::Silu),
             Activation::Tanh => each!(Activation::Tanh),
@@ -93,7 +93,7 @@ impl ActivationExt for Activation {
     /// training forward keeps `f'` for backward).
     fn apply_bias_row_with_derivative(self, row: &mut [f32], grad: &mut [f32], bias: &[f32]) {
         if self == Activation::Gelu {
-            crate::fast_math::gelu_bias_row_with_derivative(row, grad, bias);
+            spectrans_linalg::fast_math::gelu_bias_row_with_derivative(row, grad, bias);
             return;
         }
         for ((v, g), &b) in row.iter_mut().zip(grad.iter_mut()).zip(bias) {
@@ -181,7 +181,9 @@ impl FilterActivationExt for FilterActivation {
             };
         }
         match self {
-            FilterActivation::Sigmoid => crate::fast_math::sigmoid_complex_row(re, im, out),
+            FilterActivation::Sigmoid => {
+                spectrans_linalg::fast_math::sigmoid_complex_row(re, im, out)
+            }
             FilterActivation::Tanh => each!(f32::tanh),
             FilterActivation::Identity => each!(|w: f32| w),
         }

@@ -1,6 +1,7 @@
 //! The one error type of this crate.
 
 use spectrans_fft::FftError;
+use spectrans_linalg::LinalgError;
 
 /// Everything a layer can refuse. Every variant names the thing and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,23 @@ pub enum LayerError {
     /// The FFT crate refused.
     #[error(transparent)]
     Fft(#[from] FftError),
+}
+
+/// A product's refusal is a shape error of the operand it names, as any other.
+impl From<LinalgError> for LayerError {
+    fn from(e: LinalgError) -> Self {
+        match e {
+            LinalgError::Shape {
+                what,
+                expected,
+                found,
+            } => LayerError::Shape {
+                what,
+                expected,
+                found,
+            },
+        }
+    }
 }
 
 /// Builds a [`LayerError::Shape`] from a tensor's shape.

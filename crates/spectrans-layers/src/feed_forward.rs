@@ -5,7 +5,9 @@ use std::cell::RefCell;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
 use rand::Rng;
 use rayon::prelude::*;
-use spectrans_fft::with_thread_local;
+use spectrans_linalg::{
+    Epilogue, PackedRhs, Parallelism, Rhs, gemm, row_blocks, with_thread_local,
+};
 
 use crate::activation::{Activation, ActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
@@ -13,7 +15,6 @@ use crate::error::{LayerError, shape_error};
 use crate::layer_norm::LayerNorm;
 use crate::linear::{Linear, LinearGrads};
 use crate::reuse::{push_storage, take_overwritten};
-use crate::sgemm::{Epilogue, PackedRhs, gemm_packed, on_this_thread, row_blocks};
 use crate::tensor::{
     check_hidden, contiguous, contiguous_mut, min_rows, rows_of, scale_in_place, to_3d,
 };
@@ -25,7 +26,7 @@ const FUSED_ROWS: usize = 168;
 
 thread_local! {
     /// The FFN's (rows, hidden) temporaries, shared by every FeedForward on this thread (see
-    /// [`spectrans_fft::with_thread_local`], the one scratch strategy): a fresh 4·D-wide buffer
+    /// [`spectrans_linalg::with_thread_local`], the one scratch strategy): a fresh 4·D-wide buffer
     /// per call costs page faults on every call, and one buffer per layer would multiply a
     /// model's memory by its depth.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -139,18 +140,20 @@ impl FeedForward {
         rows: ArrayView2<'_, f32>,
         mut h: ArrayViewMut2<'_, f32>,
         derivative: Option<ArrayViewMut2<'_, f32>>,
+        parallelism: Parallelism,
     ) -> Result<(), LayerError> {
         let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
         let act = self.activation;
         let Some(mut derivative) = derivative else {
             // Eval: the bias and activation run in the GEMM's epilogue, on each block of h
             // while it is in cache.
+            let map = |row: &mut [f32], bias: &[f32]| act.apply_bias_row(row, bias);
             let epilogue = Epilogue {
                 bias: Some(b1),
-                activation: Some(act),
+                map: Some(&map),
                 ..Epilogue::default()
             };
-            return self.fc1.product_with(rows, h, epilogue);
+            return self.fc1.product_with(rows, h, epilogue, parallelism);
         };
         self.fc1.forward_no_bias_into(rows, h.view_mut())?;
         let f = self.hidden();
@@ -179,7 +182,7 @@ impl FeedForward {
         let blocks = row_blocks(rows.nrows(), FUSED_ROWS, rayon::current_num_threads());
         if blocks.len() < 2 {
             // One block: its products split over the pool themselves.
-            return self.with_scratch(|buf| self.eval_block(rows, out, buf));
+            return self.with_scratch(|buf| self.eval_block(rows, out, buf, Parallelism::Rayon));
         }
         let outs = split_rows(out, &blocks);
         blocks
@@ -188,7 +191,7 @@ impl FeedForward {
             .with_max_len(1)
             .try_for_each(|(r, out_block)| {
                 let block = rows.slice(s![r, ..]);
-                on_this_thread(|| self.with_scratch(|buf| self.eval_block(block, out_block, buf)))
+                self.with_scratch(|buf| self.eval_block(block, out_block, buf, Parallelism::None))
             })
     }
 
@@ -199,6 +202,7 @@ impl FeedForward {
         rows: ArrayView2<'_, f32>,
         out: ArrayViewMut2<'_, f32>,
         buf: &mut Vec<f32>,
+        parallelism: Parallelism,
     ) -> Result<(), LayerError> {
         let f = self.hidden();
         let len = rows.nrows() * f;
@@ -213,13 +217,13 @@ impl FeedForward {
                 &[len],
             )
         })?;
-        self.hidden_into(rows, h.view_mut(), None)?;
+        self.hidden_into(rows, h.view_mut(), None, parallelism)?;
         let epilogue = Epilogue {
             accumulate: true,
             bias: Some(contiguous("fc2.bias", &self.fc2.bias)?),
             ..Epilogue::default()
         };
-        self.fc2.product_with(h.view(), out, epilogue)
+        self.fc2.product_with(h.view(), out, epilogue, parallelism)
     }
 
     /// Eval forward on (batch, seq, dim).
@@ -275,22 +279,18 @@ impl FeedForward {
             .into_par_iter()
             .with_max_len(1)
             .try_for_each(|mut block| {
-                on_this_thread(|| {
-                    with_thread_local(&NORMALIZED, |normalized| {
-                        let len = block.len();
-                        if normalized.len() < len {
-                            normalized.resize(len, 0.0);
-                        }
-                        let mut c = ArrayViewMut2::from_shape(block.dim(), &mut normalized[..len])
-                            .map_err(|_| {
-                                shape_error(
-                                    "LayerNorm rows",
-                                    format!("{len} values"),
-                                    block.shape(),
-                                )
-                            })?;
-                        norm.normalize_rows(block.view(), c.view_mut())?;
-                        self.with_scratch(|buf| self.eval_block(c.view(), block.view_mut(), buf))
+                with_thread_local(&NORMALIZED, |normalized| {
+                    let len = block.len();
+                    if normalized.len() < len {
+                        normalized.resize(len, 0.0);
+                    }
+                    let mut c = ArrayViewMut2::from_shape(block.dim(), &mut normalized[..len])
+                        .map_err(|_| {
+                            shape_error("LayerNorm rows", format!("{len} values"), block.shape())
+                        })?;
+                    norm.normalize_rows(block.view(), c.view_mut())?;
+                    self.with_scratch(|buf| {
+                        self.eval_block(c.view(), block.view_mut(), buf, Parallelism::None)
                     })
                 })
             })
@@ -349,7 +349,7 @@ impl FeedForward {
                 .with_max_len(1)
                 .try_for_each(|(r, ((h, g), y))| {
                     let x = input.slice(s![r, ..]);
-                    on_this_thread(|| self.train_block(x, weights, h, g, y))
+                    self.train_block(x, weights, h, g, y)
                 })?;
             let y = to_3d(y, b, n)?;
             let mask = DropoutMask::identity();
@@ -367,6 +367,7 @@ impl FeedForward {
             input.view(),
             hidden.view_mut(),
             Some(act_derivative.view_mut()),
+            Parallelism::Rayon,
         )?;
         let mask = self
             .dropout
@@ -396,7 +397,13 @@ impl FeedForward {
         mut g: ArrayViewMut2<'_, f32>,
         y: ArrayViewMut2<'_, f32>,
     ) -> Result<(), LayerError> {
-        gemm_packed(h.view_mut(), x, w1, Epilogue::default())?;
+        gemm(
+            h.view_mut(),
+            x,
+            Rhs::Packed(w1),
+            Epilogue::default(),
+            Parallelism::None,
+        )?;
         let b1 = contiguous("fc1.bias", &self.fc1.bias)?;
         let act = self.activation;
         let f = self.hidden();
@@ -409,7 +416,13 @@ impl FeedForward {
             bias: Some(contiguous("fc2.bias", &self.fc2.bias)?),
             ..Epilogue::default()
         };
-        gemm_packed(y, h.view(), w2, epilogue)
+        Ok(gemm(
+            y,
+            h.view(),
+            Rhs::Packed(w2),
+            epilogue,
+            Parallelism::None,
+        )?)
     }
 
     /// Backward: accumulates into `grads`, returns dL/dx (batch, seq, dim).

@@ -31,18 +31,14 @@ mod block;
 mod dropout;
 mod embedding;
 mod error;
-mod fast_math;
 mod feed_forward;
 mod global_filter;
 mod interpolate;
 mod layer_norm;
 mod linear;
-pub mod matmul;
 mod params;
 mod positional;
-pub mod precision;
 pub mod reuse;
-pub mod sgemm;
 mod tensor;
 
 pub use activation::{
@@ -62,8 +58,10 @@ pub use positional::{
     LearnedEncoding, PositionalEncoding, PositionalEncodingCache, PositionalEncodingGrads,
     RotaryEncoding, SinusoidalEncoding, rotary_inv_freq, sinusoidal_table,
 };
-pub use precision::Precision;
 pub use spectrans_fft::FftNorm;
+/// The kernels under these layers (products, precision, scratch), at the version they use.
+pub use spectrans_linalg as linalg;
+pub use spectrans_linalg::Precision;
 
 /// What [`parameters!`] expands to needs, reachable from any crate.
 #[doc(hidden)]

@@ -8,15 +8,13 @@ use rand_distr::{Distribution, Uniform};
 
 use std::cell::RefCell;
 
-use spectrans_fft::with_thread_local;
+use spectrans_linalg::precision::quantize_rows_into;
+use spectrans_linalg::{Epilogue, PackedRhs, Parallelism, Precision, Rhs, gemm, with_thread_local};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
-use crate::matmul::matmul_into;
 use crate::params::{Parameters, join};
-use crate::precision::{Precision, quantize_rows_into};
-use crate::sgemm::{Epilogue, PackedRhs, apply_epilogue, gemm_packed, gemm_unpacked};
-use crate::tensor::{contiguous, contiguous_mut, par_add_column_sums, scale_in_place};
+use crate::tensor::{contiguous, contiguous_mut, par_add_column_sums};
 
 /// A fully connected layer: `y = x Wᵀ + b`, `x` (rows, in), `W` (out, in), `b` (out).
 ///
@@ -39,13 +37,13 @@ pub struct Linear {
 enum Weight {
     /// PyTorch layout (out, in).
     Plain(Array2<f32>),
-    /// Packed for [`gemm_packed`] (B = Wᵀ), for eval forwards.
+    /// Packed for the products (B = Wᵀ, [`PackedRhs`]), for eval forwards.
     Packed(PackedRhs),
 }
 
 thread_local! {
     /// The reduced-precision copies of the input and of a plain weight (see
-    /// [`spectrans_fft::with_thread_local`], the one scratch strategy).
+    /// [`spectrans_linalg::with_thread_local`], the one scratch strategy).
     static QUANTIZED_INPUT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static QUANTIZED_WEIGHT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -128,38 +126,31 @@ impl Linear {
         self.weight = Weight::Plain(weight);
     }
 
-    /// Keeps the weight in the layout our GEMM reads ([`crate::sgemm`]), so that eval forwards
-    /// skip packing it on every call; the plain copy is dropped. At f32 this is done only where
-    /// that GEMM is the CPU's fastest ([`crate::sgemm::is_fastest`]), and the memory stays the
-    /// same. At bf16 and int8 it is always done: the weight is then held in that format
-    /// ([`PackedRhs::quantized_from_weight`]), in half or a quarter of the memory, and
-    /// quantized once rather than on every call. Training works on a packed layer too (the
-    /// first parameter update unpacks it).
+    /// Keeps the weight in the layout the products read ([`PackedRhs::for_products`]), so
+    /// that eval forwards skip packing it on every call; the plain copy is dropped. At f32
+    /// this is done only where the products run faster on a packed weight
+    /// ([`spectrans_linalg::packs_f32`]), and the memory stays the same. At bf16 and int8 it
+    /// is always done: the weight is then held in that format, in half or a quarter of the
+    /// memory, and quantized once rather than on every call. Training works on a packed layer
+    /// too (the first parameter update unpacks it).
     pub fn pack(&mut self) {
-        if let Weight::Plain(w) = &self.weight {
-            match self.precision {
-                Precision::F32 if crate::sgemm::is_fastest() => {
-                    self.weight = Weight::Packed(PackedRhs::from_weight(w.view()));
-                }
-                Precision::F32 => {}
-                precision => {
-                    self.weight =
-                        Weight::Packed(PackedRhs::quantized_from_weight(w.view(), precision));
-                }
-            }
+        if let Weight::Plain(w) = &self.weight
+            && let Some(packed) = PackedRhs::for_products(w.view(), self.precision)
+        {
+            self.weight = Weight::Packed(packed);
         }
     }
 
-    /// The f32 weight packed as [`gemm_packed`] reads it, where products on it run in f32 on
-    /// our GEMM: the kept packing, or a fresh one of a plain weight (for a caller that runs
-    /// many products on one weight, as the blocked training FFN does). `None` otherwise.
+    /// The f32 weight packed, where products on it run faster packed: the kept packing, or a
+    /// fresh one of a plain weight (for a caller that runs many products on one weight, as
+    /// the blocked training FFN does). `None` otherwise.
     pub(crate) fn packed_f32(&self) -> Option<Cow<'_, PackedRhs>> {
-        if self.precision != Precision::F32 || !crate::sgemm::is_fastest() {
+        if self.precision != Precision::F32 {
             return None;
         }
         match &self.weight {
             Weight::Packed(p) => Some(Cow::Borrowed(p)),
-            Weight::Plain(w) => Some(Cow::Owned(PackedRhs::from_weight(w.view()))),
+            Weight::Plain(w) => PackedRhs::for_products(w.view(), Precision::F32).map(Cow::Owned),
         }
     }
 
@@ -179,7 +170,7 @@ impl Linear {
     /// Sets the number format of the eval forwards' product `x Wᵀ`: at `Bf16` both operands
     /// are rounded to bfloat16 and summed in f32; at `Int8` the weight is quantized per output
     /// channel (symmetric) and the input per row (asymmetric, 7-bit codes), summed in integers
-    /// and dequantized; the bias is added in f32 ([`crate::precision`], [`crate::sgemm`]). The input is quantized
+    /// and dequantized; the bias is added in f32 ([`spectrans_linalg::precision`]). The input is quantized
     /// on each call. The weight is quantized once: a packed layer ([`Linear::pack`]) is
     /// repacked in the new format right away, a plain one when it is packed (until then each
     /// call quantizes it from the current values). Held in bf16 or int8, the weight keeps only
@@ -204,32 +195,38 @@ impl Linear {
     }
 
     /// `out = epilogue(x Wᵀ)` in this layer's precision (the epilogue's bias has the layer's
-    /// out width; see [`Epilogue`]).
+    /// out width; see [`Epilogue`]), on the threads `parallelism` allows.
     pub(crate) fn product_with(
         &self,
         x: ArrayView2<'_, f32>,
-        mut out: ArrayViewMut2<'_, f32>,
+        out: ArrayViewMut2<'_, f32>,
         epilogue: Epilogue<'_>,
+        parallelism: Parallelism,
     ) -> Result<(), LayerError> {
-        if let Weight::Packed(p) = &self.weight {
+        let weight = match &self.weight {
             // A packed bf16 or int8 weight converts the input itself (bf16 rounding, or
             // integer codes).
-            return gemm_packed(out, x, p, epilogue);
+            Weight::Packed(p) => return Ok(gemm(out, x, Rhs::Packed(p), epilogue, parallelism)?),
+            Weight::Plain(w) => w,
+        };
+        if self.precision == Precision::F32 {
+            return Ok(gemm(out, x, Rhs::Plain(weight.t()), epilogue, parallelism)?);
         }
-        if epilogue.sums_only() {
-            return self.product(x, out, epilogue.accumulate);
-        }
-        if let Weight::Plain(w) = &self.weight
-            && self.precision == Precision::F32
-            && crate::sgemm::is_fastest()
-        {
-            // Training's products (weights unpacked by the optimiser): still fused.
-            return gemm_unpacked(out, x, w.t(), epilogue);
-        }
-        self.product(x, out.view_mut(), epilogue.accumulate)?;
-        let rows = contiguous_mut("Linear output buffer", &mut out)?;
-        apply_epilogue(rows, self.out_features(), epilogue);
-        Ok(())
+        let precision = self.precision;
+        with_quantized_input(x, precision, |xq| {
+            // The weight's reduced values, in the second scratch buffer.
+            with_thread_local(&QUANTIZED_WEIGHT, |ws| {
+                let mut wq = scratch_view(ws, weight.dim(), "Linear quantized weight")?;
+                quantize_rows_into(weight.view(), wq.view_mut(), precision, true)?;
+                Ok(gemm(
+                    out,
+                    xq,
+                    Rhs::Plain(wq.view().t()),
+                    epilogue,
+                    parallelism,
+                )?)
+            })
+        })
     }
 
     /// `out = x Wᵀ` (or `out += x Wᵀ`) in this layer's precision.
@@ -239,28 +236,11 @@ impl Linear {
         out: ArrayViewMut2<'_, f32>,
         accumulate: bool,
     ) -> Result<(), LayerError> {
-        let weight = match &self.weight {
-            Weight::Plain(w) => w,
-            Weight::Packed(_) => {
-                let epilogue = Epilogue {
-                    accumulate,
-                    ..Epilogue::default()
-                };
-                return self.product_with(x, out, epilogue);
-            }
+        let epilogue = Epilogue {
+            accumulate,
+            ..Epilogue::default()
         };
-        if self.precision == Precision::F32 {
-            return matmul_into(out, x, weight.t(), accumulate);
-        }
-        let precision = self.precision;
-        with_quantized_input(x, precision, |xq| {
-            // The weight's reduced values, in the second scratch buffer.
-            with_thread_local(&QUANTIZED_WEIGHT, |ws| {
-                let mut wq = scratch_view(ws, weight.dim(), "Linear quantized weight")?;
-                quantize_rows_into(weight.view(), wq.view_mut(), precision, true)?;
-                matmul_into(out, xq, wq.view().t(), accumulate)
-            })
-        })
+        self.product_with(x, out, epilogue, Parallelism::Rayon)
     }
 
     /// Input width.
@@ -339,7 +319,7 @@ impl Linear {
             bias: Some(bias),
             ..Epilogue::default()
         };
-        self.product_with(x, out, epilogue)
+        self.product_with(x, out, epilogue, Parallelism::Rayon)
     }
 
     /// Eval forward: `y = x Wᵀ + b`, x (rows, in) -> y (rows, out).
@@ -395,7 +375,15 @@ impl Linear {
         self.check_input(&input)?;
         self.check_grad_out(&grad_out, input.nrows())?;
         check_grads(grads, self)?;
-        matmul_into(grads.weight.view_mut(), grad_out.t(), input, true)?;
+        matmul(
+            grads.weight.view_mut(),
+            grad_out.t(),
+            input,
+            Epilogue {
+                accumulate: true,
+                ..Epilogue::default()
+            },
+        )?;
         let dy = grad_out.as_standard_layout();
         let dy = contiguous("Linear output gradient", &dy)?;
         let db = contiguous_mut("Linear bias gradient", &mut grads.bias)?;
@@ -407,7 +395,12 @@ impl Linear {
     pub fn backward_input(&self, grad_out: ArrayView2<'_, f32>) -> Result<Array2<f32>, LayerError> {
         self.check_grad_out(&grad_out, grad_out.nrows())?;
         let mut dx = Array2::zeros((grad_out.nrows(), self.in_features()));
-        matmul_into(dx.view_mut(), grad_out, self.weight().view(), false)?;
+        matmul(
+            dx.view_mut(),
+            grad_out,
+            self.weight().view(),
+            Epilogue::default(),
+        )?;
         Ok(dx)
     }
 
@@ -418,38 +411,24 @@ impl Linear {
         dx: ArrayViewMut2<'_, f32>,
     ) -> Result<(), LayerError> {
         self.check_grad_out(&grad_out, grad_out.nrows())?;
-        matmul_into(dx, grad_out, self.weight().view(), false)
+        matmul(dx, grad_out, self.weight().view(), Epilogue::default())
     }
 
     /// `dX = (dY W) ⊙ scale` into a caller-owned (rows, in) buffer, `scale` (rows, in)
     /// row-major: the input gradient times an elementwise factor (an activation's
-    /// derivative), applied by the product's epilogue where our GEMM runs it.
+    /// derivative), applied by the product's epilogue.
     pub(crate) fn backward_input_scaled_into(
         &self,
         grad_out: ArrayView2<'_, f32>,
-        mut dx: ArrayViewMut2<'_, f32>,
+        dx: ArrayViewMut2<'_, f32>,
         scale: &[f32],
     ) -> Result<(), LayerError> {
         self.check_grad_out(&grad_out, grad_out.nrows())?;
-        let weight = self.weight();
-        if !cfg!(feature = "openblas") && crate::sgemm::is_fastest() {
-            let epilogue = Epilogue {
-                scale: Some(scale),
-                ..Epilogue::default()
-            };
-            return gemm_unpacked(dx, grad_out, weight.view(), epilogue);
-        }
-        matmul_into(dx.view_mut(), grad_out, weight.view(), false)?;
-        let values = contiguous_mut("Linear input gradient", &mut dx)?;
-        if values.len() != scale.len() {
-            return Err(shape_error(
-                "Linear gradient scale",
-                format!("{} values", values.len()),
-                &[scale.len()],
-            ));
-        }
-        scale_in_place(values, scale, self.in_features());
-        Ok(())
+        let epilogue = Epilogue {
+            scale: Some(scale),
+            ..Epilogue::default()
+        };
+        matmul(dx, grad_out, self.weight().view(), epilogue)
     }
 
     fn check_grad_out(&self, g: &ArrayView2<'_, f32>, rows: usize) -> Result<(), LayerError> {
@@ -502,6 +481,22 @@ impl Parameters for Linear {
         );
         f(&join(prefix, "bias"), self.bias.view_mut().into_dyn());
     }
+}
+
+/// `dst = epilogue(lhs · rhs)` in f32 on the rayon pool (training's products).
+fn matmul(
+    dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: ArrayView2<'_, f32>,
+    epilogue: Epilogue<'_>,
+) -> Result<(), LayerError> {
+    Ok(gemm(
+        dst,
+        lhs,
+        Rhs::Plain(rhs),
+        epilogue,
+        Parallelism::Rayon,
+    )?)
 }
 
 /// Runs `job` on the values `x` has in `precision` (rounded to bfloat16, or quantized per

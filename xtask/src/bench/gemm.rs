@@ -1,5 +1,5 @@
 //! The GEMM table: single-precision `x · Wᵀ` at the shapes of the model's Linear layers,
-//! ours (`spectrans-layers/examples/gemm_bench.rs`) against torch (MKL) and numpy (its BLAS,
+//! ours (`spectrans-linalg/examples/gemm_bench.rs`) against torch (MKL) and numpy (its BLAS,
 //! OpenBLAS in the reference venv), per thread count, in GFLOP/s per core.
 
 use std::path::{Path, PathBuf};
@@ -159,7 +159,7 @@ impl GemmResults {
     }
 }
 
-/// The benchmark binaries of spectrans-layers' examples, copied out of `target/`.
+/// The benchmark binaries of spectrans-linalg's examples, copied out of `target/`.
 pub struct Binaries {
     pub gemm_bench: PathBuf,
     pub fma_peak: PathBuf,
@@ -171,11 +171,11 @@ pub struct Binaries {
 pub fn build(root: &Path, dir: &Path) -> Result<Binaries, BenchError> {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
-        .args(["build", "--release", "-p", "spectrans-layers"])
+        .args(["build", "--release", "-p", "spectrans-linalg"])
         .args(["--example", "gemm_bench", "--example", "fma_peak"])
         .current_dir(root);
     eprintln!(
-        "bench: cargo build --release -p spectrans-layers --example gemm_bench --example fma_peak"
+        "bench: cargo build --release -p spectrans-linalg --example gemm_bench --example fma_peak"
     );
     run_checked(&mut cargo)?;
     std::fs::create_dir_all(dir).map_err(BenchError::io(dir))?;

@@ -17,7 +17,8 @@ use super::runner::run_checked;
 /// The parts a forward's time is split into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Part {
-    /// Matrix products of the Linear layers (gemm kernels, packing, our matmul wrapper).
+    /// Matrix products of the Linear layers (spectrans-linalg: our sgemm kernels, packing,
+    /// the `gemm` door and its epilogue; the `gemm` crate).
     Gemm,
     /// The global filter: rfft, spectral product, irfft, filter preparation.
     FftFilter,
@@ -210,7 +211,15 @@ fn part_of_frame(frame: &Frame) -> Option<Part> {
         .and_then(|src| src.rsplit_once(':').map(|(f, _)| f))
         .unwrap_or("");
     let has = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
-    if has(&["gemm_f32", "gemm_common", "gemm::", "matmul"]) {
+    if has(&[
+        "gemm_f32",
+        "gemm_common",
+        "gemm::",
+        "spectrans_linalg::sgemm",
+        "spectrans_linalg::matmul",
+        "spectrans_linalg::epilogue",
+        "cblas_sgemm",
+    ]) {
         Some(Part::Gemm)
     } else if has(&["erff", "::erf", "gelu", "Gelu"])
         || file == "erff.rs"
@@ -373,7 +382,7 @@ mod tests {
 \n\
  3000    500\n\
 \t          2f0000 gemm_f32::microkernel::fma::f32::x3x4\n  fma.rs:10\n\
-\t          2f1000 spectrans_layers::matmul::matmul_into\n\
+\t          2f1000 spectrans_linalg::matmul::gemm\n\
 \t          2f2000 spectrans_layers::feed_forward::FeedForward::forward\n\
 \n\
  3000    250\n\
@@ -430,6 +439,27 @@ mod tests {
         let total: f64 = b.ranked().iter().map(|(_, p)| p).sum();
         assert!((total - 100.0).abs() < 1e-9);
         assert_eq!(b.ranked()[0], (Part::Gelu, 100.0 * 1000.0 / 2125.0));
+    }
+
+    #[test]
+    fn the_linalg_kernels_count_as_gemm_and_their_gelu_epilogue_as_gelu() {
+        let frame = |symbol: &str| Frame {
+            symbol: symbol.into(),
+            source: None,
+        };
+        let kernel = [
+            frame("spectrans_linalg::sgemm::avx2::f32::kernel"),
+            frame("spectrans_linalg::sgemm::run_task"),
+            frame("spectrans_layers::linear::Linear::forward_into"),
+        ];
+        assert_eq!(classify(&kernel), Part::Gemm);
+        let epilogue = [
+            frame("spectrans_linalg::fast_math::gelu_bias_row"),
+            frame("spectrans_linalg::sgemm::finish"),
+        ];
+        assert_eq!(classify(&epilogue), Part::Gelu);
+        let fallback = [frame("spectrans_linalg::epilogue::apply_epilogue")];
+        assert_eq!(classify(&fallback), Part::Gemm);
     }
 
     #[test]

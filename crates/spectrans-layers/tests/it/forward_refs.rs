@@ -367,7 +367,9 @@ proptest! {
         let b = random2((k, n), 1.0, &mut r);
         let mut c = random2((m, n), 1.0, &mut r);
         let c0 = c.clone();
-        spectrans_layers::matmul::matmul_into(c.view_mut(), a.t(), b.view(), accumulate).unwrap();
+        use spectrans_layers::linalg::{gemm, Epilogue, Parallelism, Rhs};
+        let epilogue = Epilogue { accumulate, ..Epilogue::default() };
+        gemm(c.view_mut(), a.t(), Rhs::Plain(b.view()), epilogue, Parallelism::Rayon).unwrap();
         for i in 0..m {
             for j in 0..n {
                 let base = if accumulate { c0[[i, j]] as f64 } else { 0.0 };

@@ -57,7 +57,7 @@ fn saved_weights_load_back_identically() {
     assert_eq!(a, b);
     // Both come out packed where our GEMM runs (new packs; the loader packs once, after
     // loading), and the loaded weights read back as saved.
-    let fastest = spectrans_layers::sgemm::is_fastest();
+    let fastest = spectrans_layers::linalg::packs_f32();
     for m in [&model, &loaded] {
         let ffn = &m.blocks()[0].ffn;
         assert_eq!(

@@ -1,7 +1,7 @@
 //! Times our sgemm as a Linear layer runs it, `y = x · Wᵀ` with x (m, k) and W (n, k), and
 //! prints one JSON line per shape (what `cargo xtask bench` puts in its GEMM table).
 //!
-//! `cargo run --release -p spectrans-layers --example gemm_bench -- --threads T [--iters K]
+//! `cargo run --release -p spectrans-linalg --example gemm_bench -- --threads T [--iters K]
 //! [--warmup W] [--precision f32|bf16|int8] [--product forward|input-grad|weight-grad]
 //! m,k,n [m,k,n ...]`
 //!
@@ -17,9 +17,25 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use ndarray::Array2;
-use spectrans_layers::matmul::matmul_into;
-use spectrans_layers::precision::Precision;
-use spectrans_layers::sgemm::{self, Epilogue, PackedRhs, gemm_packed};
+use ndarray::{ArrayView2, ArrayViewMut2};
+use spectrans_linalg::{
+    Backend, Epilogue, PackedRhs, Parallelism, Precision, Rhs, backend, f32_kernel_name, gemm,
+    has_bf16_kernel, int8_kernel_name, packs_f32,
+};
+
+/// `dst (+)= lhs · rhs` on a plain right operand, as a Linear layer's plain products run.
+fn matmul_into(
+    dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: ArrayView2<'_, f32>,
+    accumulate: bool,
+) -> Result<(), spectrans_linalg::LinalgError> {
+    let epilogue = Epilogue {
+        accumulate,
+        ..Epilogue::default()
+    };
+    gemm(dst, lhs, Rhs::Plain(rhs), epilogue, Parallelism::Rayon)
+}
 
 struct Args {
     threads: usize,
@@ -131,21 +147,20 @@ fn time(
 /// What the Linear layers' product runs on this CPU and build.
 fn implementation(precision: Precision) -> String {
     if precision == Precision::Int8 {
-        return format!(
-            "int8 ({}, weights quantized once)",
-            sgemm::int8_kernel_name()
-        );
+        return format!("int8 ({}, weights quantized once)", int8_kernel_name());
     }
-    let name = if precision == Precision::Bf16 && sgemm::has_bf16_kernel() {
+    let name = if precision == Precision::Bf16 && has_bf16_kernel() {
         "bf16 (AVX-512 BF16 vdpbf16ps 6x16 kernel, weights converted once)"
     } else if precision == Precision::Bf16 {
         "bf16 weights widened into the f32 6x16 kernel"
-    } else if cfg!(feature = "openblas") {
-        "OpenBLAS cblas_sgemm (feature openblas)"
-    } else if sgemm::is_fastest() {
-        return format!("sgemm ({}, weights packed once)", sgemm::f32_kernel_name());
     } else {
-        "gemm crate 0.19 (run-time dispatch)"
+        match backend() {
+            Backend::OpenBlas => "OpenBLAS cblas_sgemm (feature openblas)",
+            Backend::Sgemm => {
+                return format!("sgemm ({}, weights packed once)", f32_kernel_name());
+            }
+            Backend::GemmCrate => "gemm crate 0.19 (run-time dispatch)",
+        }
     };
     name.to_string()
 }
@@ -156,7 +171,7 @@ fn run(args: &Args) -> Result<(), String> {
         let w = Array2::from_shape_fn((n, k), |(i, j)| ((i * 5 + j * 11) as f32 * 0.01).cos());
         let mut y = Array2::<f32>::zeros((m, n));
         // As a Linear layer runs it: the weight packed once where our GEMM is the CPU's
-        // fastest ([`Linear::pack`]), else the product of `matmul_into`.
+        // fastest ([`packs_f32`]), else the product on the plain weight.
         let packed = PackedRhs::quantized_from_weight(w.view(), args.precision);
         let (median_ms, min_ms) = if args.product == Product::InputGrad {
             let dy = Array2::from_shape_fn((m, n), |(i, j)| ((i * 3 + j) as f32 * 0.01).sin());
@@ -177,7 +192,7 @@ fn run(args: &Args) -> Result<(), String> {
                 args.warmup,
                 args.iters,
             )?
-        } else if args.precision == Precision::F32 && !sgemm::is_fastest() {
+        } else if args.precision == Precision::F32 && !packs_f32() {
             time(
                 || matmul_into(y.view_mut(), x.view(), w.t(), false).map_err(|e| e.to_string()),
                 args.warmup,
@@ -186,8 +201,14 @@ fn run(args: &Args) -> Result<(), String> {
         } else {
             time(
                 || {
-                    gemm_packed(y.view_mut(), x.view(), &packed, Epilogue::default())
-                        .map_err(|e| e.to_string())
+                    gemm(
+                        y.view_mut(),
+                        x.view(),
+                        Rhs::Packed(&packed),
+                        Epilogue::default(),
+                        Parallelism::Rayon,
+                    )
+                    .map_err(|e| e.to_string())
                 },
                 args.warmup,
                 args.iters,

@@ -2,7 +2,7 @@
 //! held in registers (no memory traffic), on `--threads` threads at once. No GEMM can pass
 //! it, so `cargo xtask bench` sets the model's products against it. Prints one JSON line.
 //!
-//! `cargo run --release -p spectrans-layers --example fma_peak -- --threads T [--seconds S]`
+//! `cargo run --release -p spectrans-linalg --example fma_peak -- --threads T [--seconds S]`
 //!
 //! The widest FMA the CPU has is chosen at run time: 512-bit (AVX-512 F), 256-bit (AVX2 and
 //! FMA), else scalar `f32::mul_add`.
@@ -11,45 +11,70 @@ use std::process::ExitCode;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+#[cfg(target_arch = "x86_64")]
+use spectrans_linalg::simd;
+
 /// Independent accumulators per step: more than FMA latency x FMA pipes, so the loop is
 /// bound by FMA throughput alone.
 const CHAINS: usize = 16;
 /// Steps between clock reads.
 const CHUNK: u64 = 1 << 20;
 
-/// One way to run `steps` steps of `CHAINS` FMAs; returns a value to keep the work alive.
-struct Fma {
-    name: &'static str,
-    /// f32 lanes per FMA.
-    lanes: usize,
-    run: fn(u64) -> f32,
+/// One way to run `steps` steps of `CHAINS` FMAs: the vector ones hold the capability token
+/// of their instruction set (spectrans_linalg::simd), made only after the run-time check.
+#[derive(Clone, Copy)]
+enum Fma {
+    #[cfg(target_arch = "x86_64")]
+    Avx512(simd::Avx512),
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma(simd::Avx2Fma),
+    Scalar,
 }
 
 impl Fma {
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
-                return Fma {
-                    name: "vfmadd (512-bit, AVX-512 F)",
-                    lanes: 16,
-                    // SAFETY: AVX-512 F was detected just above.
-                    run: |steps| unsafe { x86::chains_512(steps) },
-                };
+            if let Some(cpu) = simd::Avx512::try_new() {
+                return Fma::Avx512(cpu);
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Fma {
-                    name: "vfmadd (256-bit, AVX2 + FMA)",
-                    lanes: 8,
-                    // SAFETY: AVX2 and FMA were detected just above.
-                    run: |steps| unsafe { x86::chains_256(steps) },
-                };
+            if let Some(cpu) = simd::Avx2Fma::try_new() {
+                return Fma::Avx2Fma(cpu);
             }
         }
-        Fma {
-            name: "scalar f32::mul_add",
-            lanes: 1,
-            run: chains_scalar,
+        Fma::Scalar
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Fma::Avx512(_) => "vfmadd (512-bit, AVX-512 F)",
+            #[cfg(target_arch = "x86_64")]
+            Fma::Avx2Fma(_) => "vfmadd (256-bit, AVX2 + FMA)",
+            Fma::Scalar => "scalar f32::mul_add",
+        }
+    }
+
+    /// f32 lanes per FMA.
+    fn lanes(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Fma::Avx512(_) => 16,
+            #[cfg(target_arch = "x86_64")]
+            Fma::Avx2Fma(_) => 8,
+            Fma::Scalar => 1,
+        }
+    }
+
+    /// Runs `steps` steps; returns a value to keep the work alive.
+    fn run(self, steps: u64) -> f32 {
+        match self {
+            // SAFETY (both): the function's features are vouched for by the token `cpu`.
+            #[cfg(target_arch = "x86_64")]
+            Fma::Avx512(cpu) => unsafe { x86::chains_512(cpu, steps) },
+            #[cfg(target_arch = "x86_64")]
+            Fma::Avx2Fma(cpu) => unsafe { x86::chains_256(cpu, steps) },
+            Fma::Scalar => chains_scalar(steps),
         }
     }
 }
@@ -70,12 +95,13 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::hint::black_box;
 
+    use spectrans_linalg::simd;
+
     use super::CHAINS;
 
-    /// # Safety
-    /// The CPU has AVX-512 F.
+    /// Needs AVX-512 F, vouched for by the token.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn chains_512(steps: u64) -> f32 {
+    pub(super) fn chains_512(_cpu: simd::Avx512, steps: u64) -> f32 {
         let mut acc = [_mm512_set1_ps(1.0); CHAINS];
         let b = _mm512_set1_ps(black_box(0.999_999));
         let c = _mm512_set1_ps(black_box(1e-7));
@@ -87,10 +113,9 @@ mod x86 {
         acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
     }
 
-    /// # Safety
-    /// The CPU has AVX2 and FMA.
+    /// Needs AVX2 and FMA, vouched for by the token.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn chains_256(steps: u64) -> f32 {
+    pub(super) fn chains_256(_cpu: simd::Avx2Fma, steps: u64) -> f32 {
         let mut acc = [_mm256_set1_ps(1.0); CHAINS];
         let b = _mm256_set1_ps(black_box(0.999_999));
         let c = _mm256_set1_ps(black_box(1e-7));
@@ -112,15 +137,15 @@ mod x86 {
 
 /// GFLOP/s of one thread running `fma` for about `time` (after the others are ready).
 fn one_thread(fma: &Fma, time: Duration, start: &Barrier) -> f64 {
-    (fma.run)(CHUNK); // warm-up: clocks up, code in cache
+    fma.run(CHUNK); // warm-up: clocks up, code in cache
     start.wait();
     let t = Instant::now();
     let mut steps = 0u64;
     while t.elapsed() < time {
-        black_box((fma.run)(CHUNK));
+        black_box(fma.run(CHUNK));
         steps += CHUNK;
     }
-    let flops = steps as f64 * (CHAINS * fma.lanes * 2) as f64;
+    let flops = steps as f64 * (CHAINS * fma.lanes() * 2) as f64;
     flops / t.elapsed().as_secs_f64() / 1e9
 }
 
@@ -174,7 +199,7 @@ fn main() -> ExitCode {
         "{{\"threads\": {threads}, \"gflops\": {total:.2}, \"gflops_per_core\": {:.2}, \
          \"instruction\": \"{}\"}}",
         total / threads as f64,
-        fma.name
+        fma.name()
     );
     ExitCode::SUCCESS
 }

@@ -6,6 +6,8 @@
 //! - A (m, k) is packed per task and block: panel `i` holds rows `6i..6i+6` as `kc` runs of
 //!   [`MR`] values (zero past the last row).
 
+use std::marker::PhantomData;
+
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
@@ -20,25 +22,28 @@ const TRANSPOSED_STEPS: usize = 8;
 /// Rows of B in one block: a B panel (KC x NR) and an A panel (KC x MR) stay in L1.
 pub(crate) const KC: usize = 256;
 
-/// A strided read-only matrix: element (r, c) at `ptr + r * rs + c * cs`.
+/// A strided read-only matrix borrowed from an ndarray view for `'a`: element (r, c) at
+/// `ptr + r * rs + c * cs`. The fields are private: one is only made by [`Strided::of`], so
+/// its pointer, shape and strides always describe a live view.
 #[derive(Clone, Copy)]
-pub(crate) struct Strided {
-    pub(crate) ptr: *const f32,
-    pub(crate) rows: usize,
-    pub(crate) cols: usize,
-    pub(crate) rs: isize,
-    pub(crate) cs: isize,
+pub(crate) struct Strided<'a> {
+    ptr: *const f32,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+    _view: PhantomData<&'a [f32]>,
 }
 
-// SAFETY: a `Strided` is only built from a shared ndarray view that outlives its use, and it
-// is only read through, so sharing it across threads is sharing `&[f32]`.
-unsafe impl Send for Strided {}
+// SAFETY: a `Strided` is built from a shared ndarray view that it borrows for `'a`, and it is
+// only read through, so sharing it across threads is sharing `&[f32]`.
+unsafe impl Send for Strided<'_> {}
 // SAFETY: as for Send.
-unsafe impl Sync for Strided {}
+unsafe impl Sync for Strided<'_> {}
 
-impl Strided {
-    /// The view's pointer, shape and strides (in elements).
-    pub(crate) fn of(view: &ArrayView2<'_, f32>) -> Self {
+impl<'a> Strided<'a> {
+    /// The view's pointer, shape and strides (in elements), borrowed for as long as the view.
+    pub(crate) fn of(view: &ArrayView2<'a, f32>) -> Self {
         let (rows, cols) = view.dim();
         Self {
             ptr: view.as_ptr(),
@@ -46,7 +51,40 @@ impl Strided {
             cols,
             rs: view.strides()[0],
             cs: view.strides()[1],
+            _view: PhantomData,
         }
+    }
+
+    /// Rows.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns.
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The row stride when rows are contiguous and laid out forwards (`cs = 1`, `rs >= 0`).
+    pub(crate) fn row_major_stride(&self) -> Option<usize> {
+        usize::try_from(self.rs).ok().filter(|_| self.cs == 1)
+    }
+
+    /// Element (r, c).
+    ///
+    /// # Safety
+    /// `r < rows` and `c < cols` (checked in debug builds), or `c == cols` for a pointer one
+    /// past a row's end that is not read through.
+    #[inline(always)]
+    pub(crate) unsafe fn at(&self, r: usize, c: usize) -> *const f32 {
+        debug_assert!(
+            r < self.rows && c <= self.cols,
+            "({r}, {c}) of {} x {}",
+            self.rows,
+            self.cols
+        );
+        // SAFETY: the caller's contract: an element of the view.
+        unsafe { self.ptr.offset(r as isize * self.rs + c as isize * self.cs) }
     }
 }
 
@@ -87,9 +125,14 @@ pub(crate) fn lines_for(k: usize, n: usize, lines: &mut Vec<Line>) -> &mut [f32]
 
 /// Packs all of B (k, n) into `out` ([`packed_len`] floats; every value is written, so it
 /// need not be cleared first).
-pub(crate) fn pack_rhs(b: Strided, out: &mut [f32]) {
+pub(crate) fn pack_rhs(b: Strided<'_>, out: &mut [f32]) {
     let (k, n) = (b.rows, b.cols);
     let width = panels(n) * NR;
+    assert!(
+        out.len() >= k * width,
+        "{} floats for a packed {k} x {n}",
+        out.len()
+    );
     let parallel = k * n >= PARALLEL_PACK_MIN && rayon::current_num_threads() > 1;
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
@@ -105,15 +148,14 @@ pub(crate) fn pack_rhs(b: Strided, out: &mut [f32]) {
 
 /// Panel `j` (columns `16 j..`) of the block of B rows `p0..p0 + kc` (`kc * NR` values,
 /// zero past column n), reading along B's unit stride.
-fn pack_rhs_panel(b: Strided, p0: usize, kc: usize, j: usize, panel: &mut [f32]) {
+fn pack_rhs_panel(b: Strided<'_>, p0: usize, kc: usize, j: usize, panel: &mut [f32]) {
+    assert!(p0 + kc <= b.rows && j * NR < b.cols && panel.len() >= kc * NR);
     let cols = NR.min(b.cols - j * NR);
-    // SAFETY: (p0, 16 j) is an element of B (p0 < k, 16 j < n).
-    let origin = unsafe { b.ptr.offset(p0 as isize * b.rs + (j * NR) as isize * b.cs) };
     if b.cs == 1 {
         for (kk, dst) in panel.chunks_exact_mut(NR).take(kc).enumerate() {
-            // SAFETY: row p0 + kk < k of B, columns 16 j .. 16 j + cols <= n, contiguous.
-            let src =
-                unsafe { std::slice::from_raw_parts(origin.offset(kk as isize * b.rs), cols) };
+            // SAFETY: row p0 + kk < k of B (asserted above), columns 16 j .. 16 j + cols <= n,
+            // contiguous.
+            let src = unsafe { std::slice::from_raw_parts(b.at(p0 + kk, j * NR), cols) };
             copy_padded::<NR>(dst, src);
         }
     } else {
@@ -122,11 +164,9 @@ fn pack_rhs_panel(b: Strided, p0: usize, kc: usize, j: usize, panel: &mut [f32])
                 panel.iter_mut().skip(jj).step_by(NR).for_each(|v| *v = 0.0);
                 continue;
             }
-            // SAFETY: column 16 j + jj < n of B.
-            let col = unsafe { origin.offset(jj as isize * b.cs) };
             for (kk, v) in panel.iter_mut().skip(jj).step_by(NR).take(kc).enumerate() {
-                // SAFETY: row p0 + kk < k.
-                *v = unsafe { *col.offset(kk as isize * b.rs) };
+                // SAFETY: row p0 + kk < k (asserted above), column 16 j + jj < n.
+                *v = unsafe { *b.at(p0 + kk, j * NR + jj) };
             }
         }
     }
@@ -134,8 +174,24 @@ fn pack_rhs_panel(b: Strided, p0: usize, kc: usize, j: usize, panel: &mut [f32])
 
 /// Packs rows `i0..i0 + mc` and columns `p0..p0 + kc` of A into `out` (MR-row panels, the
 /// last one zero-padded). `out` must hold `mc.div_ceil(MR) * MR * kc` values.
-pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
+pub(crate) fn pack_lhs(
+    a: Strided<'_>,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+    out: &mut [f32],
+) {
     let panels_here = mc.div_ceil(MR);
+    assert!(
+        i0 + mc <= a.rows && p0 + kc <= a.cols && out.len() >= panels_here * MR * kc,
+        "rows {i0}..{} and columns {p0}..{} of a {} x {} A into {} floats",
+        i0 + mc,
+        p0 + kc,
+        a.rows,
+        a.cols,
+        out.len()
+    );
     if a.rs == 1 && a.cs != 1 {
         // A transposed view (the usual dW = dYᵀ X): step kk of every panel is a piece of
         // one contiguous run of mc values. Read TRANSPOSED_STEPS such runs, then write each
@@ -146,14 +202,9 @@ pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, o
             let steps = TRANSPOSED_STEPS.min(kc - k0);
             let runs: [&[f32]; TRANSPOSED_STEPS] = std::array::from_fn(|s| {
                 if s < steps {
-                    // SAFETY: column p0 + k0 + s < k of A, rows i0 .. i0 + mc <= m,
-                    // contiguous (rs = 1).
-                    unsafe {
-                        std::slice::from_raw_parts(
-                            a.ptr.offset(i0 as isize + (p0 + k0 + s) as isize * a.cs),
-                            mc,
-                        )
-                    }
+                    // SAFETY: column p0 + k0 + s < k of A, rows i0 .. i0 + mc <= m
+                    // (asserted above), contiguous (rs = 1).
+                    unsafe { std::slice::from_raw_parts(a.at(i0, p0 + k0 + s), mc) }
                 } else {
                     &[]
                 }
@@ -174,13 +225,9 @@ pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, o
             let row0 = i0 + i * MR;
             let src: [&[f32]; MR] = std::array::from_fn(|r| {
                 if r < rows {
-                    // SAFETY: row row0 + r < m of A, columns p0..p0 + kc <= k, contiguous.
-                    unsafe {
-                        std::slice::from_raw_parts(
-                            a.ptr.offset((row0 + r) as isize * a.rs + p0 as isize),
-                            kc,
-                        )
-                    }
+                    // SAFETY: row row0 + r < m of A, columns p0..p0 + kc <= k (asserted
+                    // above), contiguous.
+                    unsafe { std::slice::from_raw_parts(a.at(row0 + r, p0), kc) }
                 } else {
                     &[]
                 }
@@ -204,18 +251,14 @@ pub(crate) fn pack_lhs(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, o
     for (i, panel) in out.chunks_exact_mut(kc * MR).take(panels_here).enumerate() {
         let rows = MR.min(mc - i * MR);
         let row0 = i0 + i * MR;
-        // SAFETY: (row0, p0) is an element of A (row0 < m, p0 < k).
-        let origin = unsafe { a.ptr.offset(row0 as isize * a.rs + p0 as isize * a.cs) };
         for r in 0..MR {
             if r >= rows {
                 panel.iter_mut().skip(r).step_by(MR).for_each(|v| *v = 0.0);
                 continue;
             }
-            // SAFETY: row row0 + r < m of A.
-            let row = unsafe { origin.offset(r as isize * a.rs) };
             for (kk, v) in panel.iter_mut().skip(r).step_by(MR).take(kc).enumerate() {
-                // SAFETY: column p0 + kk < k.
-                *v = unsafe { *row.offset(kk as isize * a.cs) };
+                // SAFETY: row row0 + r < m and column p0 + kk < k of A (asserted above).
+                *v = unsafe { *a.at(row0 + r, p0 + kk) };
             }
         }
     }

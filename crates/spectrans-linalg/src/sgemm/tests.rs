@@ -3,7 +3,58 @@ use proptest::prelude::*;
 
 use super::kernel::{APanel, BPanel, Kernel, MR, NR};
 use super::*;
-use crate::precision::quantize_rows_into;
+use crate::RowMap;
+use crate::precision::{quantize_rows_into, round_bf16};
+
+/// [`super::gemm_packed`] on the rayon pool.
+fn gemm_packed(
+    dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: &PackedRhs,
+    epilogue: Epilogue<'_>,
+) -> Result<(), LinalgError> {
+    super::gemm_packed(dst, lhs, rhs, epilogue, Parallelism::Rayon)
+}
+
+/// [`super::gemm_unpacked`] on the rayon pool.
+fn gemm_unpacked(
+    dst: ArrayViewMut2<'_, f32>,
+    lhs: ArrayView2<'_, f32>,
+    rhs: ArrayView2<'_, f32>,
+    epilogue: Epilogue<'_>,
+) -> Result<(), LinalgError> {
+    super::gemm_unpacked(dst, lhs, rhs, epilogue, Parallelism::Rayon)
+}
+
+/// Row functions for the epilogue tests.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Gelu,
+    Relu,
+}
+
+impl Act {
+    fn apply(self, x: f32) -> f32 {
+        match self {
+            Act::Gelu => {
+                x * 0.5 * (1.0 + crate::fast_math::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+            }
+            Act::Relu => x.max(0.0),
+        }
+    }
+}
+
+impl RowMap for Act {
+    fn map_row(&self, row: &mut [f32], bias: &[f32]) {
+        match self {
+            Act::Gelu => crate::fast_math::gelu_bias_row(row, bias),
+            Act::Relu => row
+                .iter_mut()
+                .zip(bias)
+                .for_each(|(v, b)| *v = (*v + b).max(0.0)),
+        }
+    }
+}
 
 /// `act(c0 + a · b + bias)` in f64.
 fn naive(
@@ -11,7 +62,7 @@ fn naive(
     b: ArrayView2<'_, f32>,
     c0: Option<&Array2<f32>>,
     bias: Option<&[f32]>,
-    act: Option<Activation>,
+    act: Option<Act>,
 ) -> Array2<f64> {
     let (m, k) = a.dim();
     let n = b.ncols();
@@ -47,7 +98,7 @@ fn check_close(got: &Array2<f32>, want: &Array2<f64>, k: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(crate::util::proptest_cases(48)))]
 
     /// Every shape (edges included), k past one block, each epilogue, transposed A.
     #[test]
@@ -65,12 +116,12 @@ proptest! {
         let epilogue = Epilogue {
             accumulate,
             bias: with_bias.then_some(&bias[..]),
-            activation: gelu.then_some(Activation::Gelu),
+            map: gelu.then_some(&Act::Gelu as &dyn RowMap),
             scale: scaled.then(|| s.as_slice().unwrap()),
         };
         gemm_packed(c.view_mut(), a, &PackedRhs::from_weight(w.view()), epilogue).unwrap();
         let mut want =
-            naive(a, w.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
+            naive(a, w.t(), accumulate.then_some(&c0), epilogue.bias, gelu.then_some(Act::Gelu));
         if scaled {
             want.zip_mut_with(&s, |w, &s| *w *= f64::from(s));
         }
@@ -202,7 +253,7 @@ fn the_bits_do_not_depend_on_the_thread_count() {
         let mut c = Array2::zeros((m, n));
         let epilogue = Epilogue {
             bias: Some(&bias),
-            activation: Some(Activation::Gelu),
+            map: Some(&Act::Gelu),
             ..Epilogue::default()
         };
         rayon::ThreadPoolBuilder::new()
@@ -250,7 +301,7 @@ fn a_transposed_destination_is_accumulated_into_block_by_block() {
     let epilogue = Epilogue {
         accumulate: true,
         bias: Some(&bias),
-        activation: None,
+        map: None,
         scale: Some(scale.as_slice().unwrap()),
     };
     let packed = PackedRhs::from_weight(w.view());
@@ -307,7 +358,7 @@ fn wrong_shapes_are_typed_errors() {
         &packed,
         Epilogue::default(),
     );
-    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+    assert!(matches!(err, Err(LinalgError::Shape { .. })), "{err:?}");
     let mut c = Array2::zeros((2, 3));
     let err = gemm_packed(
         c.view_mut(),
@@ -315,7 +366,7 @@ fn wrong_shapes_are_typed_errors() {
         &packed,
         Epilogue::default(),
     );
-    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+    assert!(matches!(err, Err(LinalgError::Shape { .. })), "{err:?}");
     let mut c = Array2::zeros((2, 4));
     let bias = [0.0f32; 3];
     let epilogue = Epilogue {
@@ -323,7 +374,7 @@ fn wrong_shapes_are_typed_errors() {
         ..Epilogue::default()
     };
     let err = gemm_packed(c.view_mut(), matrix(2, 3, 0).view(), &packed, epilogue);
-    assert!(matches!(err, Err(LayerError::Shape { .. })), "{err:?}");
+    assert!(matches!(err, Err(LinalgError::Shape { .. })), "{err:?}");
 }
 
 #[test]
@@ -431,7 +482,7 @@ fn quantized_weights_hold_the_quantizers_values() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(crate::util::proptest_cases(24)))]
 
     /// A product with a bf16 or int8 weight is the f64 product with the weight's held values
     /// (and, for int8, the input's quantized values), k past one block, edges in m and n.
@@ -455,7 +506,7 @@ proptest! {
         let epilogue = Epilogue {
             accumulate,
             bias: Some(&bias),
-            activation: Some(Activation::Gelu),
+            map: Some(&Act::Gelu),
             scale: None,
         };
         gemm_packed(c.view_mut(), a.view(), &packed, epilogue).unwrap();
@@ -463,7 +514,7 @@ proptest! {
         // rounding each value.
         let mut input = a.clone();
         quantize_rows_into(a.view(), input.view_mut(), precision, false).unwrap();
-        let want = naive(input.view(), held.t(), accumulate.then_some(&c0), epilogue.bias, epilogue.activation);
+        let want = naive(input.view(), held.t(), accumulate.then_some(&c0), epilogue.bias, Some(Act::Gelu));
         check_close(&c, &want, k);
     }
 }
@@ -508,7 +559,7 @@ fn empty_inner_dimension_gives_the_epilogue_of_zero() {
             let epilogue = Epilogue {
                 accumulate,
                 bias: Some(&bias),
-                activation: Some(Activation::Relu),
+                map: Some(&Act::Relu),
                 scale: None,
             };
             gemm_packed(c.view_mut(), x.view(), &packed, epilogue).unwrap();
@@ -549,6 +600,117 @@ fn the_plan_covers_c_once_in_balanced_blocks() {
                 if let (Some(lo), Some(hi)) = (sizes.first(), sizes.last()) {
                     assert!(hi - lo <= 2 * MR, "{m} {n} {threads}: {sizes:?}");
                 }
+            }
+        }
+    }
+}
+
+/// The edge sizes of every blocking: 0, 1, primes, and one past each block (MR, 2·MR, NR,
+/// KC, MC).
+const EDGES: [usize; 9] = [0, 1, 7, 13, 17, 31, 257, 169, 2];
+
+/// `kernel`'s product of `a` (any view) and W (n, k) packed, into `c` (any view): the whole
+/// driver (planner, packing, edges, epilogue) with that kernel.
+fn product_with(
+    kernel: Kernel,
+    c: ArrayViewMut2<'_, f32>,
+    a: ArrayView2<'_, f32>,
+    w: &PackedRhs,
+    epilogue: Epilogue<'_>,
+) {
+    product(c, a, w.view(), epilogue, Parallelism::Rayon, kernel).unwrap();
+}
+
+/// Every f32 kernel this CPU runs (AVX-512, AVX2 + FMA, portable) through the whole driver,
+/// at the edge sizes of each dimension, on views with strides and offsets: the vector
+/// kernels give each other's bits, and the portable one's values (it rounds each product
+/// and sum apart, the vector ones fuse them).
+#[test]
+fn every_kernel_agrees_with_the_portable_one_at_the_edges() {
+    let kernels = Kernel::available();
+    assert_eq!(kernels[0], Kernel::Portable);
+    let mut shapes = Vec::new();
+    for &m in &EDGES {
+        for &n in &[0usize, 1, 17, 33, 2] {
+            for &k in &[0usize, 1, 7, 257] {
+                shapes.push((m, k, n));
+            }
+        }
+    }
+    for &k in &[13usize, 513] {
+        shapes.push((169, k, 31));
+    }
+    for (case, &(m, k, n)) in shapes.iter().enumerate() {
+        let seed = case as u64;
+        // A as every third row and second column of a larger matrix, offset by (1, 3);
+        // transposed for odd cases.
+        let big = matrix(3 * m + 2, 2 * k + 4, seed);
+        let big_t = matrix(2 * k + 4, 3 * m + 2, seed);
+        let a = if case % 2 == 0 {
+            big.slice(ndarray::s![1..1 + 3 * m;3, 3..3 + 2 * k;2])
+        } else {
+            big_t
+                .slice(ndarray::s![3..3 + 2 * k;2, 1..1 + 3 * m;3])
+                .reversed_axes()
+        };
+        assert_eq!(a.dim(), (m, k));
+        let w = matrix(n, k, seed + 1);
+        let packed = PackedRhs::from_weight(w.view());
+        let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
+        let epilogue = Epilogue {
+            accumulate: case % 3 == 0,
+            bias: (case % 4 != 1).then_some(&bias[..]),
+            ..Epilogue::default()
+        };
+        // C as every second row of a larger matrix, offset by one column.
+        let c0 = matrix(2 * m + 1, n + 2, seed + 2);
+        let run = |kernel: Kernel| {
+            let mut c = c0.clone();
+            let view = c.slice_mut(ndarray::s![1..1 + 2 * m;2, 1..1 + n]);
+            product_with(kernel, view, a, &packed, epilogue);
+            c
+        };
+        let portable = run(Kernel::Portable);
+        // What lies outside the view is untouched.
+        for ((i, j), &v) in portable.indexed_iter() {
+            let inside = i % 2 == 1 && i < 2 * m + 1 && (1..1 + n).contains(&j);
+            if !inside {
+                assert_eq!(
+                    v.to_bits(),
+                    c0[[i, j]].to_bits(),
+                    "({i}, {j}) of {m}x{k}x{n}"
+                );
+            }
+        }
+        let want = naive(
+            a,
+            w.t(),
+            epilogue
+                .accumulate
+                .then(|| c0.slice(ndarray::s![1..1 + 2 * m;2, 1..1 + n]).to_owned())
+                .as_ref(),
+            epilogue.bias,
+            None,
+        );
+        check_close(
+            &portable
+                .slice(ndarray::s![1..1 + 2 * m;2, 1..1 + n])
+                .to_owned(),
+            &want,
+            k,
+        );
+        let mut vector_bits: Option<Vec<u32>> = None;
+        for &kernel in &kernels[1..] {
+            let got = run(kernel);
+            let close = got
+                .iter()
+                .zip(&portable)
+                .all(|(g, p)| (g - p).abs() <= 1e-5 * (k as f32).sqrt().max(1.0) * (1.0 + p.abs()));
+            assert!(close, "{kernel:?} vs portable at {m}x{k}x{n}");
+            let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            match &vector_bits {
+                Some(first) => assert_eq!(first, &bits, "{kernel:?} at {m}x{k}x{n}"),
+                None => vector_bits = Some(bits),
             }
         }
     }

@@ -17,20 +17,24 @@
 
 use std::cell::RefCell;
 
+use crate::scratch::with_thread_local;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
-use spectrans_fft::with_thread_local;
 
 use super::kernel::{MR, NR};
 use super::pack::panels;
-use super::{C_BLOCK_FLOATS, Epilogue, Out, Task, bf16_bits, finish, plan};
+use super::{C_BLOCK_FLOATS, Out, Task, bf16_bits, finish, plan};
+use crate::simd;
+use crate::{Epilogue, Parallelism};
 
 /// bf16 values in one pair of k for the NR columns of a panel.
-const PAIR_VALUES: usize = 2 * NR;
+pub(super) const PAIR_VALUES: usize = 2 * NR;
 
-/// A weight W (n, k) held as bf16 bits, in the layout of the `vdpbf16ps` kernel.
+/// A weight W (n, k) held as bf16 bits, in the layout of the `vdpbf16ps` kernel, with the
+/// token that says this CPU runs that kernel (so a product on it needs no other check).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Bf16Rhs {
+    cpu: simd::Avx512Bf16,
     pub(crate) k: usize,
     pub(crate) n: usize,
     /// k rounded up to even.
@@ -40,8 +44,9 @@ pub(crate) struct Bf16Rhs {
 }
 
 impl Bf16Rhs {
-    /// Rounds W (n, k) to bf16 (round to nearest even) and packs it.
-    pub(crate) fn from_weight(w: ArrayView2<'_, f32>) -> Self {
+    /// Rounds W (n, k) to bf16 (round to nearest even) and packs it, for the kernel that
+    /// `cpu` vouches for.
+    pub(crate) fn from_weight(cpu: simd::Avx512Bf16, w: ArrayView2<'_, f32>) -> Self {
         let (n, k) = w.dim();
         let kp = k.next_multiple_of(2);
         let mut b = vec![0u16; panels(n) * kp * NR];
@@ -50,7 +55,7 @@ impl Bf16Rhs {
                 b[Self::offset(kp, j / NR, j % NR, p)] = bf16_bits(v);
             }
         }
-        Self { k, n, kp, b }
+        Self { cpu, k, n, kp, b }
     }
 
     /// Where value (k = p, column `col` of panel `panel`) lives.
@@ -71,19 +76,13 @@ impl Bf16Rhs {
     }
 }
 
-/// Whether this CPU runs the `vdpbf16ps` kernel (AVX-512 BF16 with AVX-512 VL).
-pub(crate) fn is_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("avx512bf16")
-            && is_x86_feature_detected!("avx512vl")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// The token of the `vdpbf16ps` kernel (AVX-512 BF16 with AVX-512 VL), where this CPU runs it.
+pub(crate) fn supported() -> Option<simd::Avx512Bf16> {
+    simd::Avx512Bf16::try_new()
 }
+
+#[cfg(target_arch = "x86_64")]
+use super::avx512::bf16 as avx512;
 
 thread_local! {
     /// The activations' bf16 bits (m rows of kp values) of the product running on this
@@ -92,8 +91,14 @@ thread_local! {
 }
 
 /// `dst = epilogue(x · Bᵀ)` with B held by [`Bf16Rhs`] (shapes checked by the caller: x
-/// (m, k), C at `out` (m, n), m, n > 0). Only called where [`is_supported`].
-pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Bf16Rhs, epilogue: Epilogue<'_>) {
+/// (m, k), C at `out` (m, n), m, n > 0); the kernel runs on the CPU `rhs` holds the token of.
+pub(crate) fn run(
+    out: Out<'_>,
+    x: ArrayView2<'_, f32>,
+    rhs: &Bf16Rhs,
+    epilogue: Epilogue<'_>,
+    parallelism: Parallelism,
+) {
     let (m, k) = x.dim();
     let kp = rhs.kp;
     let x = x.as_standard_layout();
@@ -108,7 +113,7 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Bf16Rhs, epilogue: Epi
         let values = x.as_slice().expect("a standard layout");
         bits.par_chunks_mut(kp)
             .zip(values.par_chunks(k))
-            .with_min_len(crate::tensor::min_rows(k))
+            .with_min_len(crate::util::min_rows(k))
             .for_each(|(dst, row)| {
                 for (d, &v) in dst.iter_mut().zip(row) {
                     *d = bf16_bits(v);
@@ -116,9 +121,11 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Bf16Rhs, epilogue: Epi
                 dst[k..].fill(0);
             });
         let bits = &*bits;
-        let threads = super::threads_for(m, rhs.n, k);
+        let threads = super::threads_for(m, rhs.n, k, parallelism);
         let tasks = plan(m, rhs.n, threads);
-        let job = |task: &Task| run_task(out, bits, zeros, rhs, *task, epilogue);
+        // SAFETY: `plan`'s tasks are disjoint blocks of C that cover it once, so no two
+        // running tasks write the same element.
+        let job = |task: &Task| unsafe { run_task(out, bits, zeros, rhs, *task, epilogue) };
         if threads > 1 && tasks.len() > 1 {
             tasks.par_iter().with_max_len(1).for_each(job);
         } else {
@@ -131,8 +138,12 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Bf16Rhs, epilogue: Epi
 /// stays in L2 for its epilogue): for each panel of columns, each panel of MR rows, the
 /// sums over all of k stored into C (added to it when the epilogue accumulates); then the
 /// stripe's bias and activation.
-fn run_task(
-    out: Out,
+///
+/// # Safety
+/// No other code reads or writes the task's block of C meanwhile. (It lies inside C, and
+/// the bits cover C's rows: asserted.)
+unsafe fn run_task(
+    out: Out<'_>,
     bits: &[u16],
     zeros: &[u16],
     rhs: &Bf16Rhs,
@@ -141,6 +152,8 @@ fn run_task(
 ) {
     let Task { i0, mc, .. } = task;
     let kp = rhs.kp;
+    assert!(i0 + mc <= out.m && task.j1 <= panels(out.n) && out.n == rhs.n);
+    assert!(bits.len() >= out.m * kp && zeros.len() >= kp);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
     for part in task.stripes(stripe) {
         for j in part.j0..part.j1 {
@@ -159,10 +172,11 @@ fn run_task(
                 // inside C and inside this task's block: no other task writes them.
                 unsafe {
                     tile(
+                        rhs.cpu,
                         kp / 2,
                         a,
                         b,
-                        out.ptr.add(r0 * out.ldc + j * NR),
+                        out.at(r0, j * NR),
                         out.ldc,
                         (here, cols),
                         epilogue.accumulate,
@@ -170,16 +184,19 @@ fn run_task(
                 };
             }
         }
-        finish(out, part, rhs.n, epilogue);
+        // SAFETY: the stripe is part of this task's block (the caller's contract).
+        unsafe { finish(out, part, epilogue) };
     }
 }
 
 /// One tile of C: `rows x cols` sums from `c`, rows `ldc` apart, stored (or added).
 ///
 /// # Safety
-/// The CPU runs the kernel ([`is_supported`]); those values lie inside one allocation that
-/// nothing else touches meanwhile.
+/// Those values lie inside one allocation that nothing else touches meanwhile. (The CPU
+/// features, AVX2 + AVX-512 BF16 + AVX-512 VL, are vouched for by `cpu`.)
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile(
+    cpu: simd::Avx512Bf16,
     pairs: usize,
     a: [&[u16]; MR],
     b: &[u16],
@@ -193,77 +210,22 @@ unsafe fn tile(
     #[cfg(target_arch = "x86_64")]
     {
         if rows == MR && cols == NR {
-            // SAFETY: lengths checked above; the caller vouches for the CPU and the tile.
-            return unsafe { avx512::tile(pairs, a, b, c, ldc, accumulate) };
+            // SAFETY: lengths checked above; `cpu` vouches for the CPU, the caller for the tile.
+            return unsafe { avx512::tile(cpu, pairs, a, b, c, ldc, accumulate) };
         }
         // An edge tile: summed into a local tile, then its inside part is stored.
         let mut local = [0.0f32; MR * NR];
         // SAFETY: as above, into the local MR x NR buffer, rows NR apart; then the caller's
         // rows x cols values at `c`.
         unsafe {
-            avx512::tile(pairs, a, b, local.as_mut_ptr(), NR, false);
+            avx512::tile(cpu, pairs, a, b, local.as_mut_ptr(), NR, false);
             super::store_edge(&local, c, ldc, (rows, cols), accumulate);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("the bf16 kernel runs only where is_supported() (x86-64)");
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use super::{MR, PAIR_VALUES};
-
-    /// A full tile in 12 accumulators (row r's columns 0..8 in `2 r`, 8..16 in `2 r + 1`):
-    /// per pair of k, each row's two values broadcast, `vdpbf16ps` against the pair's 16
-    /// values of 8 columns; then stored (or added) at `c`.
-    ///
-    /// # Safety
-    /// The CPU has AVX2, AVX-512 BF16 and AVX-512 VL; every row of `a` holds `2 · pairs`
-    /// values and `b` `pairs` pairs; `MR` rows of 16 values from `c`, `ldc` apart, are
-    /// writable.
-    #[target_feature(enable = "avx2,avx512bf16,avx512vl")]
-    pub(super) unsafe fn tile(
-        pairs: usize,
-        a: [&[u16]; MR],
-        b: &[u16],
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        let mut acc = [_mm256_setzero_ps(); 2 * MR];
-        let bp = b.as_ptr();
-        for g in 0..pairs {
-            // SAFETY: pair g < pairs lies inside `b`, and 2 g + 2 <= each row's length; a
-            // 256-bit vector of bf16 pairs has the layout of `__m256bh`.
-            unsafe {
-                let b0: __m256bh =
-                    std::mem::transmute(_mm256_loadu_si256(bp.add(g * PAIR_VALUES).cast()));
-                let b1: __m256bh =
-                    std::mem::transmute(_mm256_loadu_si256(bp.add(g * PAIR_VALUES + 16).cast()));
-                for r in 0..MR {
-                    let pair = std::ptr::read_unaligned(a[r].as_ptr().add(2 * g).cast::<i32>());
-                    let x: __m256bh = std::mem::transmute(_mm256_set1_epi32(pair));
-                    acc[2 * r] = _mm256_dpbf16_ps(acc[2 * r], x, b0);
-                    acc[2 * r + 1] = _mm256_dpbf16_ps(acc[2 * r + 1], x, b1);
-                }
-            }
-        }
-        for (r, pair) in acc.chunks_exact(2).enumerate() {
-            for (h, &v) in pair.iter().enumerate() {
-                // SAFETY: row r < MR of the tile holds 16 writable values.
-                unsafe {
-                    let dst = c.add(r * ldc + 8 * h);
-                    let v = if accumulate {
-                        _mm256_add_ps(_mm256_loadu_ps(dst), v)
-                    } else {
-                        v
-                    };
-                    _mm256_storeu_ps(dst, v);
-                }
-            }
-        }
+    {
+        let _ = (cpu, c, ldc, accumulate);
+        unreachable!("no token of AVX-512 BF16 exists off x86-64");
     }
 }
 
@@ -274,8 +236,11 @@ mod tests {
     /// The layout round trip: the held values are W rounded to bf16, value by value.
     #[test]
     fn weights_round_trip_through_the_layout() {
+        let Some(cpu) = supported() else {
+            return; // the layout exists only for the kernel
+        };
         let w = Array2::from_shape_fn((37, 11), |(j, p)| ((j * 13 + p * 7) as f32 * 0.37).sin());
-        let held = Bf16Rhs::from_weight(w.view()).to_weight();
+        let held = Bf16Rhs::from_weight(cpu, w.view()).to_weight();
         for (a, b) in held.iter().zip(&w) {
             assert_eq!(a.to_bits(), crate::precision::round_bf16(*b).to_bits());
         }

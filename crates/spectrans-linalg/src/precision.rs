@@ -1,25 +1,25 @@
-//! Reduced-precision inputs of a Linear: bfloat16 rounding, and int8 dynamic quantization
-//! (weights symmetric per output channel, activations asymmetric 7-bit per row).
+//! Reduced-precision operands: bfloat16 rounding, and int8 dynamic quantization (a right
+//! operand's columns symmetric, a left operand's rows asymmetric, 7-bit).
 //!
 //! These functions give the *values* a bf16 or int8 GEMM multiplies: `round_bf16` rounds to
 //! the nearest bfloat16 (ties to even), and the int8 quantizers return the dequantized values
 //! `s · q` (weights) and `s · (q − z)` (activations). A product of such values is what the
-//! packed bf16 and int8 products of [`crate::sgemm`] compute (int8: exact integer sums, then
-//! one scale per row and column); a [`Linear`](crate::Linear) whose weight is not packed
-//! multiplies these values with the f32 GEMM instead, with the same accuracy.
+//! packed bf16 and int8 products of [`crate::gemm`] compute (int8: exact integer sums, then
+//! one scale per row and column); a product on an operand that is not packed can multiply
+//! these values with the f32 GEMM instead, with the same accuracy.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 pub use spectrans_types::Precision;
 
-use crate::error::LayerError;
-use crate::tensor::{contiguous, contiguous_mut, min_rows};
+use crate::error::LinalgError;
+use crate::util::{contiguous, contiguous_mut, min_rows};
 
 /// `x` rounded to the nearest bfloat16 (8 exponent bits, 7 mantissa bits), ties to even;
 /// NaN stays NaN, infinities stay infinite.
 ///
 /// ```
-/// use spectrans_layers::precision::round_bf16;
+/// use spectrans_linalg::precision::round_bf16;
 /// assert_eq!(round_bf16(1.0), 1.0);
 /// assert_eq!(round_bf16(1.0 + 1.0 / 512.0), 1.0); // below half an ulp (1/128)
 /// assert_eq!(round_bf16(1.0 + 3.0 / 256.0), 1.015625); // rounds up to 1 + 2/128
@@ -49,7 +49,7 @@ pub fn round_bf16(x: f32) -> f32 {
 ///
 /// ```
 /// use ndarray::{array, Array2};
-/// use spectrans_layers::precision::{Precision, quantize_rows_into};
+/// use spectrans_linalg::precision::{Precision, quantize_rows_into};
 /// let w = array![[0.5f32, -1.0, 0.25]];
 /// let mut q = Array2::zeros((1, 3));
 /// quantize_rows_into(w.view(), q.view_mut(), Precision::Int8, true).unwrap();
@@ -62,7 +62,7 @@ pub fn quantize_rows_into(
     mut dst: ArrayViewMut2<'_, f32>,
     precision: Precision,
     symmetric: bool,
-) -> Result<(), LayerError> {
+) -> Result<(), LinalgError> {
     let (rows, cols) = src.dim();
     if dst.dim() != (rows, cols) {
         return Err(crate::error::shape_error(
@@ -91,12 +91,18 @@ fn quantize_row(row: &[f32], out: &mut [f32], precision: Precision, symmetric: b
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2")]
-        fn with_avx2(row: &[f32], out: &mut [f32], precision: Precision, symmetric: bool) {
+        fn with_avx2(
+            _cpu: crate::simd::Avx2,
+            row: &[f32],
+            out: &mut [f32],
+            precision: Precision,
+            symmetric: bool,
+        ) {
             quantize_row_with(row, out, precision, symmetric);
         }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { with_avx2(row, out, precision, symmetric) };
+        if let Some(cpu) = crate::simd::Avx2::try_new() {
+            // SAFETY: AVX2, the function's one requirement, is vouched for by `cpu`.
+            return unsafe { with_avx2(cpu, row, out, precision, symmetric) };
         }
     }
     quantize_row_with(row, out, precision, symmetric);
@@ -184,7 +190,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(crate::util::proptest_cases(64)))]
 
         /// bf16 rounding is within half an ulp (2^-8 relative) and idempotent.
         #[test]

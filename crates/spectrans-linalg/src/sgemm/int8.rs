@@ -14,17 +14,20 @@
 
 use std::cell::RefCell;
 
+use crate::scratch::with_thread_local;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
-use spectrans_fft::with_thread_local;
 
 use super::kernel::{MR, NR};
 use super::pack::panels;
-use super::{C_BLOCK_FLOATS, Epilogue, Out, Task, finish, plan};
+use super::{C_BLOCK_FLOATS, Out, Task, finish, plan};
 use crate::precision::{activation_code, activation_params};
+#[cfg(target_arch = "x86_64")]
+use crate::simd;
+use crate::{Epilogue, Parallelism};
 
 /// Bytes of one group of 4 k values for the NR columns of a panel.
-const GROUP_BYTES: usize = 4 * NR;
+pub(super) const GROUP_BYTES: usize = 4 * NR;
 
 /// A weight W (n, k) held as int8 codes per output channel, packed for the int8 kernel.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,9 +105,9 @@ impl Int8Rhs {
 
 /// One row's quantized activations.
 #[derive(Debug, Clone, Copy, Default)]
-struct RowQuant {
-    scale: f32,
-    zero: i32,
+pub(super) struct RowQuant {
+    pub(super) scale: f32,
+    pub(super) zero: i32,
 }
 
 thread_local! {
@@ -116,7 +119,13 @@ thread_local! {
 
 /// `dst = epilogue(x · Bᵀ)` with B held in int8 (shapes checked by the caller: x (m, k) with a
 /// standard layout, C at `out` (m, n), m, n > 0).
-pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Int8Rhs, epilogue: Epilogue<'_>) {
+pub(crate) fn run(
+    out: Out<'_>,
+    x: ArrayView2<'_, f32>,
+    rhs: &Int8Rhs,
+    epilogue: Epilogue<'_>,
+    parallelism: Parallelism,
+) {
     let (m, k) = x.dim();
     let kp = rhs.kp;
     let x = x.as_standard_layout();
@@ -136,13 +145,17 @@ pub(crate) fn run(out: Out, x: ArrayView2<'_, f32>, rhs: &Int8Rhs, epilogue: Epi
             .par_chunks_mut(kp)
             .zip(rows.par_iter_mut())
             .zip(values.par_chunks(k))
-            .with_min_len(crate::tensor::min_rows(k))
+            .with_min_len(crate::util::min_rows(k))
             .for_each(|((code, row_quant), row)| quantize_row(row, code, row_quant));
         let (codes, rows) = (&*codes, &*rows);
-        let threads = super::threads_for(m, rhs.n, k);
+        let threads = super::threads_for(m, rhs.n, k, parallelism);
         let tasks = plan(m, rhs.n, threads);
         let kernel = Kernel::detect();
-        let job = |task: &Task| run_task(kernel, out, codes, rows, zeros, rhs, *task, epilogue);
+        // SAFETY: `plan`'s tasks are disjoint blocks of C that cover it once, so no two
+        // running tasks write the same element.
+        let job = |task: &Task| unsafe {
+            run_task(kernel, out, codes, rows, zeros, rhs, *task, epilogue)
+        };
         if threads > 1 && tasks.len() > 1 {
             tasks.par_iter().with_max_len(1).for_each(job);
         } else {
@@ -157,12 +170,12 @@ fn quantize_row(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2")]
-        fn with_avx2(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
+        fn with_avx2(_cpu: simd::Avx2, row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
             quantize_row_with(row, codes, quant);
         }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { with_avx2(row, codes, quant) };
+        if let Some(cpu) = simd::Avx2::try_new() {
+            // SAFETY: AVX2, the function's one requirement, is vouched for by `cpu`.
+            return unsafe { with_avx2(cpu, row, codes, quant) };
         }
     }
     quantize_row_with(row, codes, quant);
@@ -196,9 +209,13 @@ fn quantize_row_with(row: &[f32], codes: &mut [u8], quant: &mut RowQuant) {
 /// integer sums over all of k, dequantized into C (added to it when the epilogue
 /// accumulates); then the stripe's bias and activation.
 #[allow(clippy::too_many_arguments)]
-fn run_task(
+///
+/// # Safety
+/// No other code reads or writes the task's block of C meanwhile. (It lies inside C, and
+/// the codes cover C's rows: asserted.)
+unsafe fn run_task(
     kernel: Kernel,
-    out: Out,
+    out: Out<'_>,
     codes: &[u8],
     rows: &[RowQuant],
     zeros: &[u8],
@@ -208,6 +225,8 @@ fn run_task(
 ) {
     let Task { i0, mc, .. } = task;
     let kp = rhs.kp;
+    assert!(i0 + mc <= out.m && task.j1 <= panels(out.n) && out.n == rhs.n);
+    assert!(codes.len() >= out.m * kp && rows.len() >= out.m && zeros.len() >= kp);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
     for part in task.stripes(stripe) {
         for j in part.j0..part.j1 {
@@ -236,7 +255,7 @@ fn run_task(
                 // SAFETY: rows r0..r0 + here (< m) and columns 16 j..16 j + cols (<= n) lie
                 // inside C and inside this task's block (rows i0..i0 + mc, panels j0..j1): no
                 // other task writes them.
-                let c = unsafe { out.ptr.add(r0 * out.ldc + j * NR) };
+                let c = unsafe { out.at(r0, j * NR) };
                 let tile = Tile {
                     c,
                     ldc: out.ldc,
@@ -248,16 +267,17 @@ fn run_task(
                 unsafe { kernel.tile(kp / 4, a, &quant, panel, tile) };
             }
         }
-        finish(out, part, rhs.n, epilogue);
+        // SAFETY: the stripe is part of this task's block (the caller's contract).
+        unsafe { finish(out, part, epilogue) };
     }
 }
 
 /// One panel of the weight: its codes and, per column, `Σ_k q_w` and `s_w`.
 #[derive(Clone, Copy)]
-struct Panel<'a> {
-    b: &'a [i8],
-    sums: &'a [i32],
-    scales: &'a [f32],
+pub(super) struct Panel<'a> {
+    pub(super) b: &'a [i8],
+    pub(super) sums: &'a [i32],
+    pub(super) scales: &'a [f32],
 }
 
 /// Where a tile of C lands: `rows x cols` values from `c`, rows `ldc` apart.
@@ -272,7 +292,13 @@ struct Tile {
 
 /// `c (+)= ((acc − z · sum) · s_x) · s_w` for one row's NR columns (the portable
 /// dequantization; the AVX2 kernel does the same operations in the same order).
-fn dequantize_row(dst: &mut [f32], acc: &[i32; NR], quant: RowQuant, panel: Panel<'_>, add: bool) {
+pub(super) fn dequantize_row(
+    dst: &mut [f32],
+    acc: &[i32; NR],
+    quant: RowQuant,
+    panel: Panel<'_>,
+    add: bool,
+) {
     for (((d, &a), &sum), &scale) in dst.iter_mut().zip(acc).zip(panel.sums).zip(panel.scales) {
         let v = ((a - quant.zero * sum) as f32 * quant.scale) * scale;
         *d = if add { *d + v } else { v };
@@ -289,23 +315,30 @@ pub(crate) fn kernel_name() -> &'static str {
     match Kernel::detect() {
         Kernel::Portable => "portable integer kernel",
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => "AVX2 vpmaddubsw 6x16 kernel",
+        Kernel::Avx2(_) => "AVX2 vpmaddubsw 6x16 kernel",
         #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => "AVX-512 VNNI vpdpbusd 6x16 kernel",
+        Kernel::Vnni(_) => "AVX-512 VNNI vpdpbusd 6x16 kernel",
     }
 }
 
-/// Which int8 kernel runs.
+#[cfg(target_arch = "x86_64")]
+use super::avx2::int8 as avx2;
+#[cfg(target_arch = "x86_64")]
+use super::avx512::int8 as vnni;
+use super::portable::int8::sums as portable;
+
+/// Which int8 kernel runs. The vector variants hold the capability token of their
+/// instruction set ([`crate::simd`]): a `Kernel` that runs them exists only on a CPU that has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
     Portable,
     /// `vpmaddubsw` + `vpmaddwd` (AVX2).
     #[cfg(target_arch = "x86_64")]
-    Avx2,
+    Avx2(simd::Avx2),
     /// `vpdpbusd` (AVX-512 VNNI on 256-bit vectors): the four products and their sum in one
     /// instruction, where AVX2 needs two multiplies and an add.
     #[cfg(target_arch = "x86_64")]
-    Vnni,
+    Vnni(simd::Avx512Vnni),
 }
 
 impl Kernel {
@@ -321,11 +354,9 @@ impl Kernel {
         #[allow(unused_mut)]
         let mut kernels = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            kernels.push(Kernel::Avx2);
-            if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
-                kernels.push(Kernel::Vnni);
-            }
+        {
+            kernels.extend(simd::Avx2::try_new().map(Kernel::Avx2));
+            kernels.extend(simd::Avx512Vnni::try_new().map(Kernel::Vnni));
         }
         kernels
     }
@@ -351,13 +382,17 @@ impl Kernel {
         assert!(tile.rows <= MR && tile.cols <= NR);
         #[cfg(target_arch = "x86_64")]
         if self != Kernel::Portable {
-            // SAFETY (both calls): the CPU has the kernel's features (`available`); lengths
-            // checked above; `c` holds MR rows of NR writable values, `ldc` apart.
+            // SAFETY (both calls): the CPU features are vouched for by the variant's token;
+            // lengths checked above; `c` holds MR rows of NR writable values, `ldc` apart.
             let vector = |c: *mut f32, ldc: usize, accumulate: bool| unsafe {
-                if self == Kernel::Vnni {
-                    avx2::tile_vnni(groups, a, quant, panel, c, ldc, accumulate)
-                } else {
-                    avx2::tile(groups, a, quant, panel, c, ldc, accumulate)
+                match self {
+                    Kernel::Vnni(cpu) => {
+                        vnni::tile(cpu, groups, a, quant, panel, c, ldc, accumulate)
+                    }
+                    Kernel::Avx2(cpu) => {
+                        avx2::tile(cpu, groups, a, quant, panel, c, ldc, accumulate)
+                    }
+                    Kernel::Portable => unreachable!("a vector kernel"),
                 }
             };
             if tile.rows == MR && tile.cols == NR {
@@ -388,234 +423,13 @@ impl Kernel {
         assert!(a.iter().all(|row| row.len() >= groups * 4) && b.len() >= groups * GROUP_BYTES);
         match self {
             Kernel::Portable => portable(groups, a, b),
-            // SAFETY: the CPU has the kernel's features (`available`); the lengths were
-            // checked above.
+            // SAFETY: the CPU features are vouched for by the variant's token; the lengths
+            // were checked above.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::sums(groups, a, b) },
+            Kernel::Avx2(cpu) => unsafe { avx2::sums(cpu, groups, a, b) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => unsafe { avx2::sums_vnni(groups, a, b) },
+            Kernel::Vnni(cpu) => unsafe { vnni::sums(cpu, groups, a, b) },
         }
-    }
-}
-
-fn portable(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; NR]; MR] {
-    let mut acc = [[0i32; NR]; MR];
-    for g in 0..groups {
-        let block = &b[g * GROUP_BYTES..(g + 1) * GROUP_BYTES];
-        for (row, codes) in acc.iter_mut().zip(&a) {
-            let codes = &codes[4 * g..4 * g + 4];
-            for (c, sum) in row.iter_mut().enumerate() {
-                let w = &block[(c / 8) * 32 + (c % 8) * 4..][..4];
-                *sum += codes
-                    .iter()
-                    .zip(w)
-                    .map(|(&x, &w)| i32::from(x) * i32::from(w))
-                    .sum::<i32>();
-            }
-        }
-    }
-    acc
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::{GROUP_BYTES, MR, Panel, RowQuant};
-
-    /// A full tile: the sums of [`sums`], then per row
-    /// `c (+)= ((acc − z · sum) · s_x) · s_w` in vectors, the same operations in the same
-    /// order as [`super::dequantize_row`] (so the same bits).
-    ///
-    /// # Safety
-    /// As [`sums`], and `MR` rows of `NR` values from `c`, `ldc` apart, are writable.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn tile(
-        groups: usize,
-        a: [&[u8]; MR],
-        quant: &[RowQuant; MR],
-        panel: Panel<'_>,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let acc = accumulators(groups, a, panel.b);
-            store(acc, quant, panel, c, ldc, accumulate);
-        }
-    }
-
-    /// [`tile`] with the sums of [`accumulators_vnni`] (the same integers, so the same bits).
-    ///
-    /// # Safety
-    /// As [`tile`], and the CPU has AVX-512 VNNI and AVX-512 VL.
-    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    pub(super) unsafe fn tile_vnni(
-        groups: usize,
-        a: [&[u8]; MR],
-        quant: &[RowQuant; MR],
-        panel: Panel<'_>,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let acc = accumulators_vnni(groups, a, panel.b);
-            store(acc, quant, panel, c, ldc, accumulate);
-        }
-    }
-
-    /// The dequantization of a tile's sums, stored (or added) at `c` (inlined into each
-    /// kernel's `tile`, which has AVX2).
-    ///
-    /// # Safety
-    /// The CPU has AVX2; the panel holds NR sums and NR scales; `MR` rows of `NR` values from
-    /// `c`, `ldc` apart, are writable.
-    #[inline(always)]
-    unsafe fn store(
-        acc: [__m256i; 2 * MR],
-        quant: &[RowQuant; MR],
-        panel: Panel<'_>,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let sums = [
-                _mm256_loadu_si256(panel.sums.as_ptr().cast()),
-                _mm256_loadu_si256(panel.sums.as_ptr().add(8).cast()),
-            ];
-            let scales = [
-                _mm256_loadu_ps(panel.scales.as_ptr()),
-                _mm256_loadu_ps(panel.scales.as_ptr().add(8)),
-            ];
-            for (r, q) in quant.iter().enumerate() {
-                let zero = _mm256_set1_epi32(q.zero);
-                let scale = _mm256_set1_ps(q.scale);
-                for h in 0..2 {
-                    let centred =
-                        _mm256_sub_epi32(acc[2 * r + h], _mm256_mullo_epi32(zero, sums[h]));
-                    let v =
-                        _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(centred), scale), scales[h]);
-                    let dst = c.add(r * ldc + 8 * h);
-                    let v = if accumulate {
-                        _mm256_add_ps(_mm256_loadu_ps(dst), v)
-                    } else {
-                        v
-                    };
-                    _mm256_storeu_ps(dst, v);
-                }
-            }
-        }
-    }
-
-    /// The integer sums `Σ_k a[r][k] · b[k, c]`, as an array (for the tests).
-    ///
-    /// # Safety
-    /// The CPU has AVX2; every row of `a` holds `4 · groups` codes and `b` `groups` groups.
-    #[cfg(test)]
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn sums(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [[i32; super::NR]; MR] {
-        // SAFETY: the caller's contract.
-        unsafe { to_array(accumulators(groups, a, b)) }
-    }
-
-    /// The 12 accumulators as MR rows of NR sums (for the tests).
-    ///
-    /// # Safety
-    /// The CPU has AVX2.
-    #[cfg(test)]
-    #[inline(always)]
-    unsafe fn to_array(acc: [__m256i; 2 * MR]) -> [[i32; super::NR]; MR] {
-        let mut out = [[0i32; super::NR]; MR];
-        for (r, row) in out.iter_mut().enumerate() {
-            // SAFETY: each row holds NR = 16 i32; the CPU has AVX2 (the caller's contract).
-            unsafe {
-                _mm256_storeu_si256(row.as_mut_ptr().cast(), acc[2 * r]);
-                _mm256_storeu_si256(row.as_mut_ptr().add(8).cast(), acc[2 * r + 1]);
-            }
-        }
-        out
-    }
-
-    /// [`sums`] by [`accumulators_vnni`] (for the tests).
-    ///
-    /// # Safety
-    /// As [`sums`], and the CPU has AVX-512 VNNI and AVX-512 VL.
-    #[cfg(test)]
-    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    pub(super) unsafe fn sums_vnni(
-        groups: usize,
-        a: [&[u8]; MR],
-        b: &[i8],
-    ) -> [[i32; super::NR]; MR] {
-        // SAFETY: the caller's contract.
-        unsafe { to_array(accumulators_vnni(groups, a, b)) }
-    }
-
-    /// The integer sums of [`accumulators`], by `vpdpbusd`: per group of 4 k, each row's 4
-    /// codes broadcast, and each 32-bit lane of the accumulator gains the sum of its four
-    /// u8 x i8 products in one instruction. The sums are exact (no i16 stage to saturate),
-    /// so they equal the AVX2 and portable ones.
-    ///
-    /// # Safety
-    /// The CPU has AVX2, AVX-512 VNNI and AVX-512 VL; every row of `a` holds `4 · groups`
-    /// codes and `b` `groups` groups.
-    #[inline]
-    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    unsafe fn accumulators_vnni(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [__m256i; 2 * MR] {
-        let mut acc = [_mm256_setzero_si256(); 2 * MR];
-        let bp = b.as_ptr();
-        for g in 0..groups {
-            // SAFETY: group g < groups lies inside `b`, and 4 g + 4 <= each row's length.
-            unsafe {
-                let b0 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES).cast());
-                let b1 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES + 32).cast());
-                for r in 0..MR {
-                    let word = std::ptr::read_unaligned(a[r].as_ptr().add(4 * g).cast::<i32>());
-                    let x = _mm256_set1_epi32(word);
-                    acc[2 * r] = _mm256_dpbusd_epi32(acc[2 * r], x, b0);
-                    acc[2 * r + 1] = _mm256_dpbusd_epi32(acc[2 * r + 1], x, b1);
-                }
-            }
-        }
-        acc
-    }
-
-    /// The integer sums in 12 accumulators (row r's columns 0..8 in `2 r`, 8..16 in
-    /// `2 r + 1`): per group of 4 k, each row's 4 codes broadcast, `vpmaddubsw` against the
-    /// 32 bytes of 8 columns (pairs of products in i16), `vpmaddwd` with ones (sums of 4 in
-    /// i32), added. (The compiler spills one accumulator to the stack in this loop; pinning
-    /// the registers in assembly was measured and gained nothing: the two multiply pipes are
-    /// the bound.)
-    ///
-    /// # Safety
-    /// The CPU has AVX2; every row of `a` holds `4 · groups` codes and `b` `groups` groups.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn accumulators(groups: usize, a: [&[u8]; MR], b: &[i8]) -> [__m256i; 2 * MR] {
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_si256(); 2 * MR];
-        let bp = b.as_ptr();
-        for g in 0..groups {
-            // SAFETY: group g < groups lies inside `b`, and 4 g + 4 <= each row's length.
-            unsafe {
-                let b0 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES).cast());
-                let b1 = _mm256_loadu_si256(bp.add(g * GROUP_BYTES + 32).cast());
-                for r in 0..MR {
-                    let word = std::ptr::read_unaligned(a[r].as_ptr().add(4 * g).cast::<i32>());
-                    let x = _mm256_set1_epi32(word);
-                    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones);
-                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones);
-                    acc[2 * r] = _mm256_add_epi32(acc[2 * r], p0);
-                    acc[2 * r + 1] = _mm256_add_epi32(acc[2 * r + 1], p1);
-                }
-            }
-        }
-        acc
     }
 }
 

@@ -1,6 +1,6 @@
 //! Branch-free f32 `exp`, `erf` and GELU that the compiler vectorizes (GELU's hot loops).
 //!
-//! Every formula is written once, generic over how `a·b + c` is evaluated ([`MulAdd`]):
+//! Every formula is written once, generic over how `a·b + c` is evaluated (`MulAdd`):
 //! fused (one rounding, one instruction) inside the loops compiled for CPUs with FMA, and
 //! unfused in the portable fallback, where a software `fma` would be slow. The loops are
 //! compiled three times on x86_64 (AVX-512, AVX2 + FMA, baseline) and picked at run time.
@@ -144,13 +144,13 @@ fn sigmoid_complex_loop<M: MulAdd>(re: &[f32], im: &[f32], out: &mut [Complex32]
     }
 }
 
-/// The widest instruction set the CPU offers for these loops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The widest instruction set the CPU has for these loops, with its capability token.
+#[derive(Clone, Copy)]
 enum Isa {
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx512,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Avx2Fma,
+    #[cfg(target_arch = "x86_64")]
+    Avx512(crate::simd::Avx512),
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma(crate::simd::Avx2Fma),
     Portable,
 }
 
@@ -158,11 +158,11 @@ enum Isa {
 fn isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
+        if let Some(cpu) = crate::simd::Avx512::try_new() {
+            return Isa::Avx512(cpu);
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Isa::Avx2Fma;
+        if let Some(cpu) = crate::simd::Avx2Fma::try_new() {
+            return Isa::Avx2Fma(cpu);
         }
     }
     Isa::Portable
@@ -177,22 +177,22 @@ macro_rules! multiversion {
         pub fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx2,fma")]
-            fn avx512($($arg: $ty),*) {
+            fn avx512(_cpu: crate::simd::Avx512, $($arg: $ty),*) {
                 $generic::<Fused>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            fn avx2($($arg: $ty),*) {
+            fn avx2(_cpu: crate::simd::Avx2Fma, $($arg: $ty),*) {
                 $generic::<Fused>($($arg),*)
             }
             match isa() {
-                // SAFETY (both arms): the CPU has the features the function is compiled for
-                // (`isa` detected them at run time), the only requirement of calling it.
+                // SAFETY (both arms): the features the function is compiled for, its only
+                // requirement, are vouched for by the token `cpu`.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512($($arg),*) },
+                Isa::Avx512(cpu) => unsafe { avx512(cpu, $($arg),*) },
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2Fma => unsafe { avx2($($arg),*) },
-                _ => $generic::<Unfused>($($arg),*),
+                Isa::Avx2Fma(cpu) => unsafe { avx2(cpu, $($arg),*) },
+                Isa::Portable => $generic::<Unfused>($($arg),*),
             }
         }
     };

@@ -1,0 +1,68 @@
+//! The f32 pair micro-kernel in AVX-512 F: a 12 x 16 tile, one 512-bit register per row.
+
+use std::arch::x86_64::*;
+
+use crate::sgemm::kernel::{MR, NR, PanelValue, Tile};
+use crate::simd;
+
+/// Rows of the pair kernel's tile.
+const ROWS: usize = 2 * MR;
+
+/// `C (+)= A · B` over `kc` steps for a 12 x 16 tile: 12 accumulators of 16 lanes, one
+/// load of B per step and one broadcast of A per row. With `IN_PLACE` A's element (r, p)
+/// is at `a + r * stride + p` (12 rows of a row-major A); else at `a + r + p * MR` for
+/// r < MR and `a + stride + (r - MR) + p * MR` after (two packed panels, `stride` apart).
+///
+/// # Safety
+/// Needs AVX-512 F, vouched for by the `_cpu` token; the caller promises the rest: A's
+/// two panels and `b` (`kc * NR` values, checked) are readable; the tile's 12 rows are
+/// as [`Kernel::run`](crate::sgemm::kernel::Kernel::run) asks.
+#[target_feature(enable = "avx512f")]
+pub(in crate::sgemm) unsafe fn pair<const IN_PLACE: bool, T: PanelValue>(
+    _cpu: simd::Avx512,
+    kc: usize,
+    a: *const f32,
+    stride: usize,
+    b: &[T],
+    tile: Tile,
+) {
+    // Where row r of A starts, and how far apart its steps are.
+    let (second, rs, cs) = if IN_PLACE {
+        (MR * stride, stride, 1)
+    } else {
+        (stride, 1, MR)
+    };
+    debug_assert!(
+        b.len() >= kc * NR,
+        "B panel of {} values for kc = {kc}",
+        b.len()
+    );
+    let mut acc = [_mm512_setzero_ps(); ROWS];
+    let b = b.as_ptr();
+    for p in 0..kc {
+        // SAFETY: p < kc: step p of B's panel and of both panels of A (the caller's
+        // contract).
+        unsafe {
+            let bv = PanelValue::load16(b.add(p * NR));
+            let a0 = a.add(p * cs);
+            let a1 = a0.add(second);
+            let (upper, lower) = acc.split_at_mut(MR);
+            for (r, (u, l)) in upper.iter_mut().zip(lower).enumerate() {
+                *u = _mm512_fmadd_ps(_mm512_set1_ps(*a0.add(r * rs)), bv, *u);
+                *l = _mm512_fmadd_ps(_mm512_set1_ps(*a1.add(r * rs)), bv, *l);
+            }
+        }
+    }
+    for (r, &sum) in acc.iter().enumerate() {
+        // SAFETY: row r < 12 of the tile holds NR = 16 floats at c + r * ldc.
+        unsafe {
+            let row = tile.c.add(r * tile.ldc);
+            let v = if tile.accumulate {
+                _mm512_add_ps(sum, _mm512_loadu_ps(row))
+            } else {
+                sum
+            };
+            _mm512_storeu_ps(row, v);
+        }
+    }
+}

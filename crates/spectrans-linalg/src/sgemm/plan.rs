@@ -1,0 +1,88 @@
+//! The planner: how many threads a product gets, and how C is cut into tasks for them.
+
+use std::ops::Range;
+
+use super::kernel::MR;
+use super::pack::panels;
+use crate::Parallelism;
+
+/// The most rows of A one task packs (an A block of MC x KC floats stays in L2).
+pub(super) const MC: usize = 168;
+/// Products with fewer multiply-adds than this run on the calling thread.
+const PARALLEL_MIN_FLOPS: usize = 48 * 48 * 48;
+
+/// The threads a product of (m, k) x (k, n) is split over: one for a small product or
+/// with [`Parallelism::None`], else the rayon pool's.
+pub(crate) fn threads_for(m: usize, n: usize, k: usize, parallelism: Parallelism) -> usize {
+    let flops = m.saturating_mul(n).saturating_mul(k);
+    if flops < PARALLEL_MIN_FLOPS || parallelism == Parallelism::None {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
+/// Rows `0..m` cut into blocks of at most about `max_rows` rows for `threads` threads: a
+/// multiple of `threads` blocks (when there are rows enough), dealt out in whole units of two
+/// MR panels (so the AVX-512 kernel's 12-row tiles cover every block but the last) as evenly
+/// as units allow, sizes differing by one unit at most, so no thread is left with an extra
+/// block at the end.
+pub fn row_blocks(m: usize, max_rows: usize, threads: usize) -> Vec<Range<usize>> {
+    const UNIT: usize = 2 * MR;
+    let units = m.div_ceil(UNIT);
+    let blocks = m
+        .div_ceil(max_rows)
+        .max(1)
+        .next_multiple_of(threads.max(1))
+        .min(units);
+    (0..blocks)
+        .map(|b| (b * units / blocks * UNIT)..((b + 1) * units / blocks * UNIT).min(m))
+        .collect()
+}
+
+/// A C block one task owns: rows `i0..i0 + mc`, panels `j0..j1` (columns `16 j0..`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Task {
+    pub(super) i0: usize,
+    pub(super) mc: usize,
+    pub(super) j0: usize,
+    pub(super) j1: usize,
+}
+
+impl Task {
+    /// The task's block cut into stripes of at most `panels` panels of columns, in order:
+    /// each summed, then given its epilogue while its block of C is still in L2.
+    pub(super) fn stripes(self, panels: usize) -> impl Iterator<Item = Task> {
+        (self.j0..self.j1).step_by(panels).map(move |j0| Task {
+            j0,
+            j1: (j0 + panels).min(self.j1),
+            ..self
+        })
+    }
+}
+
+/// Cuts C into tasks: the row blocks of [`row_blocks`] (about MC rows), and when that gives
+/// fewer than two tasks per thread, column ranges too.
+pub(super) fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
+    let blocks = row_blocks(m, MC, threads);
+    let np = panels(n);
+    let want = 2 * threads;
+    let col_chunks = if threads > 1 && blocks.len() < want {
+        want.div_ceil(blocks.len()).min(np)
+    } else {
+        1
+    };
+    let per_chunk = np.div_ceil(col_chunks);
+    let mut tasks = Vec::new();
+    for rows in blocks {
+        for j0 in (0..np).step_by(per_chunk) {
+            tasks.push(Task {
+                i0: rows.start,
+                mc: rows.len(),
+                j0,
+                j1: (j0 + per_chunk).min(np),
+            });
+        }
+    }
+    tasks
+}
