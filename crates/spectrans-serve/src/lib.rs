@@ -64,32 +64,29 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on the first SIGTERM or SIGINT (Ctrl-C elsewhere than Unix).
-pub async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (Ctrl-C elsewhere than Unix) and returns
+/// a future that resolves on the first of them. Call it inside a tokio runtime before the
+/// server announces itself, so that a signal sent right after the announcement is caught.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            _ => {
-                // Without signal handlers the server can only be killed.
-                std::future::pending::<()>().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        Ok(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 
