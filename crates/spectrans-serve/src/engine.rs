@@ -354,7 +354,9 @@ fn run_batch(
             )
         })
     }));
-    metrics.observe_batch(rows, rows * len, started.elapsed());
+    let elapsed = started.elapsed();
+    metrics.observe_batch(rows, rows * len, elapsed);
+    tracing::debug!(rows, len, forward_ms = elapsed.as_secs_f64() * 1e3, "batch");
     let out = match result {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => {
