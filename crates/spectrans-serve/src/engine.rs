@@ -79,11 +79,14 @@ impl Default for EngineConfig {
     }
 }
 
+/// Where a request's answer goes.
+type ReplySender = oneshot::Sender<Result<Vec<SequenceOutput>, EngineError>>;
+
 /// The answer being gathered for one request.
 struct Pending {
     outputs: Mutex<Vec<Option<SequenceOutput>>>,
     remaining: AtomicUsize,
-    reply: Mutex<Option<oneshot::Sender<Result<Vec<SequenceOutput>, EngineError>>>>,
+    reply: Mutex<Option<ReplySender>>,
 }
 
 impl Pending {

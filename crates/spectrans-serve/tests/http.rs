@@ -172,7 +172,7 @@ impl Server {
 fn output_bits(v: &Value) -> Vec<Vec<u32>> {
     let text = v["__text"].as_str().expect("an answer read by post_raw");
     let start = text.find("\"outputs\":").expect("outputs") + "\"outputs\":".len();
-    let bytes = text[start..].as_bytes();
+    let bytes = &text.as_bytes()[start..];
     let (mut depth, mut i) = (0usize, 0usize);
     let mut seqs: Vec<Vec<u32>> = Vec::new();
     loop {
