@@ -80,7 +80,7 @@ impl AppState {
             "version": env!("CARGO_PKG_VERSION"),
             "threads": engine.config().threads,
             "max_batch_tokens": engine.config().max_batch_tokens,
-            "max_wait_ms": engine.config().max_wait.as_secs_f64() * 1000.0,
+            "max_wait_ms": engine.config().max_wait.as_millis() as u64,
             "max_concurrent_requests": limits.max_concurrent_requests,
             "max_body_bytes": limits.max_body_bytes,
             "request_timeout_ms": limits.request_timeout.as_millis() as u64,

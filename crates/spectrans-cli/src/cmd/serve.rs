@@ -176,12 +176,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let local = listener.local_addr()?;
         let shutdown = spectrans_serve::shutdown_signal()
             .context("cannot install the SIGTERM/SIGINT handlers")?;
+        // The announcement comes first on stderr (scripts wait for it), the log after it.
+        eprintln!("listening on http://{local}");
         tracing::info!(
             model = %state.engine().model().config().summary(),
             threads = state.engine().config().threads,
             "model loaded"
         );
-        eprintln!("listening on http://{local}");
         spectrans_serve::serve(listener, state, shutdown)
             .await
             .context("the server failed")

@@ -241,7 +241,7 @@ fn serve_answers_equal_forward_alone_and_errors_are_json() {
     assert_eq!(st, 200);
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["max_batch_tokens"], 64);
-    assert_eq!(info["max_wait_ms"], 2.0);
+    assert_eq!(info["max_wait_ms"], 2);
     assert_eq!(info["max_concurrent_requests"], 32);
     assert_eq!(info["precision"], "f32");
     let ids = vec![
