@@ -361,7 +361,7 @@ fn run_batch(
     metrics.observe_batch(rows, rows * len, elapsed);
     tracing::debug!(rows, len, forward_ms = elapsed.as_secs_f64() * 1e3, "batch");
     let out = match result {
-        Ok(Ok(out)) => out,
+        Ok(Ok(out)) => out.into_dyn(),
         Ok(Err(e)) => {
             tracing::error!(error = %e, rows, len, "model failed on a batch");
             for job in &batch {

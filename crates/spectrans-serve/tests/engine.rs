@@ -33,7 +33,7 @@ fn alone(engine: &Engine, seq: &Sequence) -> Vec<u32> {
             )
         })
         .expect("forward");
-    out.iter().map(|v| v.to_bits()).collect()
+    out.view().iter().map(|v| v.to_bits()).collect()
 }
 
 fn random_sequence(rng: &mut ChaCha8Rng, max_len: usize, lengths: &[usize]) -> Sequence {
@@ -222,6 +222,7 @@ fn wide_model_many_rows_is_bitwise_batch_invariant() {
                 };
                 let expected = alone(&engine, &seq);
                 let got: Vec<u32> = batch
+                    .view()
                     .index_axis(ndarray::Axis(0), r)
                     .iter()
                     .map(|v| v.to_bits())

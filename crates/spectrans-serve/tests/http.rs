@@ -140,6 +140,7 @@ impl Server {
                 )
             })
             .unwrap()
+            .view()
             .iter()
             .map(|v| v.to_bits())
             .collect()

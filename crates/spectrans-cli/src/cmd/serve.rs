@@ -12,7 +12,7 @@ use spectrans_models::Gfnet;
 use spectrans_models::memory::Workload;
 use spectrans_serve::{AppState, Engine, EngineConfig, HttpLimits, Metrics, PadTo, Preprocessor};
 
-use crate::io::{MemoryArgs, PrecisionArgs, check_memory, load_config};
+use crate::io::{MemoryArgs, PrecisionArgs, load_config};
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -63,7 +63,6 @@ pub struct EngineArgs {
 impl EngineArgs {
     /// Loads the model and the tokenizer and starts the engine.
     pub fn start(&self) -> anyhow::Result<(Engine, Preprocessor, Arc<Metrics>)> {
-        self.memory.apply();
         if self.threads == 0 {
             bail!("--threads 0: expected at least 1");
         }
@@ -73,7 +72,7 @@ impl EngineArgs {
         let config = load_config(&self.config)?;
         let seq_len = config.sequence_length();
         let rows = (self.max_batch_tokens / seq_len).max(1);
-        check_memory(
+        self.memory.check(
             &config,
             Workload::Inference {
                 batch: rows,
