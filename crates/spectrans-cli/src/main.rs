@@ -42,6 +42,10 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Plot each layer's learned global filter H (|H|, phase, mean |H|) to SVGs and filters.json.
     Filters(cmd::filters::Args),
+    /// Serve the model over HTTP: batched, with a bounded queue, metrics and JSON errors.
+    Serve(cmd::serve::Args),
+    /// Run a JSON-lines file through the serving engine; one output line per input line.
+    Predict(cmd::predict::Args),
 }
 
 /// Restores the default action of SIGPIPE (Rust ignores it, so `println!` to a closed pipe
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
         Command::Init(args) => cmd::init::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Filters(args) => cmd::filters::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Predict(args) => cmd::predict::run(args),
     };
     match result {
         Ok(code) => code,

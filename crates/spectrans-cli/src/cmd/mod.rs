@@ -7,5 +7,7 @@ pub mod forward;
 pub mod grad;
 pub mod init;
 pub mod inspect;
+pub mod predict;
+pub mod serve;
 pub mod train;
 pub mod validate;
