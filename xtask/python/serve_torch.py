@@ -1,7 +1,7 @@
 """A PyTorch serving baseline for `cargo xtask bench serve`: FastAPI + uvicorn + an asyncio batcher.
 
 usage: serve_torch.py --config C.toml --weights W.safetensors [--host 127.0.0.1] [--port 0]
-                      [--threads N] [--max-batch 32] [--max-wait-ms 2] [--max-queue 64]
+                      [--threads N] [--max-batch 32] [--max-wait-ms 2] [--max-queue 32]
                       [--variant {rfft-compile,rfft,spectrans}]
 
 The model: spectrans' GFNet built from our TOML (reference.build_model) with the weights of
@@ -299,7 +299,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
-    parser.add_argument("--max-queue", type=int, default=64, help="queued sequences before 429")
+    parser.add_argument(
+        "--max-queue", type=int, default=32, help="queued sequences before 429 (spectrans serve's default bound)"
+    )
     parser.add_argument("--variant", choices=VARIANTS, default="rfft-compile")
     args = parser.parse_args()
     if args.max_batch < 1 or args.max_queue < 1 or args.max_wait_ms < 0:

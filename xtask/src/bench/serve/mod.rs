@@ -309,6 +309,16 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
                 .args(["--variant", &opts.torch_variant])
                 .current_dir(root);
             thread_env(&mut cmd, threads);
+            // The same bound on waiting work as ours: its queue holds as many sequences as
+            // ours accepts requests (one sequence each here) before answering 429.
+            if let Some(n) = ours
+                .info
+                .as_ref()
+                .and_then(|i| i.get("max_concurrent_requests"))
+                .and_then(serde_json::Value::as_u64)
+            {
+                cmd.args(["--max-queue", &n.to_string()]);
+            }
             // The overload is 3x OUR sustainable rate; without ours, 3x its own.
             let overload_rate = ours.sustained().map(|r| r * OVERLOAD_FACTOR);
             Some(measure_server(
