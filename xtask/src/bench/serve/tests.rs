@@ -154,11 +154,11 @@ fn sends_on_schedule_without_waiting_for_answers() -> Result<(), LoadError> {
     assert_eq!(r.outcomes.len(), 30);
     assert_eq!(r.count(200), 30, "{:?}", r.first_error());
     // Closed loop on one connection would take 30 x 100 ms; open loop ends 100 ms after
-    // the last due time (290 ms).
-    assert!(r.wall < Duration::from_millis(900), "wall {:?}", r.wall);
+    // the last due time (290 ms). The bounds leave room for a busy machine.
+    assert!(r.wall < Duration::from_millis(1500), "wall {:?}", r.wall);
     for o in &r.outcomes {
         let l = ms(o.latency);
-        assert!((100.0..400.0).contains(&l), "request {}: {l} ms", o.index);
+        assert!((100.0..1000.0).contains(&l), "request {}: {l} ms", o.index);
     }
     let order: Vec<usize> = r.outcomes.iter().map(|o| o.index).collect();
     assert_eq!(
@@ -178,11 +178,14 @@ fn latency_counts_from_the_scheduled_time() -> Result<(), LoadError> {
     assert_eq!(r.count(200), 20, "{:?}", r.first_error());
     let last = ms(r.outcomes[19].latency);
     let first = ms(r.outcomes[0].latency);
+    // A lower bound that no slowness can break: the server cannot finish the 20th request
+    // before 400 ms, and it was due at 95 ms.
     assert!(
-        last >= 250.0,
+        last >= 290.0,
         "the last request queued behind 19 others: {last} ms"
     );
-    assert!(first < 120.0, "the first met an idle server: {first} ms");
+    assert!(first < 200.0, "the first met an idle server: {first} ms");
+    assert!(last > first + 200.0, "first {first} ms, last {last} ms");
     let all = r.latencies_ms_ok_or_inf();
     let p99 = percentile(&all, 99.0).unwrap_or(0.0);
     assert!(p99 >= 250.0);
