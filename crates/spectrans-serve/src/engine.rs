@@ -79,11 +79,14 @@ impl Default for EngineConfig {
     }
 }
 
+/// Where a request's answer goes.
+type ReplySender = oneshot::Sender<Result<Vec<SequenceOutput>, EngineError>>;
+
 /// The answer being gathered for one request.
 struct Pending {
     outputs: Mutex<Vec<Option<SequenceOutput>>>,
     remaining: AtomicUsize,
-    reply: Mutex<Option<oneshot::Sender<Result<Vec<SequenceOutput>, EngineError>>>>,
+    reply: Mutex<Option<ReplySender>>,
 }
 
 impl Pending {
@@ -354,7 +357,9 @@ fn run_batch(
             )
         })
     }));
-    metrics.observe_batch(rows, rows * len, started.elapsed());
+    let elapsed = started.elapsed();
+    metrics.observe_batch(rows, rows * len, elapsed);
+    tracing::debug!(rows, len, forward_ms = elapsed.as_secs_f64() * 1e3, "batch");
     let out = match result {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -248,24 +248,36 @@ fn reject(err: &RequestError) -> Response {
     error_response(status, &err.message)
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let inner = e.into_inner();
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
-            while let Some(s) = source {
-                if s.is::<http_body_util::LengthLimitError>() {
-                    return Err(too_large(limit));
-                }
-                source = s.source();
-            }
-            Err(error_response(
+/// Bytes of an over-limit body still read (and dropped) before answering 413, so that a
+/// client that sends its whole body before reading sees the 413 rather than a reset.
+const DRAIN_EXTRA: usize = 8 * 1024 * 1024;
+
+async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, Response> {
+    use http_body_util::BodyExt;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            error_response(
                 StatusCode::BAD_REQUEST,
-                &format!("cannot read the request body: {inner}"),
-            ))
+                &format!("cannot read the request body: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > limit {
+                if seen > limit.saturating_add(DRAIN_EXTRA) {
+                    break;
+                }
+                continue;
+            }
+            buf.extend_from_slice(&data);
         }
     }
+    if seen > limit {
+        return Err(too_large(limit));
+    }
+    Ok(buf)
 }
 
 fn too_large(limit: usize) -> Response {
@@ -275,20 +287,39 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
+/// Reads and drops what is left of a body (at most `cap` bytes) before an early answer, so
+/// that the client reads the answer instead of a connection reset.
+async fn discard(mut body: Body, cap: usize) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > cap {
+                break;
+            }
+        }
+    }
+}
+
 async fn predict(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let cap = state.limits.max_body_bytes.saturating_add(DRAIN_EXTRA);
     if state.shutting_down.load(Ordering::SeqCst) {
+        discard(req.into_body(), cap).await;
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down and accepts no new requests",
         );
     }
     if !is_json_content_type(req.headers()) {
+        discard(req.into_body(), cap).await;
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "expected a request with `Content-Type: application/json`",
         );
     }
     let Ok(permit) = Arc::clone(&state.permits).try_acquire_owned() else {
+        discard(req.into_body(), cap).await;
         let mut r = error_response(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -319,7 +350,7 @@ async fn predict_inner(state: &AppState, req: Request) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_EXTRA) as u64) {
         return too_large(limit);
     }
     let body = match read_body(req.into_body(), limit).await {

@@ -102,6 +102,16 @@ pub struct BackgroundServer {
 impl BackgroundServer {
     /// Binds `addr` (port 0 picks a free port) and serves `state` on a background thread.
     pub fn start(state: AppState, addr: SocketAddr, http_threads: usize) -> std::io::Result<Self> {
+        Self::start_shared(Arc::new(state), addr, http_threads)
+    }
+
+    /// [`BackgroundServer::start`] with the state shared with the caller (who may then, for
+    /// example, call [`AppState::begin_shutdown`] or use its engine).
+    pub fn start_shared(
+        state: Arc<AppState>,
+        addr: SocketAddr,
+        http_threads: usize,
+    ) -> std::io::Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(http_threads.max(1))
             .thread_name("spectrans-http")
@@ -110,7 +120,6 @@ impl BackgroundServer {
         let listener = rt.block_on(tokio::net::TcpListener::bind(addr))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = Arc::new(state);
         let thread = std::thread::Builder::new()
             .name("spectrans-serve".into())
             .spawn(move || {

@@ -142,19 +142,18 @@ impl Preprocessor {
         };
         tok.with_truncation(Some(trunc))
             .map_err(|e| err(format!("cannot set truncation: {e}")))?;
-        if let Some(p) = tok.get_padding().cloned() {
-            if let PaddingStrategy::Fixed(n) = p.strategy {
-                if self.padding.is_none() {
-                    self.padding = Some(Padding {
-                        length: n.min(self.max_len),
-                        pad_id: i64::from(p.pad_id),
-                        side: match p.direction {
-                            PaddingDirection::Left => PadSide::Left,
-                            PaddingDirection::Right => PadSide::Right,
-                        },
-                    });
-                }
-            }
+        if let Some(p) = tok.get_padding().cloned()
+            && let PaddingStrategy::Fixed(n) = p.strategy
+            && self.padding.is_none()
+        {
+            self.padding = Some(Padding {
+                length: n.min(self.max_len),
+                pad_id: i64::from(p.pad_id),
+                side: match p.direction {
+                    PaddingDirection::Left => PadSide::Left,
+                    PaddingDirection::Right => PadSide::Right,
+                },
+            });
         }
         // Padding is applied here, the same way for text and token ids.
         tok.with_padding(None);
@@ -181,12 +180,12 @@ impl Preprocessor {
             }
         };
         let pad_id = pad_id.or(self.padding.map(|p| p.pad_id)).unwrap_or(0);
-        if let Some(v) = self.vocab_size {
-            if pad_id < 0 || pad_id as u64 >= v as u64 {
-                return Err(format!(
-                    "--pad-id {pad_id}: expected a token id in [0, {v})"
-                ));
-            }
+        if let Some(v) = self.vocab_size
+            && (pad_id < 0 || pad_id as u64 >= v as u64)
+        {
+            return Err(format!(
+                "--pad-id {pad_id}: expected a token id in [0, {v})"
+            ));
         }
         let side = self.padding.map_or(PadSide::Right, |p| p.side);
         self.padding = Some(Padding {
@@ -372,13 +371,13 @@ impl Preprocessor {
                     seq[pos]
                 )));
             }
-            if let Some(m) = &mask {
-                if !m.iter().any(|&k| k) {
-                    return Err(RequestError::unprocessable(format!(
-                        "attention_mask of {} keeps no token; expected at least one 1",
-                        at(i)
-                    )));
-                }
+            if let Some(m) = &mask
+                && !m.iter().any(|&k| k)
+            {
+                return Err(RequestError::unprocessable(format!(
+                    "attention_mask of {} keeps no token; expected at least one 1",
+                    at(i)
+                )));
             }
             out.push(match self.padding {
                 Some(p) if seq.len() < p.length => pad(seq, mask, p),

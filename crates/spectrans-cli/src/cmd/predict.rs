@@ -118,10 +118,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             reply,
             tokenized,
         });
-        if in_flight.len() >= args.window {
-            if let Some(line) = in_flight.pop_front() {
-                finish(line, &mut out)?;
-            }
+        if in_flight.len() >= args.window
+            && let Some(line) = in_flight.pop_front()
+        {
+            finish(line, &mut out)?;
         }
     }
     while let Some(line) = in_flight.pop_front() {

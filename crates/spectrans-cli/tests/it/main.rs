@@ -3,5 +3,6 @@
 mod cli;
 mod common;
 mod filters;
+mod serve;
 mod train_heads;
 mod validate;
