@@ -16,6 +16,7 @@ mod profile;
 mod report;
 mod runner;
 mod sample;
+mod serve;
 mod stats;
 mod summary;
 mod table;
@@ -37,8 +38,10 @@ const PLOT_FILE: &str = "tokens-per-s-vs-seq-len.svg";
 
 /// Runs the model benchmark with the arguments after `bench`.
 pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
-    if args.first().map(String::as_str) == Some("precision") {
-        return precision::run(root, &args[1..]);
+    match args.first().map(String::as_str) {
+        Some("precision") => return precision::run(root, &args[1..]),
+        Some("serve") => return serve::run(root, &args[1..]),
+        _ => {}
     }
     let opts = options::parse(args)?;
     // Before anything is written: the report's own files must not mark the tree dirty.
@@ -120,6 +123,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         from_raw: opts.from_raw.as_ref().map(|p| p.display().to_string()),
     });
     let doc = with_precision_section(root, doc);
+    let doc = with_serving_section(&out, doc);
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
     }
@@ -233,4 +237,14 @@ fn with_precision_section(root: &Path, mut doc: String) -> String {
         doc.push('\n');
     }
     doc
+}
+
+/// `doc` followed by the last `cargo xtask bench serve` section
+/// (`<dir of out>/benchmarks/serving.md`), when there is one: that run is separate, so the
+/// report carries its latest result rather than dropping it.
+fn with_serving_section(out: &Path, doc: String) -> String {
+    match fs::read_to_string(serve::section_file(out)) {
+        Ok(section) => serve::report::splice_section(&doc, &section),
+        Err(_) => doc,
+    }
 }

@@ -29,7 +29,8 @@ fn main() -> ExitCode {
             report(bench_fft::run(&refenv::workspace_root(), &args[2..]))
         }
         // `bench [models] [flags]`: the side-by-side model benchmark (bench.rs); `bench
-        // precision`: f32, bf16 and int8 against PyTorch's (bench/precision.rs).
+        // precision`: f32, bf16 and int8 against PyTorch's (bench/precision.rs); `bench serve`:
+        // `spectrans serve` against a PyTorch server under open-loop load (bench/serve/).
         Some("bench") => report(bench::run(&refenv::workspace_root(), &args[1..])),
         // `docs [--check]`: docs/config.md from the config schema, the README headline from the
         // benchmark report (docs.rs, headline.rs).

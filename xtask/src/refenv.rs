@@ -3,7 +3,9 @@
 //! `cargo xtask ref-env` builds it when missing, each step skipped when already done:
 //! 1. `python3 -m venv .venv-ref`;
 //! 2. `pip install torch numpy scipy einops PyWavelets pydantic pyyaml safetensors`;
-//!    then the benchmarks' `pip install onnx onnxruntime onnxscript threadpoolctl`;
+//!    then the benchmarks' `pip install onnx onnxruntime onnxscript threadpoolctl`
+//!    and the serving benchmark's `pip install fastapi uvicorn uvloop httptools aiohttp psutil
+//!    tokenizers`;
 //! 3. `pip install --no-deps --ignore-requires-python spectrans==0.1.0`;
 //! 4. rewrite the PEP 695 aliases of the installed package (`type X = Y` becomes `X = Y`,
 //!    the `sed -E 's/^(\s*)type (\w+) = /\1\2 = /'` of docs/reference-env.md), since spectrans
@@ -29,6 +31,20 @@ pub const RUNTIME_PACKAGES: &[&str] = &[
 /// Packages the side-by-side benchmarks need beyond spectrans (`cargo xtask bench`): the
 /// ONNX export and ONNX Runtime variant, and threadpoolctl to see and pin numpy's BLAS.
 pub const BENCH_PACKAGES: &[&str] = &["onnx", "onnxruntime", "onnxscript", "threadpoolctl"];
+/// Packages the serving benchmark needs (`cargo xtask bench serve`): the PyTorch server
+/// (FastAPI on uvicorn, with the event loop and HTTP parser of `uvicorn[standard]`, uvloop
+/// and httptools, which uvicorn picks when present: the PyTorch side as it runs in production),
+/// an asyncio HTTP client and psutil for ad-hoc checks, and Hugging Face's `tokenizers` to
+/// make and check `tokenizer.json` files.
+pub const SERVE_PACKAGES: &[&str] = &[
+    "fastapi",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "aiohttp",
+    "psutil",
+    "tokenizers",
+];
 /// The reference itself, installed with `--no-deps --ignore-requires-python`.
 pub const SPECTRANS_PACKAGE: &str = "spectrans==0.1.0";
 /// The import that proves the environment works.
@@ -137,6 +153,17 @@ pub fn ensure(root: &Path) -> Result<PathBuf, RefEnvError> {
         run(Command::new(&py)
             .args(["-m", "pip", "install"])
             .args(BENCH_PACKAGES))?;
+    }
+    if python_ok(
+        &py,
+        "import fastapi, uvicorn, uvloop, httptools, aiohttp, psutil, tokenizers",
+    ) {
+        println!("ref-env: serving packages present");
+    } else {
+        println!("ref-env: installing {}", SERVE_PACKAGES.join(" "));
+        run(Command::new(&py)
+            .args(["-m", "pip", "install"])
+            .args(SERVE_PACKAGES))?;
     }
     let package_dir = spectrans_dir(&py);
     let package_dir = match package_dir {

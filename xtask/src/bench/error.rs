@@ -33,6 +33,12 @@ pub enum BenchError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A server under test did not start, or died during the load test.
+    #[error("bench serve: {0}")]
+    Server(String),
+    /// The load generator could not run.
+    #[error(transparent)]
+    Load(#[from] crate::bench::serve::load::LoadError),
     /// Drawing the chart failed.
     #[error("plot {}: {message}", path.display())]
     Plot { path: PathBuf, message: String },
