@@ -117,7 +117,7 @@ pub struct Args {
     pub port: u16,
     /// `POST /predict` requests accepted and not yet answered; one more answers 429 with
     /// Retry-After. Bounds the queue, and so the latency of accepted requests under overload.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    #[arg(long, value_name = "N", default_value_t = 12)]
     pub max_concurrent_requests: usize,
     /// Largest request body in bytes; a larger one answers 413.
     #[arg(long, value_name = "N", default_value_t = 1024 * 1024)]
