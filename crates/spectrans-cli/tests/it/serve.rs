@@ -242,7 +242,7 @@ fn serve_answers_equal_forward_alone_and_errors_are_json() {
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["max_batch_tokens"], 64);
     assert_eq!(info["max_wait_ms"], 2);
-    assert_eq!(info["max_concurrent_requests"], 32);
+    assert_eq!(info["max_concurrent_requests"], 12);
     assert_eq!(info["precision"], "f32");
     let ids = vec![
         vec![1i64, 2, 3, 4, 5],
