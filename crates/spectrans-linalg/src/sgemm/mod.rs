@@ -252,20 +252,7 @@ fn product(
             dst.shape(),
         ));
     }
-    if let Some(bias) = epilogue.bias
-        && bias.len() != n
-    {
-        return Err(shape_error("matmul bias", format!("({n})"), &[bias.len()]));
-    }
-    if let Some(scale) = epilogue.scale
-        && scale.len() != m * n
-    {
-        return Err(shape_error(
-            "matmul scale",
-            format!("{m} x {n} values"),
-            &[scale.len()],
-        ));
-    }
+    crate::matmul::check_epilogue(&epilogue, m, n)?;
     if m == 0 || n == 0 {
         return Ok(());
     }

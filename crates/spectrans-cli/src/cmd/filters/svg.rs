@@ -365,24 +365,6 @@ mod tests {
     use super::*;
     use spectrans_layers::{FilterActivation, GlobalFilter};
 
-    fn filter(n: usize, d: usize, activation: FilterActivation) -> GlobalFilter {
-        use rand::SeedableRng;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let mut f = GlobalFilter::new(
-            d,
-            n,
-            activation,
-            spectrans_layers::FftNorm::Ortho,
-            0.5,
-            0.0,
-            &mut rng,
-        )
-        .expect("a filter");
-        f.filter_real = Array2::from_shape_fn((n, d), |(i, j)| (i as f32 - j as f32) * 0.1);
-        f.filter_imag = Array2::from_shape_fn((n, d), |(i, j)| (i * j) as f32 * 0.01 - 0.3);
-        f
-    }
-
     #[test]
     fn bins_cover_the_axis_evenly() {
         assert_eq!(bins(5, 128), (0..5).map(|k| k..k + 1).collect::<Vec<_>>());
@@ -411,7 +393,10 @@ mod tests {
 
     #[test]
     fn a_large_filter_makes_a_small_svg_that_says_it_is_averaged() {
-        let f = filter(512, 768, FilterActivation::Sigmoid);
+        use rand::SeedableRng;
+        let rng = &mut rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let (act, norm) = (FilterActivation::Sigmoid, spectrans_layers::FftNorm::Ortho);
+        let f = GlobalFilter::new(768, 512, act, norm, 0.5, 0.0, rng).expect("a filter");
         let l = FilterResponse::of(0, &f).expect("response");
         let svg = render(&l, Path::new("layer_0.svg")).expect("svg");
         assert!(svg.starts_with("<svg"));
