@@ -6,6 +6,8 @@ use std::fmt;
 use ndarray::ArrayViewMut2;
 use rayon::prelude::*;
 
+use crate::error::{LinalgError, shape_error};
+
 /// A function of a row of C and the bias: `row[j] = f(row[j] + bias[j])` for every `j` (the
 /// bias has the row's length). Any `Fn(&mut [f32], &[f32]) + Sync` is one.
 ///
@@ -115,4 +117,27 @@ pub(crate) fn finish_row(row: &mut [f32], bias: &[f32], map: Option<&dyn RowMap>
         Some(f) => f.map_row(row, bias),
         None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
     }
+}
+
+/// The bias has n values, the scale m · n.
+pub(crate) fn check_epilogue(
+    epilogue: &Epilogue<'_>,
+    m: usize,
+    n: usize,
+) -> Result<(), LinalgError> {
+    if let Some(bias) = epilogue.bias
+        && bias.len() != n
+    {
+        return Err(shape_error("matmul bias", format!("({n})"), &[bias.len()]));
+    }
+    if let Some(scale) = epilogue.scale
+        && scale.len() != m * n
+    {
+        return Err(shape_error(
+            "matmul scale",
+            format!("{m} x {n} values"),
+            &[scale.len()],
+        ));
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::Epilogue;
-use crate::epilogue::apply_epilogue;
+use crate::epilogue::{apply_epilogue, check_epilogue};
 use crate::error::{LinalgError, shape_error};
 use crate::sgemm::{self, PackedRhs};
 
@@ -143,29 +143,6 @@ pub fn gemm(
     }
     plain_product(dst.view_mut(), lhs, b, epilogue.accumulate, parallelism);
     apply_epilogue(dst, epilogue);
-    Ok(())
-}
-
-/// The bias has n values, the scale m · n.
-pub(crate) fn check_epilogue(
-    epilogue: &Epilogue<'_>,
-    m: usize,
-    n: usize,
-) -> Result<(), LinalgError> {
-    if let Some(bias) = epilogue.bias
-        && bias.len() != n
-    {
-        return Err(shape_error("matmul bias", format!("({n})"), &[bias.len()]));
-    }
-    if let Some(scale) = epilogue.scale
-        && scale.len() != m * n
-    {
-        return Err(shape_error(
-            "matmul scale",
-            format!("{m} x {n} values"),
-            &[scale.len()],
-        ));
-    }
     Ok(())
 }
 

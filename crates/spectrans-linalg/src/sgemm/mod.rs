@@ -252,7 +252,7 @@ fn product(
             dst.shape(),
         ));
     }
-    crate::matmul::check_epilogue(&epilogue, m, n)?;
+    crate::epilogue::check_epilogue(&epilogue, m, n)?;
     if m == 0 || n == 0 {
         return Ok(());
     }
