@@ -2,7 +2,6 @@
 //! every error status, ragged batches, the tokenizer path, padding, concurrency with bitwise
 //! comparison, and malformed bodies (property test).
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -12,14 +11,13 @@ use ndarray::Array2;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use reqwest::StatusCode;
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use spectrans_config::Config;
 use spectrans_models::{Gfnet, ModelInput};
 use spectrans_serve::{
     AppState, BackgroundServer, Engine, EngineConfig, HttpLimits, Metrics, PadTo, Preprocessor,
 };
+use spectrans_testkit::http::{self, Framing};
 
 const VOCAB: usize = 40;
 const SEQ: usize = 24;
@@ -28,7 +26,6 @@ struct Server {
     server: Option<BackgroundServer>,
     state: Arc<AppState>,
     engine: Engine,
-    client: Client,
 }
 
 struct Options {
@@ -84,10 +81,6 @@ fn start(opts: Options) -> Server {
         server: Some(server),
         state,
         engine,
-        client: Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
     }
 }
 
@@ -96,34 +89,17 @@ impl Server {
         self.server.as_ref().unwrap().addr()
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr())
+    fn get(&self, path: &str) -> (u16, String) {
+        let r = http::get(self.addr(), path).expect("GET");
+        (r.status, r.text())
     }
 
-    fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self.client.get(self.url(path)).send().expect("GET");
-        (r.status(), r.text().unwrap())
+    fn post_raw(&self, body: impl AsRef<[u8]>) -> (u16, Value) {
+        let r = http::post_json(self.addr(), "/predict", body.as_ref()).expect("POST");
+        json_of(r)
     }
 
-    fn post_raw(&self, body: impl Into<reqwest::blocking::Body>) -> (StatusCode, Value) {
-        let r = self
-            .client
-            .post(self.url("/predict"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .expect("POST");
-        let status = r.status();
-        let text = r.text().unwrap();
-        let mut v: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("a non-JSON body ({e}) with {status}: {text}"));
-        if let Value::Object(o) = &mut v {
-            o.insert("__text".into(), Value::String(text));
-        }
-        (status, v)
-    }
-
-    fn post(&self, body: &Value) -> (StatusCode, Value) {
+    fn post(&self, body: &Value) -> (u16, Value) {
         self.post_raw(body.to_string())
     }
 
@@ -164,6 +140,17 @@ impl Server {
             std::thread::yield_now();
         }
     }
+}
+
+/// The status and JSON body of an answer; the body's text is kept under `__text`.
+fn json_of(r: http::Response) -> (u16, Value) {
+    let text = r.text();
+    let mut v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("a non-JSON body ({e}) with {}: {text}", r.status));
+    if let Value::Object(o) = &mut v {
+        o.insert("__text".into(), Value::String(text));
+    }
+    (r.status, v)
 }
 
 /// The outputs of an answer, one flat list of f32 bits per sequence, read from the answer's
@@ -226,8 +213,8 @@ fn shape(v: &Value) -> Vec<usize> {
     s
 }
 
-fn error_of(status: StatusCode, v: &Value, expected: u16) -> String {
-    assert_eq!(status.as_u16(), expected, "body {v}");
+fn error_of(status: u16, v: &Value, expected: u16) -> String {
+    assert_eq!(status, expected, "body {v}");
     v["error"]
         .as_str()
         .unwrap_or_else(|| panic!("no error string in {v}"))
@@ -238,13 +225,13 @@ fn error_of(status: StatusCode, v: &Value, expected: u16) -> String {
 fn health_info_and_metrics() {
     let s = start(Options::default());
     let (st, body) = s.get("/health");
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(st, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
         json!({"status": "ok"})
     );
     let (st, body) = s.get("/info");
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(st, 200);
     let info: Value = serde_json::from_str(&body).unwrap();
     for (k, v) in [
         ("model_type", json!("gfnet")),
@@ -264,9 +251,9 @@ fn health_info_and_metrics() {
     assert!(info["version"].is_string());
     assert_eq!(info["max_wait_ms"], json!(2));
     let (st, _) = s.post(&json!({"input_ids": [1, 2, 3]}));
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(st, 200);
     let (st, text) = s.get("/metrics");
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(st, 200);
     for name in [
         "spectrans_http_requests_total{route=\"/predict\",status=\"200\"} 1",
         "spectrans_http_requests_total{route=\"/health\",status=\"200\"} 1",
@@ -285,7 +272,7 @@ fn single_and_ragged_sequences_equal_their_batch_1_forward() {
     let s = start(Options::default());
     // One sequence: a list of one.
     let (st, v) = s.post(&json!({"input_ids": [5, 6, 7, 8]}));
-    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(st, 200, "{v}");
     assert_eq!(shape(&v["outputs"]), vec![1, 3]);
     assert_eq!(bits_of(&v, 0), s.alone(&[5, 6, 7, 8], None));
     let label = v["labels"][0].as_u64().unwrap() as usize;
@@ -310,7 +297,7 @@ fn single_and_ragged_sequences_equal_their_batch_1_forward() {
         vec![false, true],
     ];
     let (st, v) = s.post(&json!({"input_ids": ids, "attention_mask": masks}));
-    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(st, 200, "{v}");
     assert_eq!(v["outputs"].as_array().unwrap().len(), 4);
     assert_eq!(v["labels"].as_array().unwrap().len(), 4);
     for (i, (seq, m)) in ids.iter().zip(&masks).enumerate() {
@@ -321,7 +308,7 @@ fn single_and_ragged_sequences_equal_their_batch_1_forward() {
         .map(|m| m.iter().map(|&k| u8::from(k)).collect())
         .collect();
     let (st, v2) = s.post(&json!({"input_ids": ids, "attention_mask": numeric}));
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(st, 200);
     assert_eq!(v2["__text"], v["__text"]);
 }
 
@@ -332,7 +319,7 @@ fn per_token_and_hidden_heads_give_one_row_per_token() {
         ..Options::default()
     });
     let (st, v) = s.post(&json!({"input_ids": [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10]]}));
-    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(st, 200, "{v}");
     assert!(v.get("labels").is_none());
     assert_eq!(shape(&v["outputs"][0]), vec![3, 5]);
     assert_eq!(shape(&v["outputs"][1]), vec![7, 5]);
@@ -343,7 +330,7 @@ fn per_token_and_hidden_heads_give_one_row_per_token() {
         ..Options::default()
     });
     let (st, v) = s.post(&json!({"input_ids": [3, 1, 4, 1, 5]}));
-    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(st, 200, "{v}");
     assert_eq!(shape(&v["outputs"]), vec![1, 5, 16]);
     assert_eq!(bits_of(&v, 0), s.alone(&[3, 1, 4, 1, 5], None));
 }
@@ -411,113 +398,69 @@ fn every_error_status_has_a_json_body() {
     let big = json!({"input_ids": vec![1; 600]}).to_string();
     let (st, v) = s.post_raw(big.clone());
     error_of(st, &v, 413);
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        big.as_bytes().chunks(100).map(|c| Ok(c.to_vec())).collect();
-    let streamed = reqwest::blocking::Body::new(ChunkReader(
-        chunks.into_iter().flatten().flatten().collect(),
-        0,
-    ));
-    let (st, v) = s.post_raw(streamed);
+    let r = http::send(
+        s.addr(),
+        "POST",
+        "/predict",
+        &[("content-type", "application/json")],
+        big.as_bytes(),
+        Framing::Chunked(100),
+    )
+    .expect("a streamed POST");
+    let (st, v) = json_of(r);
     error_of(st, &v, 413);
     // 415: not JSON.
-    let r = s
-        .client
-        .post(s.url("/predict"))
-        .body("{\"input_ids\": [1]}")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert!(r.json::<Value>().unwrap()["error"].is_string());
-    let r = s
-        .client
-        .post(s.url("/predict"))
-        .header("content-type", "text/plain")
-        .body("{\"input_ids\": [1]}")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    for headers in [&[][..], &[("content-type", "text/plain")][..]] {
+        let r = http::send(
+            s.addr(),
+            "POST",
+            "/predict",
+            headers,
+            b"{\"input_ids\": [1]}",
+            Framing::Length,
+        )
+        .expect("POST");
+        let (st, v) = json_of(r);
+        error_of(st, &v, 415);
+    }
     // 404 and 405.
     for (method, path, code) in [
-        (reqwest::Method::GET, "/nope", 404),
-        (reqwest::Method::POST, "/health", 405),
-        (reqwest::Method::GET, "/predict", 405),
-        (reqwest::Method::DELETE, "/info", 405),
+        ("GET", "/nope", 404),
+        ("POST", "/health", 405),
+        ("GET", "/predict", 405),
+        ("DELETE", "/info", 405),
     ] {
-        let r = s.client.request(method, s.url(path)).send().unwrap();
-        assert_eq!(r.status().as_u16(), code, "{path}");
+        let r = http::send(s.addr(), method, path, &[], &[], Framing::Length).unwrap();
         assert!(
-            r.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("application/json")
+            r.header("content-type")
+                .is_some_and(|t| t.starts_with("application/json")),
+            "{path}: {:?}",
+            r.headers
         );
-        assert!(r.json::<Value>().unwrap()["error"].is_string());
+        let (st, v) = json_of(r);
+        error_of(st, &v, code);
     }
     // Still alive, and the errors were counted.
-    assert_eq!(s.get("/health").0, StatusCode::OK);
+    assert_eq!(s.get("/health").0, 200);
     assert!(s.metric("spectrans_http_requests_total{route=\"/predict\",status=\"400\"}") >= 14.0);
     assert!(s.metric("spectrans_http_requests_total{route=\"unmatched\",status=\"404\"}") >= 1.0);
 }
 
-/// A body read without a Content-Length (chunked).
-struct ChunkReader(Vec<u8>, usize);
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(100).min(self.0.len() - self.1);
-        buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
-        self.1 += n;
-        Ok(n)
-    }
-}
-
-/// Sends the headers and part of a body over a raw connection: the server has accepted the
-/// request (and holds its slot) until the rest arrives.
-fn partial_request(addr: SocketAddr, body: &str) -> (TcpStream, String) {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        c,
-        "POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
+/// A POST /predict sent up to half its body: the server holds its slot until it is finished.
+fn partial_request(addr: SocketAddr, body: &str) -> http::Partial {
+    http::Partial::start(
+        addr,
+        "POST",
+        "/predict",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
     )
-    .unwrap();
-    let (head, rest) = body.split_at(body.len() / 2);
-    c.write_all(head.as_bytes()).unwrap();
-    c.flush().unwrap();
-    (c, rest.to_string())
+    .expect("a partial request")
 }
 
 /// Completes a [`partial_request`] and reads its answer: (status, JSON body).
-fn finish_request(mut c: TcpStream, rest: &str) -> (u16, Value) {
-    c.write_all(rest.as_bytes()).unwrap();
-    read_response(&mut c)
-}
-
-fn read_response(c: &mut TcpStream) -> (u16, Value) {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            c.read(&mut byte).unwrap(),
-            1,
-            "connection closed in the headers"
-        );
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().unwrap())
-        })
-        .expect("content-length");
-    let mut body = vec![0; len];
-    c.read_exact(&mut body).unwrap();
-    (status, serde_json::from_slice(&body).unwrap())
+fn finish_request(p: http::Partial) -> (u16, Value) {
+    json_of(p.finish().expect("the rest of a request"))
 }
 
 #[test]
@@ -533,31 +476,20 @@ fn a_full_queue_answers_429_with_retry_after() {
     let held: Vec<_> = (0..2).map(|_| partial_request(s.addr(), &body)).collect();
     s.wait_in_flight(2.0);
     let started = Instant::now();
-    let r = s
-        .client
-        .post(s.url("/predict"))
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .send()
-        .unwrap();
+    let r = http::post_json(s.addr(), "/predict", body.as_bytes()).expect("POST");
     let took = started.elapsed();
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(r.headers()["retry-after"], "1");
-    assert!(
-        r.json::<Value>().unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("limit of 2")
-    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let (st, v) = json_of(r);
+    assert!(error_of(st, &v, 429).contains("limit of 2"));
     assert!(took < Duration::from_secs(1), "429 took {took:?}");
     // /health stays available while predict is full.
-    assert_eq!(s.get("/health").0, StatusCode::OK);
-    for (c, rest) in held {
-        let (st, v) = finish_request(c, &rest);
+    assert_eq!(s.get("/health").0, 200);
+    for p in held {
+        let (st, v) = finish_request(p);
         assert_eq!(st, 200, "{v}");
     }
     let (st, _) = s.post(&json!({"input_ids": [1, 2, 3]}));
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(st, 200);
 }
 
 #[test]
@@ -581,8 +513,8 @@ fn shutdown_answers_503_to_new_requests_and_finishes_accepted_ones() {
         );
         std::thread::yield_now();
     }
-    for (c, rest) in held {
-        let (st, v) = finish_request(c, &rest);
+    for p in held {
+        let (st, v) = finish_request(p);
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["outputs"].as_array().unwrap().len(), 2);
     }
@@ -610,7 +542,7 @@ fn concurrent_clients_get_bitwise_batch_1_answers() {
                         })
                         .collect();
                     let (st, v) = s.post(&json!({ "input_ids": ids }));
-                    assert_eq!(st, StatusCode::OK, "{v}");
+                    assert_eq!(st, 200, "{v}");
                     for (i, seq) in ids.iter().enumerate() {
                         assert_eq!(bits_of(&v, i), s.alone(seq, None), "client {c}");
                     }
@@ -669,7 +601,7 @@ fn text_inputs_go_through_the_tokenizer() {
         ..Options::default()
     });
     let (st, v) = s.post(&json!({"inputs": "Hello world, the fox!"}));
-    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(st, 200, "{v}");
     // [CLS] hello world [UNK](,) the fox [UNK](!) [SEP]
     let ids = vec![2i64, 4, 5, 1, 6, 9, 1, 3];
     assert_eq!(v["input_ids"], json!([ids]));
@@ -678,7 +610,7 @@ fn text_inputs_go_through_the_tokenizer() {
     // Several texts; a long one is truncated to the model's length, [SEP] kept last.
     let long = vec!["dog"; 40].join(" ");
     let (st, v) = s.post(&json!({"inputs": ["the lazy dog", long]}));
-    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(st, 200, "{v}");
     let got: Vec<Vec<i64>> = serde_json::from_value(v["input_ids"].clone()).unwrap();
     assert_eq!(got[0], vec![2, 6, 12, 13, 3]);
     assert_eq!(got[1].len(), SEQ);
@@ -688,7 +620,7 @@ fn text_inputs_go_through_the_tokenizer() {
     }
     // Token ids still work alongside.
     let (st, _) = s.post(&json!({"input_ids": [2, 4, 3]}));
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(st, 200);
     let (st, v) = s.post(&json!({"inputs": [1]}));
     error_of(st, &v, 400);
     let (st, v) = s.post(&json!({"inputs": []}));
@@ -705,7 +637,7 @@ fn tokenizer_padding_and_pad_to_pad_every_sequence() {
         ..Options::default()
     });
     let (st, v) = s.post(&json!({"inputs": ["hello world", "the quick brown fox"]}));
-    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(st, 200, "{v}");
     let ids = [vec![2i64, 4, 5, 3], vec![2, 6, 7, 8, 9, 3]];
     for (i, seq) in ids.iter().enumerate() {
         let mut padded = seq.clone();
@@ -724,7 +656,7 @@ fn tokenizer_padding_and_pad_to_pad_every_sequence() {
     });
     let (st, v) =
         s.post(&json!({"input_ids": [[1, 2, 3], [4, 5]], "attention_mask": [[1, 0, 1], [1, 1]]}));
-    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(st, 200, "{v}");
     let mut padded = vec![1i64, 2, 3];
     padded.resize(SEQ, 7);
     let mask: Vec<bool> = (0..SEQ).map(|j| j == 0 || j == 2).collect();
@@ -754,14 +686,14 @@ proptest! {
         ];
         for body in candidates {
             let (st, v) = s.post_raw(body.clone());
-            prop_assert!(st.is_success() || st.is_client_error(), "{st} for {:?}", String::from_utf8_lossy(&body));
-            if st.is_success() {
+            prop_assert!((200..500).contains(&st), "{st} for {:?}", String::from_utf8_lossy(&body));
+            if st == 200 {
                 prop_assert!(v["outputs"].is_array());
             } else {
                 prop_assert!(v["error"].is_string(), "{v}");
             }
         }
-        prop_assert_eq!(s.get("/health").0, StatusCode::OK);
+        prop_assert_eq!(s.get("/health").0, 200);
     }
 }
 

@@ -1,5 +1,7 @@
 //! Test support shared by the spectrans-rs crates (not published).
 //!
+//! [`http`] is a small blocking HTTP/1.1 client for tests that speak to a real server.
+//!
 //! [`fuzz`] runs a loader fuzz property: proptest generates inputs, and each case runs on its own
 //! thread under `catch_unwind`, with a time limit and a cap on the largest single allocation, so
 //! a panic, a hang or a huge allocation fails the property and proptest reports the (shrunk)
@@ -9,6 +11,8 @@
 //! #[global_allocator]
 //! static ALLOCATOR: spectrans_testkit::LargestRequest = spectrans_testkit::LargestRequest;
 //! ```
+
+pub mod http;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};

@@ -3,7 +3,7 @@
 //! SIGTERM with requests in flight, and `predict` on JSON lines.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::{Value, json};
 use spectrans_models::tensor_file::{OwnedTensor, TensorFile, write_tensors};
+use spectrans_testkit::http;
 
 use crate::common::Scratch;
 
@@ -86,22 +87,15 @@ impl Served {
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     fn post(&self, body: &Value) -> (u16, String) {
-        let r = reqwest::blocking::Client::new()
-            .post(self.url("/predict"))
-            .json(body)
-            .send()
+        let r = http::post_json(self.addr, "/predict", body.to_string().as_bytes())
             .expect("POST /predict");
-        (r.status().as_u16(), r.text().unwrap())
+        (r.status, r.text())
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        let r = reqwest::blocking::get(self.url(path)).expect("GET");
-        (r.status().as_u16(), r.text().unwrap())
+        let r = http::get(self.addr, path).expect("GET");
+        (r.status, r.text())
     }
 
     fn in_flight(&self) -> f64 {
@@ -296,48 +290,15 @@ fn serve_answers_equal_forward_alone_and_errors_are_json() {
 
 /// Headers and half a body: the server has accepted the request (it holds a slot) and
 /// waits for the rest.
-fn partial(addr: SocketAddr, body: &str) -> (TcpStream, String) {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        c,
-        "POST /predict HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
+fn partial(addr: SocketAddr, body: &str) -> http::Partial {
+    http::Partial::start(
+        addr,
+        "POST",
+        "/predict",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
     )
-    .unwrap();
-    let (head, rest) = body.split_at(body.len() / 2);
-    c.write_all(head.as_bytes()).unwrap();
-    (c, rest.to_string())
-}
-
-fn status_of(mut c: TcpStream, rest: &str) -> (u16, String) {
-    c.write_all(rest.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            c.read(&mut byte).unwrap(),
-            1,
-            "closed in the headers: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().unwrap())
-        })
-        .expect("content-length");
-    let mut body = vec![0; len];
-    c.read_exact(&mut body).unwrap();
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        String::from_utf8(body).unwrap(),
-    )
+    .expect("a partial request")
 }
 
 #[test]
@@ -372,8 +333,9 @@ fn sigterm_finishes_requests_in_flight_and_exits_0() {
         child.try_wait().unwrap().is_none(),
         "exited with requests in flight"
     );
-    for (i, (c, rest)) in held.into_iter().enumerate() {
-        let (st, text) = status_of(c, &rest);
+    for (i, p) in held.into_iter().enumerate() {
+        let r = p.finish().expect("the rest of a request");
+        let (st, text) = (r.status, r.text());
         assert_eq!(st, 200, "request {i}: {text}");
         assert_eq!(rows_of(&text, "outputs").len(), 2);
     }
