@@ -1,4 +1,5 @@
-//! `spectrans bench --config C --batch B [--seq-len N] [--iters K] [--threads T] [--train] --json`.
+//! `spectrans bench --config C --batch B [--seq-len N] [--iters K] [--threads T] [--idle-ms MS]
+//! [--train] --json`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,10 @@ pub struct Args {
     /// Worker threads (default: all cores, or RAYON_NUM_THREADS).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Sleep this long before each timed run, so each meets what a request at low load
+    /// meets: caches that other work has used in the meantime (default 0: back to back).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub idle_ms: u64,
     /// Time a training step (forward, cross-entropy or MSE, backward, AdamW) instead.
     #[arg(long)]
     pub train: bool,
@@ -130,6 +135,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, None) => anyhow::bail!("no input could be made for this config"),
     };
     let mut times = Vec::with_capacity(args.iters);
+    let idle = std::time::Duration::from_millis(args.idle_ms);
+    let pause = |timed: bool| {
+        if timed && !idle.is_zero() {
+            std::thread::sleep(idle);
+        }
+    };
     if args.train {
         let probe = model.forward(input, None)?.into_dyn();
         let classes = config.head_output_dim().filter(|_| {
@@ -145,6 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut warmup = Warmup::new();
         while times.len() < args.iters {
             let timed = warmup.is_over();
+            pause(timed);
             let start = Instant::now();
             let (targets, kind) = match &class_targets {
                 Some(t) => (Targets::Classes(t.view()), LossKind::CrossEntropy),
@@ -163,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut warmup = Warmup::new();
         while times.len() < args.iters {
             let timed = warmup.is_over();
+            pause(timed);
             let start = Instant::now();
             let out = model.forward(input, None)?;
             std::hint::black_box(&out);
@@ -188,6 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             key: med,
             "min_ms": min,
             "iters": args.iters,
+            "idle_ms": args.idle_ms,
             "threads": rayon::current_num_threads(),
             "batch": args.batch,
             "seq_len": n,

@@ -225,6 +225,16 @@ fn bench_prints_one_json_object() {
     let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     assert!(v["forward_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(v["threads"], 1);
+    assert_eq!(v["idle_ms"], 0);
+    // --idle-ms sleeps before each timed run: 3 runs cannot finish in under 3 x 30 ms.
+    let started = std::time::Instant::now();
+    let text = ok(bin()
+        .args(["bench", "--config"])
+        .arg(tiny_config(&dir))
+        .args(["--batch", "1", "--iters", "3", "--idle-ms", "30", "--json"]));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(90));
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["idle_ms"], 30);
     let text = ok(bin()
         .args(["bench", "--config"])
         .arg(tiny_config(&dir))

@@ -261,9 +261,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     let threads = opts.threads;
 
     eprintln!("bench serve: spectrans bench --batch 1 --seq-len {SEQ_LEN} --threads {threads}");
-    let bench_batch1_ms = bench_batch1(&ours_bin, &config, threads, opts.quick);
+    let bench_batch1_ms = bench_batch1(&ours_bin, &config, threads, opts.quick, 0);
     if let Err(e) = &bench_batch1_ms {
         eprintln!("bench serve: no batch-1 reference: {e}");
+    }
+    let idle_ms = low_load_gap_ms();
+    eprintln!("bench serve: the same, {idle_ms} ms idle before each forward");
+    let bench_batch1_idle_ms = bench_batch1(&ours_bin, &config, threads, opts.quick, idle_ms);
+    if let Err(e) = &bench_batch1_idle_ms {
+        eprintln!("bench serve: no idle batch-1 reference: {e}");
     }
 
     let mut ours_cmd = Command::new(&ours_bin);
@@ -346,6 +352,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         elapsed_s: started.elapsed().as_secs_f64(),
         load: (load_start, load_end),
         bench_batch1_ms: bench_batch1_ms.as_ref().ok().copied(),
+        bench_batch1_idle_ms: bench_batch1_idle_ms.as_ref().ok().copied(),
         ours: &ours,
         torch: torch.as_ref(),
         torch_missing,
@@ -415,15 +422,33 @@ pub fn request_body(shape: &ModelShape, seed: u64) -> Bytes {
     Bytes::from(serde_json::json!({ "input_ids": ids }).to_string())
 }
 
-/// `spectrans bench --batch 1 --seq-len 128 --threads T --json`: the median forward in ms.
-fn bench_batch1(bin: &Path, config: &Path, threads: usize, quick: bool) -> Result<f64, BenchError> {
+/// The time between two requests of the low-load run, in whole ms.
+pub fn low_load_gap_ms() -> u64 {
+    (1000.0 / LOW_LOAD_RATE).round() as u64
+}
+
+/// `spectrans bench --batch 1 --seq-len 128 --threads T --idle-ms MS --json`: the median
+/// forward in ms, back to back (`idle_ms` 0) or each after `idle_ms` of sleep.
+fn bench_batch1(
+    bin: &Path,
+    config: &Path,
+    threads: usize,
+    quick: bool,
+    idle_ms: u64,
+) -> Result<f64, BenchError> {
+    let iters = match (quick, idle_ms) {
+        (true, _) => 20,
+        (false, 0) => 200,
+        (false, _) => 60,
+    };
     let mut cmd = Command::new(bin);
     cmd.arg("bench")
         .arg("--json")
         .arg("--config")
         .arg(config)
         .args(["--batch", "1", "--seq-len", &SEQ_LEN.to_string()])
-        .args(["--iters", if quick { "20" } else { "200" }])
+        .args(["--iters", &iters.to_string()])
+        .args(["--idle-ms", &idle_ms.to_string()])
         .args(["--threads", &threads.to_string()]);
     thread_env(&mut cmd, threads);
     let stdout = runner::run_checked(&mut cmd)?;

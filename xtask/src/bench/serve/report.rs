@@ -24,6 +24,8 @@ pub struct ReportInput<'a> {
     pub load: (Option<f64>, Option<f64>),
     /// `spectrans bench --batch 1 --seq-len 128` median forward, ms.
     pub bench_batch1_ms: Option<f64>,
+    /// The same, each forward after the low-load run's gap of sleep (cold caches), ms.
+    pub bench_batch1_idle_ms: Option<f64>,
     pub ours: &'a ServerReport,
     pub torch: Option<&'a ServerReport>,
     /// Why the PyTorch server was not measured.
@@ -212,6 +214,7 @@ fn fractions_table(doc: &mut String, input: &ReportInput<'_>) {
 }
 
 fn low_load_table(doc: &mut String, input: &ReportInput<'_>) {
+    let gap = super::low_load_gap_ms();
     let rows: Vec<Vec<String>> = input
         .servers()
         .iter()
@@ -223,6 +226,8 @@ fn low_load_table(doc: &mut String, input: &ReportInput<'_>) {
                 ms(p.map(|p| p.p99)),
                 ms(input.bench_batch1_ms),
                 ms(p.zip(input.bench_batch1_ms).map(|(p, b)| p.p50 - b)),
+                ms(input.bench_batch1_idle_ms),
+                ms(p.zip(input.bench_batch1_idle_ms).map(|(p, b)| p.p50 - b)),
             ]
         })
         .collect();
@@ -230,7 +235,9 @@ fn low_load_table(doc: &mut String, input: &ReportInput<'_>) {
         doc,
         "\n### Single requests at low load ({LOW_LOAD_RATE:.0} req/s)\n\n\
          Against `spectrans bench --batch 1 --seq-len {SEQ_LEN} --threads {}` (median forward, \
-         the model alone); the difference is what serving adds (HTTP, JSON, queue, batcher).\n\n{}",
+         the model alone), back to back and with `--idle-ms {gap}` (each forward after the same \
+         {gap} ms of sleep as a request here: caches that other work used in the meantime). The \
+         difference from the idle run is what serving adds (HTTP, JSON, queue, batcher).\n\n{}",
         input.threads,
         markdown_table(
             &[
@@ -239,6 +246,8 @@ fn low_load_table(doc: &mut String, input: &ReportInput<'_>) {
                 "p99 (ms)",
                 "`spectrans bench` batch 1 (ms)",
                 "p50 − bench (ms)",
+                "bench batch 1, idle (ms)",
+                "p50 − idle bench (ms)",
             ],
             &rows
         )
@@ -409,6 +418,7 @@ pub fn raw_json(input: &ReportInput<'_>) -> serde_json::Value {
         "load_average": [input.load.0, input.load.1],
         "p99_bound_ms": P99_BOUND_MS,
         "bench_batch1_ms": input.bench_batch1_ms,
+        "bench_batch1_idle_ms": input.bench_batch1_idle_ms,
         "ours": server(input.ours),
         "torch": input.torch.map(server),
         "torch_missing": input.torch_missing,

@@ -382,6 +382,7 @@ fn the_section_shows_both_servers_and_their_ratio() {
         elapsed_s: 300.0,
         load: (Some(0.1), Some(1.9)),
         bench_batch1_ms: Some(3.5),
+        bench_batch1_idle_ms: Some(5.5),
         ours: &ours,
         torch: Some(&torch),
         torch_missing: None,
