@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use rand::Rng;
@@ -23,12 +24,21 @@ use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows};
 /// `fft_norm` is carried for the config and the weights' round trip but does not change the
 /// result: the forward and inverse transforms use the same norm, so their scales multiply to
 /// `1/n` for every norm and `Re(IFFT(H ⊙ FFT(x)))` is the same.
+///
+/// The eval forward keeps the filter it applies (`Wr`, `Wi` resampled to the input length,
+/// the activation, folded for the real FFT) for the last few input lengths, so a model that
+/// serves computes it once per length, not on every call. Wr and Wi are private for that
+/// reason: [`GlobalFilter::filter_real_mut`], [`GlobalFilter::filter_imag_mut`] and
+/// [`Parameters::visit_mut`](crate::Parameters::visit_mut) drop the kept filters, so they are
+/// never stale.
 #[derive(Debug, Clone)]
 pub struct GlobalFilter {
     /// `filter_real` Wr, (sequence_length, hidden_dim).
-    pub filter_real: Array2<f32>,
+    filter_real: Array2<f32>,
     /// `filter_imag` Wi, (sequence_length, hidden_dim).
-    pub filter_imag: Array2<f32>,
+    filter_imag: Array2<f32>,
+    /// The eval forward's folded filters by input length.
+    prepared: PreparedFilters,
     /// `act` applied to Wr and Wi.
     pub activation: FilterActivation,
     /// FFT normalization (no effect on the result, see the type's doc).
@@ -67,6 +77,80 @@ pub struct GlobalFilterCache {
     pub mask: DropoutMask,
     /// Input shape (batch, n, dim).
     pub shape: (usize, usize, usize),
+}
+
+/// How many input lengths an eval [`GlobalFilter`] keeps its folded filter for: each is
+/// (n/2 + 1) x D complex values, about the size of Wr and Wi at n = S.
+const PREPARED_LENGTHS: usize = 4;
+
+/// The folded filters `Hf` of recent eval forwards, most recent last; keyed by the input length
+/// and the activation (a public field that a caller may change).
+#[derive(Default)]
+struct PreparedFilters(Mutex<Vec<PreparedFilter>>);
+
+struct PreparedFilter {
+    n: usize,
+    activation: FilterActivation,
+    half: Arc<Array2<Complex32>>,
+}
+
+impl PreparedFilters {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<PreparedFilter>> {
+        // Nothing panics while the lock is held; a poisoned list is still a valid list.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, n: usize, activation: FilterActivation) -> Option<Arc<Array2<Complex32>>> {
+        let mut entries = self.entries();
+        let i = entries
+            .iter()
+            .position(|e| e.n == n && e.activation == activation)?;
+        let hit = entries.remove(i);
+        let half = Arc::clone(&hit.half);
+        entries.push(hit);
+        Some(half)
+    }
+
+    fn insert(&self, n: usize, activation: FilterActivation, half: Arc<Array2<Complex32>>) {
+        let mut entries = self.entries();
+        entries.retain(|e| !(e.n == n && e.activation == activation));
+        if entries.len() == PREPARED_LENGTHS {
+            entries.remove(0);
+        }
+        entries.push(PreparedFilter {
+            n,
+            activation,
+            half,
+        });
+    }
+
+    fn clear(&mut self) {
+        self.0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    fn lengths(&self) -> Vec<usize> {
+        self.entries().iter().map(|e| e.n).collect()
+    }
+}
+
+/// A clone starts with no kept filters (it may be changed independently).
+impl Clone for PreparedFilters {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for PreparedFilters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedFilters")
+            .field("lengths", &self.lengths())
+            .finish()
+    }
 }
 
 /// The filter at input length n: the resampled pre-activation Wr, Wi and the folded `Hf`.
@@ -113,10 +197,38 @@ impl GlobalFilter {
         Ok(Self {
             filter_real,
             filter_imag,
+            prepared: PreparedFilters::default(),
             activation,
             fft_norm,
             dropout,
         })
+    }
+
+    /// Wr, (sequence_length, hidden_dim).
+    pub fn filter_real(&self) -> &Array2<f32> {
+        &self.filter_real
+    }
+
+    /// Wi, (sequence_length, hidden_dim).
+    pub fn filter_imag(&self) -> &Array2<f32> {
+        &self.filter_imag
+    }
+
+    /// Wr for editing (or replacing); drops the filters the eval forward kept.
+    pub fn filter_real_mut(&mut self) -> &mut Array2<f32> {
+        self.prepared.clear();
+        &mut self.filter_real
+    }
+
+    /// Wi for editing (or replacing); drops the filters the eval forward kept.
+    pub fn filter_imag_mut(&mut self) -> &mut Array2<f32> {
+        self.prepared.clear();
+        &mut self.filter_imag
+    }
+
+    /// The input lengths whose eval filter is kept, least recently used first.
+    pub fn prepared_lengths(&self) -> Vec<usize> {
+        self.prepared.lengths()
     }
 
     /// D.
@@ -157,6 +269,17 @@ impl GlobalFilter {
     /// forwards never wait on each other.
     fn with_workspace<R>(&self, job: impl FnOnce(&mut FilterWorkspace) -> R) -> R {
         with_thread_local(&WORKSPACE, job)
+    }
+
+    /// The eval forward's folded filter at input length `n`: kept from an earlier call, or
+    /// computed by [`GlobalFilter::filter_at`] and kept.
+    fn prepared_half(&self, n: usize) -> Result<Arc<Array2<Complex32>>, LayerError> {
+        if let Some(half) = self.prepared.get(n, self.activation) {
+            return Ok(half);
+        }
+        let half = Arc::new(self.filter_at(n)?.half);
+        self.prepared.insert(n, self.activation, Arc::clone(&half));
+        Ok(half)
     }
 
     /// The complex filter at input length `n`, folded for the real FFT.
@@ -215,16 +338,16 @@ impl GlobalFilter {
     /// use spectrans_layers::{FilterActivation, GlobalFilter};
     /// let mut gf = GlobalFilter::new(2, 4, FilterActivation::Identity, FftNorm::Ortho, 0.02, 0.0,
     ///                                &mut rand::thread_rng()).unwrap();
-    /// gf.filter_real.fill(1.0); // H = 1: the identity
-    /// gf.filter_imag.fill(0.0);
+    /// gf.filter_real_mut().fill(1.0); // H = 1: the identity
+    /// gf.filter_imag_mut().fill(0.0);
     /// let x = Array3::from_shape_fn((1, 6, 2), |(_, t, d)| (t + d) as f32);
     /// let y = gf.forward(x.view()).unwrap();
     /// assert!(x.iter().zip(y.iter()).all(|(a, b)| (a - b).abs() < 1e-4));
     /// ```
     pub fn forward(&self, x: ArrayView3<'_, f32>) -> Result<Array3<f32>, LayerError> {
         self.check_input(&x)?;
-        let f = self.filter_at(x.dim().1)?;
-        self.run_filter(x, f.half.view(), None)
+        let half = self.prepared_half(x.dim().1)?;
+        self.run_filter(x, half.view(), None)
     }
 
     /// Training forward (dropout from `ctx`); caches the spectrum and the filter.
@@ -357,4 +480,34 @@ impl GlobalFilterGrads {
     }
 }
 
-crate::parameters!(GlobalFilter, GlobalFilterGrads => [tensor filter_real, tensor filter_imag]);
+crate::parameters!(GlobalFilterGrads => [tensor filter_real, tensor filter_imag]);
+
+/// By hand rather than by [`crate::parameters!`]: `visit_mut` drops the kept eval filters.
+impl crate::Parameters for GlobalFilter {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, ndarray::ArrayViewD<'_, f32>)) {
+        f(
+            &format!("{prefix}filter_real"),
+            self.filter_real.view().into_dyn(),
+        );
+        f(
+            &format!("{prefix}filter_imag"),
+            self.filter_imag.view().into_dyn(),
+        );
+    }
+
+    fn visit_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, ndarray::ArrayViewMutD<'_, f32>),
+    ) {
+        self.prepared.clear();
+        f(
+            &format!("{prefix}filter_real"),
+            self.filter_real.view_mut().into_dyn(),
+        );
+        f(
+            &format!("{prefix}filter_imag"),
+            self.filter_imag.view_mut().into_dyn(),
+        );
+    }
+}

@@ -57,7 +57,7 @@ pub struct FilterResponse {
 impl FilterResponse {
     /// The response of block `layer`'s global filter.
     pub fn of(layer: usize, filter: &GlobalFilter) -> Result<Self, FilterResponseError> {
-        let (wr, wi) = (&filter.filter_real, &filter.filter_imag);
+        let (wr, wi) = (filter.filter_real(), filter.filter_imag());
         if wr.dim() != wi.dim() {
             return Err(FilterResponseError::Shape {
                 layer,
@@ -143,8 +143,8 @@ mod tests {
             &mut rng,
         )
         .expect("a filter");
-        f.filter_real = Array2::from_shape_fn((n, d), |(i, j)| (i as f32 - j as f32) * 0.1);
-        f.filter_imag = Array2::from_shape_fn((n, d), |(i, j)| (i * j) as f32 * 0.01 - 0.3);
+        *f.filter_real_mut() = Array2::from_shape_fn((n, d), |(i, j)| (i as f32 - j as f32) * 0.1);
+        *f.filter_imag_mut() = Array2::from_shape_fn((n, d), |(i, j)| (i * j) as f32 * 0.01 - 0.3);
         f
     }
 
@@ -157,8 +157,8 @@ mod tests {
         assert!((f64::from(l.real[[4, 0]]) - re).abs() < 1e-6);
         assert!((f64::from(l.imag[[0, 1]]) - im).abs() < 1e-6);
         let (wr, wi) = (
-            f64::from(f.filter_real[[2, 1]]),
-            f64::from(f.filter_imag[[2, 1]]),
+            f64::from(f.filter_real()[[2, 1]]),
+            f64::from(f.filter_imag()[[2, 1]]),
         );
         let (re, im) = (wr.tanh(), wi.tanh());
         assert!((f64::from(l.magnitude[[2, 1]]) - re.hypot(im)).abs() < 1e-6);
@@ -170,14 +170,14 @@ mod tests {
     #[test]
     fn mismatched_and_empty_parts_are_errors() {
         let mut f = filter(4, 2, FilterActivation::Sigmoid);
-        f.filter_imag = Array2::zeros((3, 2));
+        *f.filter_imag_mut() = Array2::zeros((3, 2));
         let err = FilterResponse::of(1, &f).unwrap_err();
         assert!(
             matches!(err, FilterResponseError::Shape { layer: 1, .. }),
             "{err}"
         );
-        f.filter_real = Array2::zeros((0, 2));
-        f.filter_imag = Array2::zeros((0, 2));
+        *f.filter_real_mut() = Array2::zeros((0, 2));
+        *f.filter_imag_mut() = Array2::zeros((0, 2));
         let err = FilterResponse::of(3, &f).unwrap_err();
         assert!(
             matches!(err, FilterResponseError::Empty { layer: 3, .. }),

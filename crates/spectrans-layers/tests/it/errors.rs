@@ -230,7 +230,7 @@ fn set_parameter_checks_name_and_shape() {
         w.view().into_dyn(),
     )
     .unwrap();
-    assert_eq!(block.mixing_layer.filter_imag, w);
+    assert_eq!(*block.mixing_layer.filter_imag(), w);
     let wrong = Array1::<f32>::zeros(3);
     assert!(is_shape(set_parameter(
         &mut block,
@@ -243,7 +243,7 @@ fn set_parameter_checks_name_and_shape() {
         Err(LayerError::UnknownParameter { .. })
     ));
     // A mismatched filter (set directly on the pub field) is reported, not a panic.
-    block.mixing_layer.filter_imag = Array2::zeros((2, 4));
+    *block.mixing_layer.filter_imag_mut() = Array2::zeros((2, 4));
     assert!(is_shape(block.forward(Array3::zeros((1, 3, 4)).view())));
 }
 

@@ -19,8 +19,8 @@ proptest! {
         let act = FilterActivation::ALL[act_i];
         let layer = gf(seed, d, s, act, 0.8);
         let x = random3((b, n, d), 1.0, &mut rng(seed ^ 1));
-        let wr = naive_resample(&layer.filter_real, n);
-        let wi = naive_resample(&layer.filter_imag, n);
+        let wr = naive_resample(layer.filter_real(), n);
+        let wi = naive_resample(layer.filter_imag(), n);
         let f = |w: f64| act.apply(w as f32) as f64;
         let expected = naive_filter(&x, &wr.mapv(f), &wi.mapv(f));
         let y = layer.forward(x.view()).unwrap();
@@ -238,7 +238,7 @@ fn block_parameter_names_match_pytorch() {
 #[test]
 fn filter_init_has_the_requested_std() {
     let layer = gf(11, 64, 64, FilterActivation::Sigmoid, 0.02);
-    let v: Vec<f64> = layer.filter_real.iter().map(|&x| x as f64).collect();
+    let v: Vec<f64> = layer.filter_real().iter().map(|&x| x as f64).collect();
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
     assert!(

@@ -6,4 +6,5 @@ mod forward_refs;
 mod grad_global_filter;
 mod grad_layers;
 mod packing;
+mod prepared_filter;
 mod reuse;

@@ -222,8 +222,8 @@ fn frozen_filters_stay_put_while_the_rest_trains() {
     let mut t = Trainer::new(before.clone(), TrainOptions::default(), 2);
     t.run_epoch(&data, &data, &mut |_, _, _| {}).unwrap();
     assert_eq!(
-        t.model.blocks()[0].mixing_layer.filter_real,
-        before.blocks()[0].mixing_layer.filter_real
+        t.model.blocks()[0].mixing_layer.filter_real(),
+        before.blocks()[0].mixing_layer.filter_real()
     );
     assert_ne!(t.model.final_norm().weight, before.final_norm().weight);
 }
