@@ -121,8 +121,7 @@ pub(crate) enum Kernel {
     /// AVX2 with fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma(simd::Avx2Fma),
-    /// AVX-512 F (with AVX2 and FMA): 12 x 16 tiles for [`Kernel::run_pair`], the AVX2 kernel
-    /// for single panels.
+    /// AVX-512 F: 12 x 16 tiles for [`Kernel::run_pair`], 6 x 16 for single panels.
     #[cfg(target_arch = "x86_64")]
     Avx512(simd::Avx512),
 }
@@ -171,7 +170,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma(_) => "AVX2+FMA 6x16 kernel",
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512(_) => "AVX-512 12x16 kernel (AVX2+FMA 6x16 at edges)",
+            Kernel::Avx512(_) => "AVX-512 12x16 kernel (6x16 at edges)",
         }
     }
 
@@ -276,10 +275,22 @@ impl Kernel {
             b.len()
         );
         #[cfg(target_arch = "x86_64")]
+        if let Kernel::Avx512(cpu) = self {
+            // SAFETY (both arms): AVX-512 F is vouched for by `cpu`; the pointers are the
+            // caller's contract, passed on.
+            match a {
+                APanel::Packed(p) => unsafe { avx512::single::<false, T>(cpu, kc, p, 1, b, tile) },
+                APanel::Rows(p, lda) => unsafe {
+                    avx512::single::<true, T>(cpu, kc, p, lda, b, tile)
+                },
+            }
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         let vector: Option<simd::Avx2Fma> = match self {
             Kernel::Portable => None,
             Kernel::Avx2Fma(cpu) => Some(cpu),
-            Kernel::Avx512(cpu) => Some(cpu.into()),
+            Kernel::Avx512(_) => unreachable!("the AVX-512 kernel returned above"),
         };
         #[cfg(target_arch = "x86_64")]
         if let Some(cpu) = vector {
