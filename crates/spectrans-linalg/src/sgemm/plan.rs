@@ -62,9 +62,17 @@ impl Task {
 }
 
 /// Cuts C into tasks: the row blocks of [`row_blocks`] (about MC rows), and when that gives
-/// fewer than two tasks per thread, column ranges too.
+/// fewer than two tasks per thread, column ranges too. A C of at most MC rows (a batch of
+/// short sequences, a server's usual product) is cut by columns alone: each thread then
+/// reads its own part of B, the weight, which is the large operand there, rather than all
+/// of it, and every task has the same rows, so the same tiles and the same time.
 pub(super) fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
-    let blocks = row_blocks(m, MC, threads);
+    #[allow(clippy::single_range_in_vec_init)]
+    let blocks = if m <= MC {
+        vec![0..m]
+    } else {
+        row_blocks(m, MC, threads)
+    };
     let np = panels(n);
     let want = 2 * threads;
     let col_chunks = if threads > 1 && blocks.len() < want {
