@@ -66,7 +66,8 @@ pub struct MemoryEstimate {
     pub parameters: u64,
     /// Gradients and optimiser state.
     pub optimizer: u64,
-    /// Activations of one batch, kept for backward in training.
+    /// Activations of one batch, kept for backward in training, and the global filters at
+    /// the batch's length.
     pub activations: u64,
 }
 
@@ -144,8 +145,22 @@ pub fn estimate(config: &Config, workload: Workload) -> MemoryEstimate {
     };
     // Backward holds the gradient of one block's activations next to the caches.
     let backward = if training { block } else { 0 };
+    // The global filter at this length, folded: (n/2+1) x D complex per layer, which an eval
+    // forward keeps (GlobalFilter keeps it per length) and a training forward caches with
+    // the resampled Wr and Wi (2 n D); plus the (n, D) complex filter while one is built.
+    let half_filter = mul(&[seq_len / 2 + 1, d, 2]);
+    let filter_building = mul(&[seq_len, d, 2]);
+    let filters = if training {
+        half_filter
+            .saturating_add(mul(&[2, seq_len, d]))
+            .saturating_mul(kept_blocks)
+    } else {
+        half_filter.saturating_mul(l as u64)
+    }
+    .saturating_add(filter_building);
     let activations = block
         .saturating_mul(kept_blocks)
+        .saturating_add(filters)
         .saturating_add(checkpoint_inputs)
         .saturating_add(backward)
         .saturating_add(head_out.saturating_mul(if training { 2 } else { 1 }))
@@ -404,6 +419,18 @@ mod tests {
             inference < grads && grads < train,
             "{inference} {grads} {train}"
         );
+    }
+
+    #[test]
+    fn a_long_sequence_counts_the_filters_kept_at_its_length() {
+        let c = config(
+            "[model]\nhidden_dim = 256\nnum_layers = 4\nsequence_length = 512\nvocab_size = 10\n",
+        );
+        let at = |seq_len| estimate(&c, Workload::Inference { batch: 1, seq_len }).activations;
+        // Four layers keep (n/2+1) x 256 complex values each: 268 MB at n = 65,536.
+        let kept = 4 * (65_536 / 2 + 1) * 256 * 8;
+        assert!(at(65_536) > kept, "{}", at(65_536));
+        assert!(at(65_536) < 64 * at(1024), "linear in n");
     }
 
     #[test]
