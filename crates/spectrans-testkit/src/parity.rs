@@ -254,8 +254,8 @@ fn report(rows: &[Row]) {
     std::fs::write(&path, existing).unwrap_or_else(|e| panic!("{path}: {e}"));
 }
 
-/// Prints `rows`, reports them (see [`report`]'s variable), and fails when there are none or
-/// when any error is NaN or above its bound.
+/// Prints `rows`, appends them to the `SPECTRANS_PARITY_REPORT` file if that is set, and fails
+/// when there are none or when any error is NaN or above its bound.
 pub fn check(rows: Vec<Row>) {
     assert!(!rows.is_empty(), "no fixtures found");
     for r in &rows {

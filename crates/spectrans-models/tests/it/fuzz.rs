@@ -54,16 +54,6 @@ const LIMITS: Limits = Limits {
 #[global_allocator]
 static ALLOCATOR: LargestRequest = LargestRequest;
 
-/// Writes `bytes` to a fresh file, runs `f` on it guarded by [`LIMITS`], removes the file.
-fn on_file<T: Send + 'static>(
-    dir: &Path,
-    ext: &str,
-    bytes: &[u8],
-    f: impl FnOnce(PathBuf) -> T + Send + 'static,
-) -> Result<T, String> {
-    spectrans_testkit::on_file(LIMITS, dir, ext, bytes, f)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Valid starting points: tiny models, their weights, an inputs file, every dtype.
 // ---------------------------------------------------------------------------------------------
@@ -373,7 +363,7 @@ fn base_bytes(base: &Base) -> Vec<u8> {
 }
 
 fn check_safetensors(bytes: Vec<u8>, dir: &Path) -> Result<String, String> {
-    on_file(dir, ".safetensors", &bytes, exercise_tensor_file)
+    spectrans_testkit::on_file(LIMITS, dir, ".safetensors", &bytes, exercise_tensor_file)
 }
 
 #[test]
