@@ -3,6 +3,7 @@
 use ndarray::{Array3, ArrayView3, s};
 use rand::Rng;
 use spectrans_fft::FftNorm;
+use spectrans_linalg::contiguous_mut;
 
 use crate::activation::{Activation, FilterActivation};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
@@ -10,7 +11,7 @@ use crate::error::{LayerError, shape_error};
 use crate::feed_forward::{FeedForward, FeedForwardCache, FeedForwardGrads};
 use crate::global_filter::{GlobalFilter, GlobalFilterCache, GlobalFilterGrads};
 use crate::layer_norm::{LayerNorm, LayerNormCache, LayerNormGrads};
-use crate::tensor::{contiguous_mut, par_add_assign};
+use crate::tensor::par_add_assign;
 
 /// Everything that shapes a [`GfnetBlock`]. Start from [`BlockOptions::new`] and override fields.
 #[derive(Debug, Clone, PartialEq)]

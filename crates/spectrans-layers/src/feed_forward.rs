@@ -6,7 +6,8 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
 use rand::Rng;
 use rayon::prelude::*;
 use spectrans_linalg::{
-    Epilogue, PackedRhs, Parallelism, Rhs, gemm, row_blocks, with_thread_local,
+    Epilogue, PackedRhs, Parallelism, Rhs, contiguous, contiguous_mut, gemm, row_blocks,
+    with_thread_local,
 };
 
 use crate::activation::{Activation, ActivationExt};
@@ -15,9 +16,7 @@ use crate::error::{LayerError, shape_error};
 use crate::layer_norm::LayerNorm;
 use crate::linear::{Linear, LinearGrads};
 use crate::reuse::{push_storage, take_overwritten};
-use crate::tensor::{
-    check_hidden, contiguous, contiguous_mut, min_rows, rows_of, scale_in_place, to_3d,
-};
+use crate::tensor::{check_hidden, min_rows, rows_of, scale_in_place, to_3d};
 
 /// Rows of one block of the blocked FFN (the eval forward, [`FeedForward::eval_into`], and the
 /// training forward without dropout): a (168, 4·D) block of hidden activations is 688 KiB at

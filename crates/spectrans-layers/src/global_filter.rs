@@ -12,12 +12,13 @@ use rayon::prelude::*;
 use spectrans_fft::{
     Complex32, FftNorm, FilterWorkspace, fold_filter, real_plan, with_thread_local,
 };
+use spectrans_linalg::{contiguous, contiguous_mut};
 
 use crate::activation::{FilterActivation, FilterActivationExt};
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::error::{LayerError, shape_error};
 use crate::interpolate::LinearResample;
-use crate::tensor::{check_hidden, contiguous, contiguous_mut, min_rows};
+use crate::tensor::{check_hidden, min_rows};
 
 /// The GFNet global filter layer (spectrans `GlobalFilterMixing`).
 ///

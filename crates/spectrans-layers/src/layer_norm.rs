@@ -1,6 +1,7 @@
 //! LayerNorm over the last axis: `y = (x - mean) / sqrt(var + eps) * w + b`, biased variance.
 
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2};
+use spectrans_linalg::{contiguous, contiguous_mut};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
@@ -8,9 +9,7 @@ use crate::reuse::{push_storage, take_overwritten};
 use rayon::iter::Either;
 use rayon::prelude::*;
 
-use crate::tensor::{
-    add_in_order, check_hidden, contiguous, contiguous_mut, min_rows, rows_of, sum8, to_3d,
-};
+use crate::tensor::{add_in_order, check_hidden, min_rows, rows_of, sum8, to_3d};
 
 /// Layer normalization over the hidden axis (PyTorch `nn.LayerNorm(dim, eps)`).
 #[derive(Debug, Clone)]

@@ -9,12 +9,15 @@ use rand_distr::{Distribution, Uniform};
 use std::cell::RefCell;
 
 use spectrans_linalg::precision::quantize_rows_into;
-use spectrans_linalg::{Epilogue, PackedRhs, Parallelism, Precision, Rhs, gemm, with_thread_local};
+use spectrans_linalg::{
+    Epilogue, PackedRhs, Parallelism, Precision, Rhs, contiguous, contiguous_mut, gemm,
+    with_thread_local,
+};
 
 use crate::dropout::TrainContext;
 use crate::error::{LayerError, shape_error};
 use crate::params::{Parameters, join};
-use crate::tensor::{contiguous, contiguous_mut, par_add_column_sums};
+use crate::tensor::par_add_column_sums;
 
 /// A fully connected layer: `y = x Wᵀ + b`, `x` (rows, in), `W` (out, in), `b` (out).
 ///

@@ -2,6 +2,7 @@
 
 use ndarray::{Array2, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, s};
 use rand::Rng;
+use spectrans_linalg::{contiguous, contiguous_mut};
 
 use crate::dropout::{Dropout, DropoutMask, TrainContext};
 use crate::embedding::{Embedding, EmbeddingGrads};
@@ -9,7 +10,7 @@ use crate::error::{LayerError, shape_error};
 use crate::params::{Parameters, join};
 use rayon::prelude::*;
 
-use crate::tensor::{contiguous, contiguous_mut, min_rows, rows_of};
+use crate::tensor::{min_rows, rows_of};
 
 /// `ln(10000)`, the base of every frequency here.
 const LN_10000: f64 = 9.210_340_371_976_184;

@@ -55,39 +55,6 @@ pub(crate) fn sum8(xs: &[f32]) -> f32 {
     s
 }
 
-/// The contiguous data of a standard-layout array (always `Some` for arrays built by this crate;
-/// the error path keeps library code panic-free).
-pub(crate) fn contiguous<'a, A, S, D>(
-    what: &str,
-    a: &'a ndarray::ArrayBase<S, D>,
-) -> Result<&'a [A], LayerError>
-where
-    S: ndarray::Data<Elem = A>,
-    D: ndarray::Dimension,
-{
-    a.as_slice().ok_or_else(|| {
-        shape_error(
-            what,
-            "a standard-layout (row-major) array".into(),
-            a.shape(),
-        )
-    })
-}
-
-/// Mutable twin of [`contiguous`].
-pub(crate) fn contiguous_mut<'a, A, S, D>(
-    what: &str,
-    a: &'a mut ndarray::ArrayBase<S, D>,
-) -> Result<&'a mut [A], LayerError>
-where
-    S: ndarray::DataMut<Elem = A>,
-    D: ndarray::Dimension,
-{
-    let shape = a.shape().to_vec();
-    a.as_slice_mut()
-        .ok_or_else(|| shape_error(what, "a standard-layout (row-major) array".into(), &shape))
-}
-
 /// Minimum rows per rayon task so each task has about `PARALLEL_MIN_ELEMS / 4` elements.
 pub(crate) fn min_rows(dim: usize) -> usize {
     (PARALLEL_MIN_ELEMS / 4 / dim.max(1)).max(1)

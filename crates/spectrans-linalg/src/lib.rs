@@ -52,3 +52,4 @@ pub use scratch::with_thread_local;
 pub use sgemm::{
     PackedRhs, f32_kernel_name, has_bf16_kernel, has_int8_kernel, int8_kernel_name, row_blocks,
 };
+pub use util::{contiguous, contiguous_mut};

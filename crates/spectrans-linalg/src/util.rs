@@ -10,8 +10,16 @@ pub(crate) fn min_rows(dim: usize) -> usize {
     (PARALLEL_MIN_ELEMS / 4 / dim.max(1)).max(1)
 }
 
-/// The contiguous data of a standard-layout array, or a typed error naming it.
-pub(crate) fn contiguous<'a, A, S, D>(
+/// The contiguous data of a standard-layout array, or a [`LinalgError::Shape`] naming it
+/// (`what`) when the array is not in standard (row-major) layout.
+///
+/// ```
+/// use ndarray::array;
+/// let a = array![[1.0f32, 2.0], [3.0, 4.0]];
+/// assert_eq!(spectrans_linalg::contiguous("a", &a).unwrap(), &[1.0, 2.0, 3.0, 4.0]);
+/// assert!(spectrans_linalg::contiguous("a transposed", &a.t()).is_err());
+/// ```
+pub fn contiguous<'a, A, S, D>(
     what: &str,
     a: &'a ndarray::ArrayBase<S, D>,
 ) -> Result<&'a [A], LinalgError>
@@ -29,7 +37,7 @@ where
 }
 
 /// Mutable twin of [`contiguous`].
-pub(crate) fn contiguous_mut<'a, A, S, D>(
+pub fn contiguous_mut<'a, A, S, D>(
     what: &str,
     a: &'a mut ndarray::ArrayBase<S, D>,
 ) -> Result<&'a mut [A], LinalgError>

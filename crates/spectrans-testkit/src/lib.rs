@@ -1,6 +1,13 @@
 //! Test support shared by the spectrans-rs crates (not published).
 //!
-//! [`http`] is a small blocking HTTP/1.1 client for tests that speak to a real server.
+//! - [`parity`]: the PyTorch fixtures and the parity report rows (forward parity is tested in
+//!   spectrans-models, gradient parity in spectrans-train).
+//! - [`safetensors_fuzz`]: proptest strategies that mutate safetensors files.
+//! - [`fuzz`], [`guarded`], [`on_file`]: the loader fuzz harness.
+//! - [`http`]: a small blocking HTTP/1.1 client for tests that speak to a real server.
+//!
+//! This crate depends on none of the crates it tests (what a mutator needs of a model, such as
+//! its weight names, is a parameter), so every crate can use it as a dev-dependency.
 //!
 //! [`fuzz`] runs a loader fuzz property: proptest generates inputs, and each case runs on its own
 //! thread under `catch_unwind`, with a time limit and a cap on the largest single allocation, so
@@ -13,6 +20,8 @@
 //! ```
 
 pub mod http;
+pub mod parity;
+pub mod safetensors_fuzz;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};

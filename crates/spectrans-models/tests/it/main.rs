@@ -4,4 +4,5 @@ mod defaults;
 mod errors;
 mod fuzz;
 mod output;
+mod parity;
 mod ragged;

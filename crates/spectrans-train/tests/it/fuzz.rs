@@ -30,16 +30,6 @@ const LIMITS: Limits = Limits {
 #[global_allocator]
 static ALLOCATOR: LargestRequest = LargestRequest;
 
-/// Writes `bytes` to a fresh file, runs `f` on it guarded by [`LIMITS`], removes the file.
-fn on_file<T: Send + 'static>(
-    dir: &Path,
-    ext: &str,
-    bytes: &[u8],
-    f: impl FnOnce(PathBuf) -> T + Send + 'static,
-) -> Result<T, String> {
-    spectrans_testkit::on_file(LIMITS, dir, ext, bytes, f)
-}
-
 // ---------------------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +231,7 @@ fn fuzz_dataset_csv() {
             for e in edits {
                 apply_text(&mut bytes, e);
             }
-            on_file(dir, ".csv", &bytes, exercise_dataset)
+            spectrans_testkit::on_file(LIMITS, dir, ".csv", &bytes, exercise_dataset)
         },
     );
 }
@@ -304,7 +294,7 @@ fn fuzz_dataset_jsonl() {
             for e in edits {
                 apply_text(&mut bytes, e);
             }
-            on_file(dir, ext, &bytes, exercise_dataset)
+            spectrans_testkit::on_file(LIMITS, dir, ext, &bytes, exercise_dataset)
         },
     );
 }
@@ -324,6 +314,6 @@ fn fuzz_dataset_random_bytes() {
             bytes,
             prop::sample::select(vec![".csv", ".jsonl", ".json", ".txt", ""]),
         ),
-        |(bytes, ext), dir| on_file(dir, ext, bytes, exercise_dataset),
+        |(bytes, ext), dir| spectrans_testkit::on_file(LIMITS, dir, ext, bytes, exercise_dataset),
     );
 }

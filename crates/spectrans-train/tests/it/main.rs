@@ -1,8 +1,7 @@
 //! spectrans-train's integration tests, one module per area, in one test binary.
 //!
-//! `parity` lives here, not in spectrans-models, because its gradient half needs the losses:
-//! it checks the forward of every fixture and the gradients of every grad fixture against
-//! PyTorch spectrans.
+//! `parity` checks the gradients of every grad fixture against PyTorch spectrans (it needs the
+//! losses, so it lives here); forward parity is in spectrans-models' tests.
 
 mod fuzz;
 mod heads;
