@@ -148,8 +148,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         quick: opts.quick,
         from_raw: opts.from_raw.as_ref().map(|p| p.display().to_string()),
     });
-    let doc = with_precision_section(root, doc);
-    let doc = with_serving_section(&out, doc);
+    // The separate runs' sections belong to the full report; a partial one is only its own.
+    let doc = if opts.partial() {
+        doc
+    } else {
+        with_serving_section(&out, with_precision_section(root, doc))
+    };
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
     }
@@ -191,7 +195,7 @@ impl ProfileShape {
 /// forward, or a training step when `train`; or why there is none.
 fn profile_small<'a>(
     plan: &Plan,
-    configs: &'a [std::path::PathBuf],
+    configs: &[std::path::PathBuf],
     programs: &'a Programs,
     work: &Path,
     quick: bool,
@@ -206,14 +210,26 @@ fn profile_small<'a>(
             (false, true) => 5,
         },
     };
-    // The small config's TOML, from whichever case of the plan has it.
-    let config = plan
+    // The small config's TOML: the plan's, or written here when no case of this run has it
+    // (`--only profile`).
+    let config = match plan
         .cases
         .iter()
         .position(|c| c.shape == ModelShape::SMALL)
-        .and_then(|i| configs.get(i));
+        .and_then(|i| configs.get(i))
+    {
+        Some(config) => Ok(config.clone()),
+        None => {
+            let dir = work.join("configs");
+            let path = dir.join(format!("{}.toml", ModelShape::SMALL.stem()));
+            fs::create_dir_all(&dir)
+                .and_then(|()| fs::write(&path, ModelShape::SMALL.to_toml()))
+                .map(|()| path)
+                .map_err(|e| format!("cannot write the small config: {e}"))
+        }
+    };
     let run = match config {
-        Some(config) => {
+        Ok(config) => {
             eprintln!(
                 "bench: perf profile of the small {} ({} runs, 1 thread)",
                 if train { "training step" } else { "forward" },
@@ -229,7 +245,7 @@ fn profile_small<'a>(
                 train,
             })
         }
-        None => Err("the small config is not in the plan".into()),
+        Err(why) => Err(why),
     };
     (shape, run)
 }

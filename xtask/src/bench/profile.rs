@@ -491,7 +491,7 @@ pub fn classify_train(frames: &[Frame]) -> TrainPart {
 #[derive(Debug, Clone)]
 pub struct ProfileRun<'a> {
     pub binary: &'a Path,
-    pub config: &'a Path,
+    pub config: std::path::PathBuf,
     pub batch: usize,
     pub threads: usize,
     pub iters: usize,
@@ -527,7 +527,7 @@ fn record(run: &ProfileRun<'_>) -> Result<Vec<StackSample>, BenchError> {
             .arg("--")
             .arg(run.binary)
             .args(["bench", "--json", "--config"])
-            .arg(run.config)
+            .arg(&run.config)
             .args(["--batch", &run.batch.to_string()])
             .args(["--iters", &run.iters.to_string()])
             .args(["--threads", &threads])
