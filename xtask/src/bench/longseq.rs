@@ -233,6 +233,27 @@ pub fn long_vs_short(plan: &Plan, results: &[CaseResult]) -> Option<(f64, f64, f
     Some((stats::ratio(long, short)?, long, short, batch))
 }
 
+/// How far our peak RSS is from growing linearly in n: MiB per token added over the last
+/// step of the sweep (its two longest points) over MiB per token added over the step before
+/// (1.0 when the growth is linear; the runtime's fixed share cancels out).
+pub fn rss_growth(plan: &Plan, results: &[CaseResult]) -> Option<f64> {
+    let k = LONG_SEQ_LENS.len();
+    let [a, b, c] = [
+        *LONG_SEQ_LENS.get(k.checked_sub(3)?)?,
+        LONG_SEQ_LENS[k - 2],
+        LONG_SEQ_LENS[k - 1],
+    ];
+    let rss = |n: usize| {
+        let i = plan.find(&long_seq_shape(n), 1, plan.main_threads, Mode::Forward)?;
+        let s = results.get(i)?.samples(Impl::Ours);
+        stats::median(&s.iter().filter_map(|s| s.peak_rss_mb).collect::<Vec<_>>())
+    };
+    let (ra, rb, rc) = (rss(a)?, rss(b)?, rss(c)?);
+    let last = (rc - rb) / (c - b) as f64;
+    let before = (rb - ra) / (b - a) as f64;
+    stats::ratio(last, before)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +377,24 @@ mod tests {
             rows[last]
         );
         assert_eq!(rows[0].1[0], Cell::Missing);
+        Ok(())
+    }
+
+    #[test]
+    fn linear_memory_growth_is_one() -> Result<(), Box<dyn std::error::Error>> {
+        let plan = longseq_plan()?;
+        let mut results = vec![CaseResult::default(); plan.cases.len()];
+        // 20 MiB of runtime and 10 KiB per token: 8192, 32768, 65536 tokens.
+        for (i, &n) in LONG_SEQ_LENS.iter().enumerate() {
+            results[i].push(Impl::Ours, sample(1.0, 20.0 + n as f64 / 100.0));
+        }
+        let g = rss_growth(&plan, &results).ok_or("no growth")?;
+        assert!((g - 1.0).abs() < 1e-9, "{g}");
+        // Twice the memory per token over the last step: 2.
+        results[LONG_SEQ_LENS.len() - 1].ours[0].peak_rss_mb =
+            Some(20.0 + 32768.0 / 100.0 + 2.0 * 32768.0 / 100.0);
+        let g = rss_growth(&plan, &results).ok_or("no growth")?;
+        assert!((g - 2.0).abs() < 1e-9, "{g}");
         Ok(())
     }
 }

@@ -189,6 +189,8 @@ pub fn floor_goal(case: &Case, main_threads: usize) -> Option<f64> {
 
 /// The least tokens/s of one sequence of 65,536 against 128 sequences of 512 (issue 28).
 pub const LONG_SEQ_GOAL: f64 = 0.90;
+/// "Our peak RSS grows linearly in n" (issue 28), with a tenth of slack for the allocator.
+pub const RSS_GROWTH_GOAL: f64 = 1.10;
 
 /// The issues' targets at the plan's main thread count: issue 28's floors (our FFN products'
 /// floor at the FMA peak `peak_gflops(threads)` over our time) and the long-sequence ratio,
@@ -237,6 +239,14 @@ pub fn targets(
             goal: Goal::AtLeast(LONG_SEQ_GOAL),
             unit: Unit::Percent,
             measured: longseq::long_vs_short(plan, results).map(|(r, ..)| r),
+        });
+        targets.push(Target {
+            name: "our peak RSS grows linearly in n: MiB per token added from 32768 to 65536 / \
+                   from 8192 to 32768 (batch 1)"
+                .into(),
+            goal: Goal::AtMost(RSS_GROWTH_GOAL),
+            unit: Unit::Ratio,
+            measured: longseq::rss_growth(plan, results),
         });
     }
     if plan.has(Section::Headline) {
