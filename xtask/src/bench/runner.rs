@@ -343,6 +343,7 @@ mod tests {
             "{{\"case\":\"{case}\",\"side\":\"spectrans-rs\",\"result\":{{\"forward_ms\":10.0}}}}\n\
              {{\"case\":\"{case}\",\"side\":\"rfft-compile\",\"result\":{{\"forward_ms\":12.5}}}}\n\
              {{\"case\":\"{case}\",\"side\":\"spectrans-compile\",\"error\":\"Dynamo\"}}\n\
+             {{\"case\":\"{case}\",\"side\":\"transformer\",\"skipped\":\"too long\"}}\n\
              {{\"case\":\"h1 l1 n1 b1 t9 forward\",\"side\":\"spectrans-rs\",\"result\":{{\"forward_ms\":1.0}}}}\n"
         );
         let results = results_from_raw(&plan, &text)?;
@@ -354,6 +355,10 @@ mod tests {
         assert_eq!(
             results[0].failure(Impl::Torch(Variant::SpectransCompile)),
             Some("Dynamo")
+        );
+        assert_eq!(
+            results[0].skip(Impl::Torch(Variant::Transformer)),
+            Some("too long")
         );
         assert!(results[1..].iter().all(|r| r.ours.is_empty()));
         assert!(results_from_raw(&plan, "not json\n").is_err());
