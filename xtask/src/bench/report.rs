@@ -990,14 +990,32 @@ fn method_section(doc: &mut String, input: &ReportInput<'_>) {
          least `--warmup` runs), then timed runs; the process reports their median. Across processes the tables show the median.\n\
          - Per-case iterations and rounds scale with the expected cost (`Effort::repetitions` \
          in xtask/src/bench/plan.rs): {}.\n\
-         - Shared work is measured once: the small config is also the n=512 point of the \
-         sequence sweep, the h=256 point of the hidden sweep and the {}-thread point of the \
-         scaling table.\n\
+         - Shared work is measured once: {}.\n\
          - The TOML configs are written to bench-out/configs/ (the headline ones are also in \
          xtask/bench-configs/); every process's JSON line is in bench-out/models-raw.jsonl.\n\
          - {}{}\n",
         repetitions(input.plan),
-        input.plan.main_threads,
+        if input.plan.sections.len() == Section::ALL.len() {
+            format!(
+                "the small config is also the n=512 point of the sequence sweep, the h=256 point \
+                 of the hidden sweep and the {}-thread point of the scaling table; the \
+                 sequence sweep's n128 point is the small-batch b32 row; the batch-1 n512 row \
+                 is the long-sequence sweep's first point",
+                input.plan.main_threads
+            )
+        } else {
+            format!(
+                "a case that two of this run's sections ({}) need runs once",
+                input
+                    .plan
+                    .sections
+                    .iter()
+                    .filter_map(|s| clap::ValueEnum::to_possible_value(s))
+                    .map(|v| v.get_name().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
         if input.torch_missing.is_some() {
             format!(
                 "PyTorch was not measured ({MISSING} in its columns): make the reference with \
@@ -1144,6 +1162,61 @@ mod tests {
         // ratio, both memory ratios; the floor table: the seed forward and the training step.
         assert_eq!(doc.matches("| **yes** |").count(), 7, "{doc}");
         assert!(!doc.contains("1.5x"), "{doc}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_partial_run_reports_only_its_sections() -> Result<(), Box<dyn std::error::Error>> {
+        let plan = Plan::with_sections(
+            &[2],
+            Effort { quick: true },
+            &[Section::SmallBatch, Section::Longseq],
+        )?;
+        let results = vec![
+            CaseResult {
+                ours: vec![sample(100.0, 50.0)],
+                ..CaseResult::default()
+            };
+            plan.cases.len()
+        ];
+        let m = machine();
+        let input = ReportInput {
+            plan: &plan,
+            results: &results,
+            machine: &m,
+            torch_version: None,
+            torch_missing: Some("--no-torch was given".into()),
+            profile: None,
+            train_profile: None,
+            plot_link: None,
+            longseq_plot_link: None,
+            gemm: &GemmResults::default(),
+            elapsed_s: 1.0,
+            load: (None, None),
+            command: "cargo xtask bench --only small-batch,longseq".into(),
+            quick: true,
+            from_raw: None,
+        };
+        let doc = render(&input);
+        for present in [
+            "## Targets",
+            "## Against every way to run it in PyTorch",
+            "| small forward b4, n128, 2 threads |",
+            "## Long sequences",
+            "a case that two of this run's sections (small-batch, longseq) need runs once",
+        ] {
+            assert!(doc.contains(present), "missing {present:?} in\n{doc}");
+        }
+        for absent in [
+            "## Headline configs",
+            "## Sweep: sequence length",
+            "## Thread scaling",
+            "## GEMM at the model's shapes",
+            "## Where the time goes",
+            "peak RSS of a forward process",
+        ] {
+            assert!(!doc.contains(absent), "{absent:?} in\n{doc}");
+        }
         Ok(())
     }
 
