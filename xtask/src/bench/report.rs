@@ -1010,7 +1010,7 @@ fn method_section(doc: &mut String, input: &ReportInput<'_>) {
                     .plan
                     .sections
                     .iter()
-                    .filter_map(|s| clap::ValueEnum::to_possible_value(s))
+                    .filter_map(clap::ValueEnum::to_possible_value)
                     .map(|v| v.get_name().to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
