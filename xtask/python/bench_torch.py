@@ -3,7 +3,7 @@
 usage: bench_torch.py --config C.toml --batch B [--seq-len N] [--iters K] [--warmup W]
                       [--threads T] [--train] [--vocab-size V] [--seed S]
                       [--variant {spectrans,spectrans-compile,rfft,rfft-compile,onnx,
-                                  qint8,bf16-autocast}]
+                                  qint8,bf16-autocast,transformer}]
 
 Random weights. Forward: eval mode under torch.inference_mode. --train: model.train() and one
 full AdamW step (zero_grad, forward, loss, backward, step) per iteration, with cross-entropy on
@@ -26,7 +26,17 @@ Variants (same seed, so the same weights and inputs, for all of them):
                      own dynamic int8). Forward only.
   bf16-autocast      spectrans' model under torch.autocast("cpu", dtype=torch.bfloat16).
                      Forward only.
-Every variant other than spectrans is checked against spectrans' eager output before timing
+  transformer        NOT a GFNet: a standard Transformer encoder of the config's width and
+                     depth (the long-sequence baseline): token embedding + sinusoidal positions,
+                     nn.TransformerEncoder (batch_first, pre-norm, d_model = hidden_dim,
+                     hidden_dim / 64 heads, FFN width 4 * hidden_dim as the GFNet's, GELU,
+                     dropout 0), final LayerNorm, mean pool, Linear head. Eval mode under
+                     torch.inference_mode, attention through F.scaled_dot_product_attention
+                     (the nn.MultiheadAttention "fast path" is turned off: on CPU it
+                     materialises the n x n scores) restricted to the flash backend, so that
+                     memory stays linear in n; it fails rather than fall back to the math
+                     kernel. Forward only, no parity check (a different model).
+Every variant other than spectrans and transformer is checked against spectrans' eager output before timing
 (forward: max |out - ref| <= 1e-4 * max(1, max |ref|), 6e-2 for qint8 and 2e-2 for
 bf16-autocast, the bounds docs/precision.md sets for our int8 and bf16; --train: the first step's loss within a
 relative 1e-4 of the spectrans loss from the same initial weights, inputs and targets, and that
@@ -64,7 +74,18 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference  # noqa: E402
 
-VARIANTS = ("spectrans", "spectrans-compile", "rfft", "rfft-compile", "onnx", "qint8", "bf16-autocast")
+VARIANTS = (
+    "spectrans",
+    "spectrans-compile",
+    "rfft",
+    "rfft-compile",
+    "onnx",
+    "qint8",
+    "bf16-autocast",
+    "transformer",
+)
+# Forward only, not the GFNet: the long-sequence baseline.
+BASELINES = ("transformer",)
 # Forward only, and their parity tolerance (relative to max(1, max |ref|)).
 REDUCED = {"qint8": 6e-2, "bf16-autocast": 2e-2}
 # Parity tolerances: forward max |diff| <= FORWARD_TOL * max(1, max |ref|); train loss relative.
@@ -91,7 +112,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.batch < 1 or args.iters < 1 or args.warmup < 0:
         parser.error("--batch and --iters must be >= 1, --warmup >= 0")
-    if args.variant in ("onnx", *REDUCED) and args.train:
+    if args.variant in ("onnx", *REDUCED, *BASELINES) and args.train:
         parser.error(f"--variant {args.variant} is forward only; it cannot be combined with --train")
 
     if args.threads is not None:
@@ -102,7 +123,10 @@ def main() -> int:
         config["model"]["vocab_size"] = args.vocab_size
     m = config["model"]
     seq_len = args.seq_len or m["sequence_length"]
-    model = reference.build_model(config)
+    if args.variant in BASELINES:
+        model = build_transformer(config, seq_len)
+    else:
+        model = reference.build_model(config)
 
     if reference.uses_embedding(config):
         inputs = {"input_ids": torch.randint(0, m["vocab_size"], (args.batch, seq_len))}
@@ -157,6 +181,11 @@ def main() -> int:
 
             times = timed(step, args.warmup, args.iters)
             extra["max_abs_diff"] = 0.0
+        elif args.variant in BASELINES:
+            try:
+                times = transformer_variant(args, model, inputs, extra)
+            except Exception as exc:  # noqa: BLE001 - any failure of the variant is reported
+                return variant_failure(args.variant, exc)
         else:
             try:
                 times = forward_variant(args, model, inputs, extra)
@@ -316,6 +345,76 @@ def export_onnx(model, inputs, path: str) -> None:
     # The exporter prints its progress on stdout; send it to stderr to keep stdout one JSON line.
     with contextlib.redirect_stdout(sys.stderr):
         torch.onnx.export(model, (), path, kwargs=dict(inputs), dynamo=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The Transformer baseline (long-sequence sweep)
+
+
+class TransformerClassifier(torch.nn.Module):
+    """Embedding + sinusoidal positions -> nn.TransformerEncoder -> LayerNorm -> mean -> Linear."""
+
+    def __init__(self, vocab: int, dim: int, layers: int, classes: int, seq_len: int):
+        super().__init__()
+        if dim % 64 != 0:
+            raise ValueError(f"hidden_dim {dim} is not a multiple of the head size 64")
+        self.embed = torch.nn.Embedding(vocab, dim)
+        layer = torch.nn.TransformerEncoderLayer(
+            d_model=dim,
+            nhead=dim // 64,
+            dim_feedforward=4 * dim,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = torch.nn.LayerNorm(dim)
+        self.head = torch.nn.Linear(dim, classes)
+        # The sinusoidal table of the GFNet's positional encoding, as a buffer (made once).
+        pos = torch.arange(seq_len, dtype=torch.float32).unsqueeze(1)
+        div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-torch.log(torch.tensor(10000.0)) / dim))
+        pe = torch.zeros(seq_len, dim)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div)
+        self.register_buffer("pe", pe, persistent=False)
+
+    def forward(self, input_ids=None, inputs_embeds=None):
+        x = self.embed(input_ids) if input_ids is not None else inputs_embeds
+        x = x + self.pe[: x.shape[1]]
+        x = self.norm(self.encoder(x))
+        return self.head(x.mean(dim=1))
+
+
+def build_transformer(config, seq_len: int) -> torch.nn.Module:
+    m = config["model"]
+    vocab = m.get("vocab_size") or 1
+    classes = m.get("num_classes") or 2
+    return TransformerClassifier(vocab, m["hidden_dim"], m["num_layers"], classes, seq_len)
+
+
+def transformer_variant(args, model, inputs, extra) -> list[float]:
+    """Times the baseline's forward with attention on the flash SDPA kernel only."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    # The fast path (torch._native_multi_head_attention) computes the full score matrix on
+    # CPU; without it MultiheadAttention calls F.scaled_dot_product_attention.
+    torch.backends.mha.set_fastpath_enabled(False)
+    model.eval()
+
+    @contextlib.contextmanager
+    def ctx():
+        with torch.inference_mode(), sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            yield
+
+    extra["attention"] = "F.scaled_dot_product_attention, flash backend"
+    extra["heads"] = model.encoder.layers[0].self_attn.num_heads
+
+    def step() -> None:
+        with ctx():
+            model(**inputs)
+
+    return timed(step, args.warmup, args.iters)
 
 
 # --------------------------------------------------------------------------------------------

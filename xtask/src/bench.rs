@@ -1,12 +1,14 @@
-//! `cargo xtask bench [models]`: our GFNet against PyTorch spectrans, side by side, written
-//! to docs/benchmarks.md (issue 6). See [`options::USAGE`] for the arguments.
+//! `cargo xtask bench [models | longseq]`: our GFNet against PyTorch spectrans, side by side,
+//! written to docs/benchmarks.md (issue 6). See [`options::USAGE`] for the arguments.
 //!
 //! Steps: build `spectrans` in release (and copy it), write the configs, run every case of the
 //! [`plan::Plan`] as fresh processes alternating the two implementations, profile a forward
-//! with perf, draw the throughput chart, render the report.
+//! and a training step with perf, draw the throughput charts, render the report. `--only`
+//! (or `longseq`) runs some sections and writes their report apart from the full one.
 
 mod error;
 mod gemm;
+mod longseq;
 mod machine;
 mod options;
 mod plan;
@@ -26,7 +28,7 @@ use std::path::Path;
 use std::time::Instant;
 
 pub use error::BenchError;
-use plan::{Effort, Mode, ModelShape, Plan, SWEEP_SEQ_LENS, sweep_batch};
+use plan::{Effort, Mode, ModelShape, Plan, SWEEP_SEQ_LENS, Section, sweep_batch};
 use report::{ProfileSection, ReportInput};
 use runner::{CaseResult, Programs};
 use sample::{Impl, Variant};
@@ -35,6 +37,8 @@ use sample::{Impl, Variant};
 const WORK_DIR: &str = "bench-out";
 /// The chart's file name, under `<report dir>/benchmarks/`.
 const PLOT_FILE: &str = "tokens-per-s-vs-seq-len.svg";
+/// The long-sequence chart's file name, under `<report dir>/benchmarks/`.
+const LONGSEQ_PLOT_FILE: &str = "long-sequences-tokens-per-s.svg";
 
 /// Runs the model benchmark with the arguments after `bench`.
 pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
@@ -48,7 +52,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     let machine = machine::Machine::detect(root);
     let started = Instant::now();
     let load_start = machine::load_average();
-    let plan = Plan::new(&opts.threads, Effort { quick: opts.quick })?;
+    let plan = Plan::with_sections(
+        &opts.threads,
+        Effort { quick: opts.quick },
+        &opts.sections(),
+    )?;
     let work = root.join(WORK_DIR);
     let ours = runner::build_ours(root, &work)?;
     let gemm_bins = gemm::build(root, &work)?;
@@ -88,16 +96,32 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         &plan.thread_counts,
         programs.torch.as_ref(),
         opts.quick,
+        !plan.has(Section::Gemm),
     )?;
 
-    let profile =
-        (!opts.no_profile).then(|| profile_small(&plan, &configs, &programs, &work, opts.quick));
-    let out = if opts.out.is_absolute() {
-        opts.out.clone()
+    let profiling = !opts.no_profile && plan.has(Section::Profile);
+    let profile = profiling.then(|| {
+        let (run, outcome) = profile_small(&plan, &configs, &programs, &work, opts.quick, false);
+        run.section(outcome.and_then(|r| profile::profile(&r).map_err(|e| e.to_string())))
+    });
+    let train_profile = profiling.then(|| {
+        let (run, outcome) = profile_small(&plan, &configs, &programs, &work, opts.quick, true);
+        run.section(outcome.and_then(|r| profile::profile_train(&r).map_err(|e| e.to_string())))
+    });
+    let out = opts.out();
+    let out = if out.is_absolute() {
+        out
     } else {
-        root.join(&opts.out)
+        root.join(&out)
     };
-    let plot_link = draw_plot(&plan, &results, &out);
+    let plot_link = plan
+        .has(Section::SeqSweep)
+        .then(|| draw_plot(&plan, &results, &out))
+        .flatten();
+    let longseq_plot_link = plan
+        .has(Section::Longseq)
+        .then(|| draw_longseq_plot(&plan, &results, &out))
+        .flatten();
     let torch_version = results
         .iter()
         .flat_map(|r| r.samples(Impl::Torch(Variant::Spectrans)))
@@ -114,7 +138,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         torch_version,
         torch_missing,
         profile,
+        train_profile,
         plot_link,
+        longseq_plot_link,
         gemm: &gemm,
         elapsed_s: started.elapsed().as_secs_f64(),
         load: (load_start, machine::load_average()),
@@ -122,8 +148,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         quick: opts.quick,
         from_raw: opts.from_raw.as_ref().map(|p| p.display().to_string()),
     });
-    let doc = with_precision_section(root, doc);
-    let doc = with_serving_section(&out, doc);
+    // The separate runs' sections belong to the full report; a partial one is only its own.
+    let doc = if opts.partial() {
+        doc
+    } else {
+        with_serving_section(&out, with_precision_section(root, doc))
+    };
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
     }
@@ -136,41 +166,128 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// Profiles our small-config forward at one thread (the parts, without pool effects).
-fn profile_small(
+/// What a profile of the small config runs: batch, threads, iterations.
+struct ProfileShape {
+    batch: usize,
+    threads: usize,
+    iters: usize,
+}
+
+impl ProfileShape {
+    /// The report's section for this run's outcome.
+    fn section<P: profile::ProfilePart>(
+        &self,
+        outcome: Result<profile::Breakdown<P>, String>,
+    ) -> ProfileSection<P> {
+        if let Err(why) = &outcome {
+            eprintln!("bench: no profile: {why}");
+        }
+        ProfileSection {
+            batch: self.batch,
+            threads: self.threads,
+            iters: self.iters,
+            outcome,
+        }
+    }
+}
+
+/// The perf run of our small config at one thread (the parts, without pool effects): a
+/// forward, or a training step when `train`; or why there is none.
+fn profile_small<'a>(
     plan: &Plan,
     configs: &[std::path::PathBuf],
-    programs: &Programs,
+    programs: &'a Programs,
     work: &Path,
     quick: bool,
-) -> ProfileSection {
-    let (threads, iters, batch) = (1, if quick { 3 } else { 10 }, 8);
-    let config = plan
-        .find(&ModelShape::SMALL, batch, plan.main_threads, Mode::Forward)
-        .and_then(|i| configs.get(i));
-    let outcome = match config {
-        Some(config) => {
-            eprintln!("bench: perf profile of the small forward ({iters} runs, 1 thread)");
-            profile::profile(&profile::ProfileRun {
+    train: bool,
+) -> (ProfileShape, Result<profile::ProfileRun<'a>, String>) {
+    let shape = ProfileShape {
+        batch: 8,
+        threads: 1,
+        iters: match (quick, train) {
+            (true, _) => 3,
+            (false, false) => 10,
+            (false, true) => 5,
+        },
+    };
+    // The small config's TOML: the plan's, or written here when no case of this run has it
+    // (`--only profile`).
+    let config = match plan
+        .cases
+        .iter()
+        .position(|c| c.shape == ModelShape::SMALL)
+        .and_then(|i| configs.get(i))
+    {
+        Some(config) => Ok(config.clone()),
+        None => {
+            let dir = work.join("configs");
+            let path = dir.join(format!("{}.toml", ModelShape::SMALL.stem()));
+            fs::create_dir_all(&dir)
+                .and_then(|()| fs::write(&path, ModelShape::SMALL.to_toml()))
+                .map(|()| path)
+                .map_err(|e| format!("cannot write the small config: {e}"))
+        }
+    };
+    let run = match config {
+        Ok(config) => {
+            eprintln!(
+                "bench: perf profile of the small {} ({} runs, 1 thread)",
+                if train { "training step" } else { "forward" },
+                shape.iters
+            );
+            Ok(profile::ProfileRun {
                 binary: &programs.ours,
                 config,
-                batch,
-                threads,
-                iters,
-                out_dir: &work.join("perf"),
+                batch: shape.batch,
+                threads: shape.threads,
+                iters: shape.iters,
+                out_dir: work.join("perf"),
+                train,
             })
-            .map_err(|e| e.to_string())
         }
-        None => Err("the small config is not in the plan".into()),
+        Err(why) => Err(why),
     };
-    if let Err(why) = &outcome {
-        eprintln!("bench: no profile: {why}");
+    (shape, run)
+}
+
+/// Draws tokens/s against n at batch 1 (log-log) for every side of the long-sequence sweep;
+/// returns its link relative to the report.
+fn draw_longseq_plot(plan: &Plan, results: &[CaseResult], out: &Path) -> Option<String> {
+    let rows = longseq::rows(plan, results);
+    let series: Vec<plot::Series> = longseq::SIDES
+        .iter()
+        .enumerate()
+        .map(|(i, side)| plot::Series {
+            name: match side {
+                Impl::Ours => side.label().to_string(),
+                Impl::Torch(Variant::Transformer) => {
+                    "PyTorch Transformer encoder (SDPA flash)".to_string()
+                }
+                Impl::Torch(v) => format!("PyTorch {}", v.title()),
+            },
+            points: rows
+                .iter()
+                .filter_map(|(n, cells)| Some((*n as f64, cells.get(i)?.tokens_per_s(*n)?)))
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let dir = out.parent()?.join("benchmarks");
+    if let Err(e) = fs::create_dir_all(&dir) {
+        eprintln!("bench: no chart: {}: {e}", dir.display());
+        return None;
     }
-    ProfileSection {
-        batch,
-        threads,
-        iters,
-        outcome,
+    let path = dir.join(LONGSEQ_PLOT_FILE);
+    let title = format!(
+        "Batch 1, hidden 256, 4 layers, {} threads: tokens/s",
+        plan.main_threads
+    );
+    match plot::tokens_per_s_log_log(&path, &title, "sequence length (batch 1)", &series) {
+        Ok(()) => Some(format!("benchmarks/{LONGSEQ_PLOT_FILE}")),
+        Err(e) => {
+            eprintln!("bench: no chart: {e}");
+            None
+        }
     }
 }
 

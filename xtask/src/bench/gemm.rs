@@ -195,12 +195,14 @@ pub fn build(root: &Path, dir: &Path) -> Result<Binaries, BenchError> {
     })
 }
 
-/// Runs every backend at every thread count; `ours` is the binary from [`build`].
+/// Runs every backend at every thread count; `ours` is the binary from [`build`]. With
+/// `peaks_only`, only the FMA peaks (a partial run's floors need them, not the GEMM table).
 pub fn run(
     bins: &Binaries,
     threads: &[usize],
     torch: Option<&(PathBuf, PathBuf)>,
     quick: bool,
+    peaks_only: bool,
 ) -> Result<GemmResults, BenchError> {
     let shapes = shapes();
     let (iters, warmup) = if quick { (3, 1) } else { (10, 2) };
@@ -219,6 +221,9 @@ pub fn run(
             }
         }
         for backend in Backend::ALL {
+            if peaks_only {
+                break;
+            }
             let mut cmd = match (backend, torch) {
                 (Backend::Ours, _) => {
                     let mut cmd = Command::new(ours);

@@ -15,6 +15,53 @@ pub const SWEEP_SEQ_LENS: &[usize] = &[128, 256, 512, 1024, 2048, 4096];
 pub const SWEEP_HIDDEN: &[usize] = &[128, 256, 512, 768];
 /// Sequence lengths of the batch-1 (serving latency) rows, at the small and seed widths.
 pub const LATENCY_SEQ_LENS: &[usize] = &[128, 512];
+/// Batches of the small-batch serving rows (small config at n = 128), besides batch 1.
+pub const SMALL_BATCHES: &[usize] = &[4, 16, 32];
+/// Sequence length of the small-batch rows.
+pub const SMALL_BATCH_SEQ_LEN: usize = 128;
+/// Sequence lengths of the long-sequence sweep (batch 1, hidden 256, 4 layers).
+pub const LONG_SEQ_LENS: &[usize] = &[512, 2048, 8192, 32768, 65536];
+/// The long-sequence comparison: the longest point against this many sequences of
+/// [`LONG_SEQ_SHORT`] tokens, the same token count.
+pub const LONG_SEQ_SHORT: usize = 512;
+
+/// The parts of the model benchmark, selectable with `--only` (every part by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Section {
+    /// The headline configs: small and seed forward at b8, the small training step.
+    Headline,
+    /// Batch-1 forwards at n = 128 and 512, small and seed.
+    Latency,
+    /// Small config at n = 128, batches 4, 16 and 32.
+    SmallBatch,
+    /// Sequence-length sweep at 4096 tokens per batch.
+    SeqSweep,
+    /// Hidden-size sweep.
+    HiddenSweep,
+    /// Thread scaling of the small forward.
+    Threads,
+    /// The long-sequence sweep (batch 1 up to n = 65,536) with the Transformer baseline.
+    Longseq,
+    /// The GEMM table (the FMA peak is measured in every run: the floors need it).
+    Gemm,
+    /// The perf profiles of the forward and the training step.
+    Profile,
+}
+
+impl Section {
+    /// Every section: the full run.
+    pub const ALL: [Self; 9] = [
+        Self::Headline,
+        Self::Latency,
+        Self::SmallBatch,
+        Self::SeqSweep,
+        Self::HiddenSweep,
+        Self::Threads,
+        Self::Longseq,
+        Self::Gemm,
+        Self::Profile,
+    ];
+}
 
 /// A model shape that the benchmark writes as a TOML config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,11 +151,21 @@ impl Case {
 
     /// Processes of `variant` per case: every round for the eager variants, at most two for
     /// those that compile or export first (tens of seconds per process before any timing).
+    /// The Transformer baseline runs once per case: at long sequences one process is minutes.
     pub fn rounds_of(&self, variant: Variant) -> usize {
         match variant {
             Variant::Spectrans | Variant::Rfft => self.rounds,
             Variant::SpectransCompile | Variant::RfftCompile | Variant::Onnx => self.rounds.min(2),
+            Variant::Transformer => self.rounds.min(1),
         }
+    }
+
+    /// Whether the case runs every way of running the model in PyTorch that can do its work
+    /// (the rows of the side-by-side and floor tables).
+    pub fn has_every_variant(&self) -> bool {
+        Variant::ALL
+            .iter()
+            .all(|v| self.variants.contains(v) || (self.mode == Mode::Train && !v.trains()))
     }
 
     /// A short human label, e.g. `h256 l4 n512 b8 t2 forward`.
@@ -169,6 +226,15 @@ pub fn torch_ms_guess(shape: &ModelShape, batch: usize, threads: usize, mode: Mo
     base * mode_factor * thread_factor
 }
 
+/// The model of the long-sequence sweep at `n`: the small config with its filter at length
+/// `n` (so no resampling).
+pub fn long_seq_shape(n: usize) -> ModelShape {
+    ModelShape {
+        sequence_length: n,
+        ..ModelShape::SMALL
+    }
+}
+
 /// The batch of the sequence sweep at `seq_len`: `max(1, TOKENS_PER_BATCH / seq_len)`.
 pub fn sweep_batch(seq_len: usize) -> usize {
     (TOKENS_PER_BATCH / seq_len.max(1)).max(1)
@@ -183,11 +249,24 @@ pub struct Plan {
     pub main_threads: usize,
     /// All thread counts asked for, ascending.
     pub thread_counts: Vec<usize>,
+    /// The sections this run measures and reports, sorted.
+    pub sections: Vec<Section>,
 }
 
 impl Plan {
-    /// Builds the plan for `threads` (at least one count, each >= 1).
+    /// Builds the plan of every section for `threads` (at least one count, each >= 1).
+    #[cfg(test)]
     pub fn new(threads: &[usize], effort: Effort) -> Result<Self, BenchError> {
+        Self::with_sections(threads, effort, &Section::ALL)
+    }
+
+    /// Builds the plan of `sections` only (cases shared with a section left out are still
+    /// measured when a chosen section needs them).
+    pub fn with_sections(
+        threads: &[usize],
+        effort: Effort,
+        sections: &[Section],
+    ) -> Result<Self, BenchError> {
         let mut thread_counts: Vec<usize> = threads.to_vec();
         thread_counts.sort_unstable();
         thread_counts.dedup();
@@ -201,39 +280,84 @@ impl Plan {
             cases: Vec::new(),
             main_threads,
             thread_counts: thread_counts.clone(),
+            sections: sections.to_vec(),
         };
+        plan.sections.sort_unstable();
+        plan.sections.dedup();
         let t = main_threads;
         let every = Variant::ALL.as_slice();
-        plan.add_with(ModelShape::SMALL, 8, t, Mode::Forward, effort, every);
-        plan.add_with(ModelShape::SEED, 8, t, Mode::Forward, effort, every);
-        plan.add_with(ModelShape::SMALL, 8, t, Mode::Train, effort, every);
-        for base in [ModelShape::SMALL, ModelShape::SEED] {
-            for &n in LATENCY_SEQ_LENS {
-                let shape = ModelShape {
-                    sequence_length: n,
-                    ..base.clone()
-                };
-                plan.add_with(shape, 1, t, Mode::Forward, effort, every);
+        let has = |s: Section| sections.contains(&s);
+        if has(Section::Headline) {
+            plan.add_with(ModelShape::SMALL, 8, t, Mode::Forward, effort, every);
+            plan.add_with(ModelShape::SEED, 8, t, Mode::Forward, effort, every);
+            plan.add_with(ModelShape::SMALL, 8, t, Mode::Train, effort, every);
+        }
+        if has(Section::Latency) {
+            for base in [ModelShape::SMALL, ModelShape::SEED] {
+                for &n in LATENCY_SEQ_LENS {
+                    let shape = ModelShape {
+                        sequence_length: n,
+                        ..base.clone()
+                    };
+                    plan.add_with(shape, 1, t, Mode::Forward, effort, every);
+                }
             }
         }
-        for &n in SWEEP_SEQ_LENS {
-            let shape = ModelShape {
-                sequence_length: n,
-                ..ModelShape::SMALL
-            };
-            plan.add(shape, sweep_batch(n), t, Mode::Forward, effort);
+        if has(Section::SmallBatch) {
+            for &b in SMALL_BATCHES {
+                let shape = ModelShape {
+                    sequence_length: SMALL_BATCH_SEQ_LEN,
+                    ..ModelShape::SMALL
+                };
+                plan.add_with(shape, b, t, Mode::Forward, effort, every);
+            }
         }
-        for &d in SWEEP_HIDDEN {
-            let shape = ModelShape {
-                hidden_dim: d,
-                ..ModelShape::SMALL
-            };
-            plan.add(shape, 8, t, Mode::Forward, effort);
+        if has(Section::SeqSweep) {
+            for &n in SWEEP_SEQ_LENS {
+                let shape = ModelShape {
+                    sequence_length: n,
+                    ..ModelShape::SMALL
+                };
+                plan.add(shape, sweep_batch(n), t, Mode::Forward, effort);
+            }
         }
-        for &threads in &thread_counts {
-            plan.add_with(ModelShape::SMALL, 8, threads, Mode::Forward, effort, every);
+        if has(Section::HiddenSweep) {
+            for &d in SWEEP_HIDDEN {
+                let shape = ModelShape {
+                    hidden_dim: d,
+                    ..ModelShape::SMALL
+                };
+                plan.add(shape, 8, t, Mode::Forward, effort);
+            }
+        }
+        if has(Section::Threads) {
+            for &threads in &thread_counts {
+                plan.add_with(ModelShape::SMALL, 8, threads, Mode::Forward, effort, every);
+            }
+        }
+        if has(Section::Longseq) {
+            let baselines = [Variant::Spectrans, Variant::Rfft, Variant::Transformer];
+            for &n in LONG_SEQ_LENS {
+                plan.add_with(long_seq_shape(n), 1, t, Mode::Forward, effort, &baselines);
+            }
+            // The same tokens as the longest point in sequences of 512: ours only.
+            let longest = LONG_SEQ_LENS.last().copied().unwrap_or(LONG_SEQ_SHORT);
+            let batch = (longest / LONG_SEQ_SHORT).max(1);
+            plan.add_with(
+                long_seq_shape(LONG_SEQ_SHORT),
+                batch,
+                t,
+                Mode::Forward,
+                effort,
+                &[],
+            );
         }
         Ok(plan)
+    }
+
+    /// Whether `section` was asked for.
+    pub fn has(&self, section: Section) -> bool {
+        self.sections.contains(&section)
     }
 
     /// Adds a case measured against spectrans eager only.
@@ -314,9 +438,11 @@ mod tests {
     #[test]
     fn shared_work_is_measured_once() -> Result<(), BenchError> {
         let plan = Plan::new(&[2, 1], Effort { quick: true })?;
-        // small fwd t2, seed, small train, 4 batch-1 rows, 6 seq points (512 = small),
-        // 4 hidden (256 = small), small fwd t1 (t2 = small).
-        assert_eq!(plan.cases.len(), 3 + 4 + 5 + 3 + 1);
+        // small fwd t2, seed, small train, 4 batch-1 rows, b4 and b16 at n128 (b32 is the
+        // sweep's n128), 6 seq points (512 = small), 4 hidden (256 = small), small fwd t1
+        // (t2 = small), long sequences 2048 to 65536 at b1 (512 b1 is a batch-1 row) and
+        // 128 x 512.
+        assert_eq!(plan.cases.len(), 3 + 4 + 2 + 5 + 3 + 1 + 4 + 1);
         assert_eq!(plan.main_threads, 2);
         assert_eq!(plan.thread_counts, vec![1, 2]);
         assert_eq!(

@@ -258,18 +258,49 @@ fn is_kernel_symbol(s: &str) -> bool {
             || s.contains("irq"))
 }
 
+/// A part of a profile's table: its label, and which part is setup (left out of the shares).
+pub trait ProfilePart: Copy + Ord + std::fmt::Debug {
+    /// The part that is not the work profiled (model construction).
+    const SETUP: Self;
+    /// The row label in the report.
+    fn label(self) -> &'static str;
+}
+
+impl ProfilePart for Part {
+    const SETUP: Self = Part::Setup;
+    fn label(self) -> &'static str {
+        Part::label(self)
+    }
+}
+
 /// Time per part, in sample weight (ns of cpu-clock).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Breakdown {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breakdown<P: ProfilePart = Part> {
     /// Weight per part, Setup included.
-    pub weight: BTreeMap<Part, u64>,
+    pub weight: BTreeMap<P, u64>,
     /// Samples seen (Setup included).
     pub samples: usize,
 }
 
-impl Breakdown {
-    /// Sums the samples per part.
+impl<P: ProfilePart> Default for Breakdown<P> {
+    fn default() -> Self {
+        Self {
+            weight: BTreeMap::new(),
+            samples: 0,
+        }
+    }
+}
+
+impl Breakdown<Part> {
+    /// Sums the samples per part of the forward.
     pub fn from_samples(samples: &[StackSample]) -> Self {
+        Self::classified(samples, classify)
+    }
+}
+
+impl<P: ProfilePart> Breakdown<P> {
+    /// Sums the samples per part, each put in its part by `classify`.
+    pub fn classified(samples: &[StackSample], classify: impl Fn(&[Frame]) -> P) -> Self {
         let mut weight = BTreeMap::new();
         for s in samples {
             *weight.entry(classify(&s.frames)).or_insert(0) += s.period;
@@ -280,32 +311,32 @@ impl Breakdown {
         }
     }
 
-    /// Weight of the forward passes (all but Setup).
+    /// Weight of the work profiled (all but Setup).
     pub fn forward_weight(&self) -> u64 {
         self.weight
             .iter()
-            .filter(|(p, _)| **p != Part::Setup)
+            .filter(|(p, _)| **p != P::SETUP)
             .map(|(_, w)| w)
             .sum()
     }
 
-    /// Share of `part` among the forward passes, in percent; 0 when nothing was sampled.
-    pub fn percent(&self, part: Part) -> f64 {
+    /// Share of `part` among the work profiled, in percent; 0 when nothing was sampled.
+    pub fn percent(&self, part: P) -> f64 {
         let total = self.forward_weight();
         let w = self.weight.get(&part).copied().unwrap_or(0);
-        if total == 0 || part == Part::Setup {
+        if total == 0 || part == P::SETUP {
             0.0
         } else {
             100.0 * w as f64 / total as f64
         }
     }
 
-    /// Forward parts, largest first.
-    pub fn ranked(&self) -> Vec<(Part, f64)> {
-        let mut rows: Vec<(Part, f64)> = self
+    /// Parts, largest first (Setup left out).
+    pub fn ranked(&self) -> Vec<(P, f64)> {
+        let mut rows: Vec<(P, f64)> = self
             .weight
             .keys()
-            .filter(|p| **p != Part::Setup)
+            .filter(|p| **p != P::SETUP)
             .map(|&p| (p, self.percent(p)))
             .collect();
         rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -313,21 +344,180 @@ impl Breakdown {
     }
 }
 
+/// The parts a training step's time is split into (issue 28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TrainPart {
+    /// Every matrix product: the forward's, the input and the weight gradients'.
+    Gemm,
+    /// The global filter's forward: rfft, spectral product, irfft, filter preparation.
+    FftForward,
+    /// Its backward: the adjoint transforms, the cross spectrum, the filter gradient.
+    FftBackward,
+    /// LayerNorm's forward.
+    LayerNormForward,
+    /// LayerNorm's backward.
+    LayerNormBackward,
+    /// GELU and its derivative (fc1's epilogue keeps it for the backward, which applies it).
+    Gelu,
+    /// The optimizer step: AdamW on every tensor (and the gradient norm when clipping).
+    AdamW,
+    /// Dropout masks and their gradient.
+    Dropout,
+    /// Embedding gather and positional encoding (forward).
+    Embedding,
+    /// The embedding gradient (scatter-add of the token rows) and the positional one.
+    EmbeddingGrad,
+    /// The loss and the classification head.
+    LossHead,
+    /// Memory traffic: buffers, zero-fills, copies, gradient and residual adds, bias sums.
+    Memory,
+    /// Rayon's pool: waiting, stealing, waking threads.
+    ThreadPool,
+    /// Kernel-only stacks (page faults, scheduling).
+    Kernel,
+    /// Anything else.
+    Other,
+    /// Building the model, its inputs and the trainer: left out of the shares.
+    Setup,
+}
+
+impl ProfilePart for TrainPart {
+    const SETUP: Self = TrainPart::Setup;
+    fn label(self) -> &'static str {
+        match self {
+            Self::Gemm => "GEMM (forward, input and weight gradients)",
+            Self::FftForward => "FFT global filter, forward",
+            Self::FftBackward => "FFT global filter, backward (adjoint, filter gradient)",
+            Self::LayerNormForward => "LayerNorm, forward",
+            Self::LayerNormBackward => "LayerNorm, backward",
+            Self::Gelu => "GELU and its derivative",
+            Self::AdamW => "AdamW step",
+            Self::Dropout => "dropout",
+            Self::Embedding => "embedding + positional encoding, forward",
+            Self::EmbeddingGrad => "embedding gradient",
+            Self::LossHead => "loss and head",
+            Self::Memory => "memory traffic (buffers, zero-fill, copies, gradient adds)",
+            Self::ThreadPool => "thread pool (rayon wait/steal)",
+            Self::Kernel => "kernel only (page faults, scheduling)",
+            Self::Other => "other",
+            Self::Setup => "setup (model, inputs, trainer; excluded)",
+        }
+    }
+}
+
+/// The part of a training step a stack belongs to: its first frame, leaf first, that names
+/// a part (a frame of the backward pass, `backward` or the FFT's `adjoint` in any frame of the
+/// stack, decides forward or backward for the FFT, LayerNorm and the embedding); failing
+/// that, the pool when a frame waits in rayon, memory traffic when a frame is a copy, a fill
+/// or a layer's glue, else the kernel or other.
+pub fn classify_train(frames: &[Frame]) -> TrainPart {
+    let setup = [
+        "Gfnet::new",
+        "bench::random_input",
+        "GfnetBlock::new",
+        "xavier",
+        "Trainer::new",
+    ];
+    if frames
+        .iter()
+        .any(|f| setup.iter().any(|s| f.symbol.contains(s)))
+    {
+        return TrainPart::Setup;
+    }
+    let backward = frames
+        .iter()
+        .any(|f| f.symbol.contains("backward") || f.symbol.contains("adjoint"));
+    let pick = |fwd, bwd| if backward { bwd } else { fwd };
+    for frame in frames {
+        let s = frame.symbol.as_str();
+        if s.contains("spectrans_train::optim") || s.contains("Trainer::apply") {
+            return TrainPart::AdamW;
+        }
+        if s.contains("spectrans_layers::dropout") || s.contains("DropoutMask") {
+            return TrainPart::Dropout;
+        }
+        if s.contains("spectrans_train::loss") || s.contains("spectrans_models::heads") {
+            return TrainPart::LossHead;
+        }
+        match part_of_frame(frame) {
+            Some(Part::Gemm) => return TrainPart::Gemm,
+            Some(Part::Gelu) => return TrainPart::Gelu,
+            Some(Part::LayerNorm) => {
+                return pick(TrainPart::LayerNormForward, TrainPart::LayerNormBackward);
+            }
+            Some(Part::FftFilter) => return pick(TrainPart::FftForward, TrainPart::FftBackward),
+            Some(Part::Embedding) => return pick(TrainPart::Embedding, TrainPart::EmbeddingGrad),
+            _ => {}
+        }
+    }
+    // No part named: the frame nearest the leaf that copies or fills memory, is a layer's
+    // glue, or waits for the pool (the caller of a parallel section, or an idle worker).
+    let memory = [
+        "memset",
+        "memcpy",
+        "memmove",
+        "to_owned",
+        "zeros_like",
+        "spectrans_layers::linear",
+        "feed_forward",
+        "spectrans_layers::block",
+        "spectrans_layers::reuse",
+        "spectrans_layers::tensor",
+        "spectrans_layers::positional",
+        "clear_page",
+    ];
+    let waiting = [
+        "rayon_core::sleep",
+        "rayon_core::latch",
+        "wait_until",
+        "in_worker_cold",
+    ];
+    for frame in frames {
+        if memory.iter().any(|m| frame.symbol.contains(m)) {
+            return TrainPart::Memory;
+        }
+        if waiting.iter().any(|w| frame.symbol.contains(w)) {
+            return TrainPart::ThreadPool;
+        }
+    }
+    match classify(frames) {
+        Part::ThreadPool => TrainPart::ThreadPool,
+        Part::Kernel => TrainPart::Kernel,
+        _ => TrainPart::Other,
+    }
+}
+
 /// Where to record and what to run.
 #[derive(Debug, Clone)]
 pub struct ProfileRun<'a> {
     pub binary: &'a Path,
-    pub config: &'a Path,
+    pub config: std::path::PathBuf,
     pub batch: usize,
     pub threads: usize,
     pub iters: usize,
-    pub out_dir: &'a Path,
+    pub out_dir: std::path::PathBuf,
+    /// Profile training steps (`spectrans bench --train`) rather than forwards.
+    pub train: bool,
 }
 
-/// Records `spectrans bench` under perf and returns the breakdown.
+/// Records `spectrans bench` forwards under perf and returns the breakdown.
 pub fn profile(run: &ProfileRun<'_>) -> Result<Breakdown, BenchError> {
-    std::fs::create_dir_all(run.out_dir).map_err(BenchError::io(run.out_dir))?;
-    let data = run.out_dir.join("perf.data");
+    Ok(Breakdown::from_samples(&record(run)?))
+}
+
+/// Records `spectrans bench --train` under perf and returns the training step's breakdown.
+pub fn profile_train(run: &ProfileRun<'_>) -> Result<Breakdown<TrainPart>, BenchError> {
+    Ok(Breakdown::classified(&record(run)?, classify_train))
+}
+
+/// Records `spectrans bench` (with `--train` when `run.train`) under perf; its samples.
+fn record(run: &ProfileRun<'_>) -> Result<Vec<StackSample>, BenchError> {
+    std::fs::create_dir_all(&run.out_dir).map_err(BenchError::io(&run.out_dir))?;
+    let data = run.out_dir.join(if run.train {
+        "perf-train.data"
+    } else {
+        "perf.data"
+    });
     let threads = run.threads.to_string();
     run_checked(
         Command::new("perf")
@@ -337,10 +527,11 @@ pub fn profile(run: &ProfileRun<'_>) -> Result<Breakdown, BenchError> {
             .arg("--")
             .arg(run.binary)
             .args(["bench", "--json", "--config"])
-            .arg(run.config)
+            .arg(&run.config)
             .args(["--batch", &run.batch.to_string()])
             .args(["--iters", &run.iters.to_string()])
             .args(["--threads", &threads])
+            .args(run.train.then_some("--train"))
             .env("RAYON_NUM_THREADS", &threads),
     )?;
     let text = run_checked(
@@ -361,7 +552,7 @@ pub fn profile(run: &ProfileRun<'_>) -> Result<Breakdown, BenchError> {
             data.display()
         )));
     }
-    Ok(Breakdown::from_samples(&samples))
+    Ok(samples)
 }
 
 #[cfg(test)]
@@ -460,6 +651,126 @@ mod tests {
         assert_eq!(classify(&epilogue), Part::Gelu);
         let fallback = [frame("spectrans_linalg::epilogue::apply_epilogue")];
         assert_eq!(classify(&fallback), Part::Gemm);
+    }
+
+    fn frames(symbols: &[&str]) -> Vec<Frame> {
+        symbols
+            .iter()
+            .map(|s| Frame {
+                symbol: (*s).into(),
+                source: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn training_stacks_go_to_their_part_forward_or_backward() {
+        let cases: [(&[&str], TrainPart); 12] = [
+            (
+                &[
+                    "spectrans_fft::lanes::LanePlan::filter_matrix_avx",
+                    "call_mut<(..), spectrans_fft::filter_slices::{impl#0}::filter_slices::{closure_env#1}>",
+                ],
+                TrainPart::FftForward,
+            ),
+            (
+                &[
+                    "spectrans_fft::lanes::LanePlan::filter_matrix_avx",
+                    "spectrans_fft::filter_slices::{impl#0}::filter_adjoint_slices",
+                ],
+                TrainPart::FftBackward,
+            ),
+            (
+                &[
+                    "call_mut<(..), spectrans_layers::layer_norm::{impl#1}::backward::{closure_env#0}>",
+                ],
+                TrainPart::LayerNormBackward,
+            ),
+            (
+                &["spectrans_layers::layer_norm::moments"],
+                TrainPart::LayerNormForward,
+            ),
+            (
+                &[
+                    "_mm512_fmadd_ps",
+                    "spectrans_linalg::sgemm::kernel::avx512::pair",
+                    "spectrans_layers::linear::Linear::backward_input",
+                ],
+                TrainPart::Gemm,
+            ),
+            (
+                &["spectrans_linalg::fast_math::gelu_bias_row_with_derivative::avx512"],
+                TrainPart::Gelu,
+            ),
+            (
+                &[
+                    "__memcpy_avx512_unaligned_erms",
+                    "ndarray::impl_methods::<impl ndarray::ArrayBase<S,D>>::to_owned",
+                    "spectrans_train::trainer::Trainer::apply::{{closure}}",
+                ],
+                TrainPart::AdamW,
+            ),
+            (
+                &["spectrans_train::optim::block_sum_of_squares"],
+                TrainPart::AdamW,
+            ),
+            (
+                &["spectrans_layers::embedding::Embedding::backward"],
+                TrainPart::EmbeddingGrad,
+            ),
+            (
+                &["spectrans_layers::embedding::Embedding::gather"],
+                TrainPart::Embedding,
+            ),
+            (
+                &[
+                    "__memset_avx512_unaligned_erms",
+                    "spectrans_layers::block::GfnetBlockGrads::zeros_like",
+                ],
+                TrainPart::Memory,
+            ),
+            (
+                &[
+                    "spectrans_train::trainer::Trainer::new",
+                    "spectrans::cmd::bench::run",
+                ],
+                TrainPart::Setup,
+            ),
+        ];
+        for (stack, part) in cases {
+            assert_eq!(classify_train(&frames(stack)), part, "{stack:?}");
+        }
+        assert_eq!(
+            classify_train(&frames(&[
+                "rayon_core::registry::WorkerThread::wait_until_cold"
+            ])),
+            TrainPart::ThreadPool
+        );
+        assert_eq!(classify_train(&frames(&["main"])), TrainPart::Other);
+    }
+
+    #[test]
+    fn a_training_breakdown_leaves_setup_out() {
+        let samples = [
+            StackSample {
+                period: 300,
+                frames: frames(&["spectrans_linalg::sgemm::run_task"]),
+            },
+            StackSample {
+                period: 100,
+                frames: frames(&["spectrans_train::optim::AdamW::step"]),
+            },
+            StackSample {
+                period: 1000,
+                frames: frames(&["spectrans_models::gfnet::Gfnet::new"]),
+            },
+        ];
+        let b = Breakdown::classified(&samples, classify_train);
+        assert_eq!(b.forward_weight(), 400);
+        assert_eq!(
+            b.ranked(),
+            vec![(TrainPart::Gemm, 75.0), (TrainPart::AdamW, 25.0)]
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct CaseResult {
     pub ours: Vec<Sample>,
     pub torch: BTreeMap<Variant, Vec<Sample>>,
     pub failures: Vec<(Impl, String)>,
+    /// Sides not run because their estimate was over a limit (see
+    /// [`super::longseq::skip_reason`]), with the reason.
+    pub skipped: Vec<(Impl, String)>,
 }
 
 impl CaseResult {
@@ -45,6 +48,14 @@ impl CaseResult {
             Impl::Ours => self.ours.push(sample),
             Impl::Torch(v) => self.torch.entry(v).or_default().push(sample),
         }
+    }
+
+    /// Why `side` was skipped, if it was.
+    pub fn skip(&self, side: Impl) -> Option<&str> {
+        self.skipped
+            .iter()
+            .find(|(s, _)| *s == side)
+            .map(|(_, why)| why.as_str())
     }
 
     /// The first failure of `side`, if any.
@@ -128,7 +139,25 @@ pub fn run_plan(
                         .filter(|&side| result.failure(side).is_none()),
                 );
             }
+            sides.retain(|&side| result.skip(side).is_none());
             for side in sides {
+                if let Some(why) = super::longseq::skip_reason(plan, &results, case, side) {
+                    eprintln!(
+                        "bench [{done}/{total}] {:<17} {:<32} skipped: {why}",
+                        side.label(),
+                        case.label()
+                    );
+                    raw.push_str(&format!(
+                        "{}\n",
+                        serde_json::json!({
+                            "case": case.label(),
+                            "side": side.label(),
+                            "skipped": why,
+                        })
+                    ));
+                    result.skipped.push((side, why));
+                    continue;
+                }
                 let started = Instant::now();
                 let outcome = run_one(case, config, side, programs);
                 let secs = started.elapsed().as_secs_f64();
@@ -175,8 +204,8 @@ pub fn run_plan(
 }
 
 /// The results of `plan` from the raw log of a run (one JSON object per process:
-/// `{"case", "side", "result"}` or `{"case", "side", "error"}`); lines of cases or sides this
-/// plan does not have are skipped.
+/// `{"case", "side", "result"}`, `{"case", "side", "error"}` or `{"case", "side", "skipped"}`);
+/// lines of cases or sides this plan does not have are left out.
 pub fn results_from_raw(plan: &Plan, text: &str) -> Result<Vec<CaseResult>, BenchError> {
     let mut results = vec![CaseResult::default(); plan.cases.len()];
     for (n, line) in text
@@ -195,13 +224,15 @@ pub fn results_from_raw(plan: &Plan, text: &str) -> Result<Vec<CaseResult>, Benc
         };
         let side = match side {
             "spectrans-rs" => Impl::Ours,
-            other => match Variant::ALL.iter().find(|v| v.arg() == other) {
+            other => match Variant::KNOWN.iter().find(|v| v.arg() == other) {
                 Some(&v) => Impl::Torch(v),
                 None => continue,
             },
         };
         if let Some(err) = field("error") {
             results[i].failures.push((side, err.to_owned()));
+        } else if let Some(why) = field("skipped") {
+            results[i].skipped.push((side, why.to_owned()));
         } else if let Some(r) = v.get("result") {
             let sample = parse_line(&r.to_string(), plan.cases[i].mode == Mode::Train)?;
             results[i].push(side, sample);
@@ -312,6 +343,7 @@ mod tests {
             "{{\"case\":\"{case}\",\"side\":\"spectrans-rs\",\"result\":{{\"forward_ms\":10.0}}}}\n\
              {{\"case\":\"{case}\",\"side\":\"rfft-compile\",\"result\":{{\"forward_ms\":12.5}}}}\n\
              {{\"case\":\"{case}\",\"side\":\"spectrans-compile\",\"error\":\"Dynamo\"}}\n\
+             {{\"case\":\"{case}\",\"side\":\"transformer\",\"skipped\":\"too long\"}}\n\
              {{\"case\":\"h1 l1 n1 b1 t9 forward\",\"side\":\"spectrans-rs\",\"result\":{{\"forward_ms\":1.0}}}}\n"
         );
         let results = results_from_raw(&plan, &text)?;
@@ -323,6 +355,10 @@ mod tests {
         assert_eq!(
             results[0].failure(Impl::Torch(Variant::SpectransCompile)),
             Some("Dynamo")
+        );
+        assert_eq!(
+            results[0].skip(Impl::Torch(Variant::Transformer)),
+            Some("too long")
         );
         assert!(results[1..].iter().all(|r| r.ours.is_empty()));
         assert!(results_from_raw(&plan, "not json\n").is_err());

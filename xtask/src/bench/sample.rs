@@ -37,6 +37,11 @@ pub enum Variant {
     RfftCompile,
     /// The rfft rewrite exported with `torch.onnx.export(dynamo=True)`, run by ONNX Runtime.
     Onnx,
+    /// Not a GFNet: a standard `nn.TransformerEncoder` of the same width, depth and FFN width
+    /// (scaled-dot-product attention), the long-sequence sweep's baseline. Never in
+    /// [`Variant::ALL`]: it is no way to run the same model, so it is never "the fastest
+    /// PyTorch".
+    Transformer,
 }
 
 impl Variant {
@@ -49,6 +54,16 @@ impl Variant {
         Self::Onnx,
     ];
 
+    /// Every variant the runner knows: [`Variant::ALL`] and the Transformer baseline.
+    pub const KNOWN: [Self; 6] = [
+        Self::Spectrans,
+        Self::SpectransCompile,
+        Self::Rfft,
+        Self::RfftCompile,
+        Self::Onnx,
+        Self::Transformer,
+    ];
+
     /// The value of `bench_torch.py --variant`.
     pub fn arg(self) -> &'static str {
         match self {
@@ -57,6 +72,7 @@ impl Variant {
             Self::Rfft => "rfft",
             Self::RfftCompile => "rfft-compile",
             Self::Onnx => "onnx",
+            Self::Transformer => "transformer",
         }
     }
 
@@ -68,12 +84,14 @@ impl Variant {
             Self::Rfft => "rfft rewrite, eager",
             Self::RfftCompile => "rfft rewrite + torch.compile",
             Self::Onnx => "ONNX Runtime",
+            Self::Transformer => "Transformer encoder (SDPA)",
         }
     }
 
-    /// Whether the variant can run a training step (ONNX Runtime is inference only).
+    /// Whether the variant can run a training step (ONNX Runtime and the Transformer
+    /// baseline are measured as forwards only).
     pub fn trains(self) -> bool {
-        self != Self::Onnx
+        !matches!(self, Self::Onnx | Self::Transformer)
     }
 }
 
