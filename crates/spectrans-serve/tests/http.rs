@@ -448,14 +448,7 @@ fn every_error_status_has_a_json_body() {
 
 /// A POST /predict sent up to half its body: the server holds its slot until it is finished.
 fn partial_request(addr: SocketAddr, body: &str) -> http::Partial {
-    http::Partial::start(
-        addr,
-        "POST",
-        "/predict",
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    )
-    .expect("a partial request")
+    http::Partial::post_json(addr, "/predict", body.as_bytes()).expect("a partial request")
 }
 
 /// Completes a [`partial_request`] and reads its answer: (status, JSON body).

@@ -146,6 +146,12 @@ impl Partial {
         })
     }
 
+    /// [`Partial::start`] of `POST path` with a JSON body (`content-type: application/json`).
+    pub fn post_json(addr: SocketAddr, path: &str, body: &[u8]) -> io::Result<Partial> {
+        let json = [("content-type", "application/json")];
+        Partial::start(addr, "POST", path, &json, body)
+    }
+
     /// Sends the rest of the body and reads the answer.
     pub fn finish(mut self) -> io::Result<Response> {
         self.stream.write_all(&self.rest)?;

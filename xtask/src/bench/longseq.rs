@@ -260,13 +260,7 @@ mod tests {
     use crate::bench::plan::Effort;
 
     fn sample(ms: f64, rss: f64) -> Sample {
-        Sample {
-            median_ms: ms,
-            min_ms: ms,
-            peak_rss_mb: Some(rss),
-            threads: None,
-            torch_version: None,
-        }
+        Sample::of(ms, rss)
     }
 
     fn longseq_plan() -> Result<Plan, crate::bench::BenchError> {

@@ -1033,11 +1033,8 @@ mod tests {
 
     fn sample(ms: f64, rss: f64) -> Sample {
         Sample {
-            median_ms: ms,
-            min_ms: ms,
-            peak_rss_mb: Some(rss),
             threads: Some(2),
-            torch_version: None,
+            ..Sample::of(ms, rss)
         }
     }
 

@@ -110,6 +110,20 @@ pub struct Sample {
     pub torch_version: Option<String>,
 }
 
+#[cfg(test)]
+impl Sample {
+    /// A process that took `ms` per run (median and min) at `rss` MiB, for tests.
+    pub(crate) fn of(ms: f64, rss: f64) -> Self {
+        Sample {
+            median_ms: ms,
+            min_ms: ms,
+            peak_rss_mb: Some(rss),
+            threads: None,
+            torch_version: None,
+        }
+    }
+}
+
 /// Parses the last line of `stdout` that starts with `{` as a bench result.
 ///
 /// The time is `train_step_ms` when `train`, else `forward_ms`; `min_ms` falls back to it.

@@ -291,14 +291,7 @@ fn serve_answers_equal_forward_alone_and_errors_are_json() {
 /// Headers and half a body: the server has accepted the request (it holds a slot) and
 /// waits for the rest.
 fn partial(addr: SocketAddr, body: &str) -> http::Partial {
-    http::Partial::start(
-        addr,
-        "POST",
-        "/predict",
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    )
-    .expect("a partial request")
+    http::Partial::post_json(addr, "/predict", body.as_bytes()).expect("a partial request")
 }
 
 #[test]

@@ -54,18 +54,8 @@ pub(in crate::sgemm) unsafe fn pair<const IN_PLACE: bool, T: PanelValue>(
             }
         }
     }
-    for (r, &sum) in acc.iter().enumerate() {
-        // SAFETY: row r < 12 of the tile holds NR = 16 floats at c + r * ldc.
-        unsafe {
-            let row = tile.c.add(r * tile.ldc);
-            let v = if tile.accumulate {
-                _mm512_add_ps(sum, _mm512_loadu_ps(row))
-            } else {
-                sum
-            };
-            _mm512_storeu_ps(row, v);
-        }
-    }
+    // SAFETY: the tile's 12 rows of NR floats (the caller's contract).
+    unsafe { store(&acc, tile) };
 }
 
 /// `C (+)= A · B` over `kc` steps for one 6 x 16 tile: 6 accumulators of 16 lanes (half the
@@ -105,8 +95,20 @@ pub(in crate::sgemm) unsafe fn single<const IN_PLACE: bool, T: PanelValue>(
             }
         }
     }
+    // SAFETY: the tile's 6 rows of NR floats (the caller's contract).
+    unsafe { store(&acc, tile) };
+}
+
+/// Stores (or, with `tile.accumulate`, adds) one accumulator per row of the tile.
+///
+/// # Safety
+/// Needs AVX-512 F (the callers' token); rows `0..acc.len()` of the tile hold NR = 16
+/// writable floats each, at `c + r * ldc`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store(acc: &[__m512], tile: Tile) {
     for (r, &sum) in acc.iter().enumerate() {
-        // SAFETY: row r < 6 of the tile holds NR = 16 floats at c + r * ldc.
+        // SAFETY: row r of the tile holds NR = 16 floats at c + r * ldc (the contract).
         unsafe {
             let row = tile.c.add(r * tile.ldc);
             let v = if tile.accumulate {
