@@ -8,11 +8,7 @@ use std::process::{Command, Output};
 use ndarray::{ArrayD, IxDyn};
 use spectrans_models::tensor_file::{OwnedTensor, TensorFile, write_tensors};
 
-use crate::common::Scratch;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spectrans"))
-}
+use crate::common::{Scratch, bin};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")

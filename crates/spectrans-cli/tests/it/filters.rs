@@ -7,13 +7,9 @@ use std::process::{Command, Output};
 
 use spectrans_models::tensor_file::{OwnedTensor, TensorFile, write_tensors};
 
-use crate::common::Scratch;
+use crate::common::{Scratch, bin};
 
 const TOL: f64 = 1e-6;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spectrans"))
-}
 
 fn tiny_toml() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs/tiny.toml")

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ndarray::{ArrayD, IxDyn};
@@ -14,30 +14,21 @@ use serde_json::{Value, json};
 use spectrans_models::tensor_file::{OwnedTensor, TensorFile, write_tensors};
 use spectrans_testkit::http;
 
-use crate::common::Scratch;
+use crate::common::{Scratch, bin, succeeds};
 
 const TINY: &str = "[model]\nhidden_dim = 16\nnum_layers = 2\nsequence_length = 32\nvocab_size = 100\nnum_classes = 4\n";
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spectrans"))
-}
 
 /// A config and random weights in the test's own folder.
 fn model(dir: &Scratch) -> (PathBuf, PathBuf) {
     let config = dir.file("model.toml");
     std::fs::write(&config, TINY).unwrap();
     let weights = dir.file("w.safetensors");
-    let out = bin()
-        .args(["init", "--seed", "5", "--config"])
-        .arg(&config)
-        .arg("--output")
-        .arg(&weights)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        bin()
+            .args(["init", "--seed", "5", "--config"])
+            .arg(&config)
+            .arg("--output")
+            .arg(&weights),
     );
     (config, weights)
 }
@@ -156,22 +147,17 @@ fn forward_alone(
         );
     }
     write_tensors(&input, &t).unwrap();
-    let out = bin()
-        .arg("forward")
-        .arg("--config")
-        .arg(config)
-        .arg("--weights")
-        .arg(weights)
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        bin()
+            .arg("forward")
+            .arg("--config")
+            .arg(config)
+            .arg("--weights")
+            .arg(weights)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output),
     );
     TensorFile::open(&output)
         .unwrap()
@@ -431,24 +417,19 @@ fn predict_runs_json_lines_in_order() {
     text.push('\n'); // a trailing blank line is skipped
     std::fs::write(&input, text).unwrap();
     let output = dir.file("out.jsonl");
-    let out = bin()
-        .arg("predict")
-        .arg("--config")
-        .arg(&config)
-        .arg("--weights")
-        .arg(&weights)
-        .arg("--tokenizer")
-        .arg(&tok)
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        bin()
+            .arg("predict")
+            .arg("--config")
+            .arg(&config)
+            .arg("--weights")
+            .arg(&weights)
+            .arg("--tokenizer")
+            .arg(&tok)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output),
     );
     let got = std::fs::read_to_string(&output).unwrap();
     let got: Vec<&str> = got.lines().collect();

@@ -4,16 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ndarray::{ArrayD, IxDyn};
 use spectrans_models::tensor_file::{OwnedTensor, write_tensors};
 
-use crate::common::Scratch;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spectrans"))
-}
+use crate::common::{Scratch, bin};
 
 /// A deterministic stream of small integers (an LCG), so the data need no rand dependency.
 struct Lcg(u64);
