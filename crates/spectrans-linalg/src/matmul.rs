@@ -64,7 +64,7 @@ pub enum Backend {
 
 /// The backend of this build on this CPU. Measured side by side with the `gemm` crate at the
 /// model's shapes, 2 threads: on Zen 3 (AVX2) ours is faster at every shape; on Zen 4
-/// (AVX-512, where the `gemm` crate runs 512-bit kernels and ours its 12 x 16 AVX-512 tile)
+/// (AVX-512, where the `gemm` crate runs 512-bit kernels and ours its AVX-512 tiles)
 /// ours is faster at every model shape (docs/benchmarks.md).
 pub fn backend() -> Backend {
     if cfg!(feature = "openblas") {

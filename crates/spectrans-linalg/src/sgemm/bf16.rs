@@ -219,7 +219,7 @@ unsafe fn tile(
         // rows x cols values at `c`.
         unsafe {
             avx512::tile(cpu, pairs, a, b, local.as_mut_ptr(), NR, false);
-            super::store_edge(&local, c, ldc, (rows, cols), accumulate);
+            super::store_edge(&local, NR, c, ldc, (rows, cols), accumulate);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

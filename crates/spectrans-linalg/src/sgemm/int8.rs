@@ -404,7 +404,7 @@ impl Kernel {
             vector(local.as_mut_ptr(), NR, false);
             let corner = (tile.rows, tile.cols);
             // SAFETY: the caller vouches for tile.rows x tile.cols values at `tile.c`.
-            unsafe { super::store_edge(&local, tile.c, tile.ldc, corner, tile.accumulate) };
+            unsafe { super::store_edge(&local, NR, tile.c, tile.ldc, corner, tile.accumulate) };
             return;
         }
         let acc = portable(groups, a, panel.b);

@@ -2,8 +2,9 @@
 //! holds `NR` values per step ([`super::pack`]): f32, or bf16 widened to f32 as it is loaded
 //! (int8 weights have their own integer kernel, [`super::int8`]). The A panel is either packed (`MR` values per step) or read in place from `MR` rows of a
 //! row-major A. One portable kernel, and one in AVX2 + FMA chosen at run time; on CPUs with
-//! AVX-512, [`Kernel::run_pair`] sums two panels of A (12 rows) against one B panel in one
-//! pass, each row of 16 columns in one 512-bit register. Every kernel sums each element of C
+//! AVX-512, [`Kernel::run_wide`] sums two panels of A (12 rows) against two B panels in one
+//! pass (each row of 32 columns in two 512-bit registers), and [`Kernel::run_pair`] against
+//! one. Every kernel sums each element of C
 //! over k in the same order with one fused multiply-add per step, so the vector kernels give
 //! the same bits.
 
@@ -121,7 +122,8 @@ pub(crate) enum Kernel {
     /// AVX2 with fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma(simd::Avx2Fma),
-    /// AVX-512 F: 12 x 16 tiles for [`Kernel::run_pair`], 6 x 16 for single panels.
+    /// AVX-512 F: 12 x 32 tiles for [`Kernel::run_wide`], 12 x 16 for [`Kernel::run_pair`],
+    /// 6 x 16 for single panels.
     #[cfg(target_arch = "x86_64")]
     Avx512(simd::Avx512),
 }
@@ -170,7 +172,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma(_) => "AVX2+FMA 6x16 kernel",
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512(_) => "AVX-512 12x16 kernel (6x16 at edges)",
+            Kernel::Avx512(_) => "AVX-512 12x32 kernel (12x16 for an odd last panel)",
         }
     }
 
@@ -251,6 +253,58 @@ impl Kernel {
         unsafe {
             self.run(kc, a, b, c, ldc, accumulate);
             self.run(kc, second, b, c.add(MR * ldc), ldc, accumulate);
+        }
+    }
+
+    /// [`Kernel::run_pair`] on two B panels at once: the tile is 2·MR x 2·NR, `b` holds the
+    /// `kc * NR` values of panel j and then those of panel j + 1 (consecutive in a packed B
+    /// block). The same bits as [`Kernel::run_pair`] on each panel; one 12 x 32 tile where the
+    /// CPU has AVX-512.
+    ///
+    /// # Safety
+    /// As [`Kernel::run_pair`], for all 2·MR rows and 2·NR columns of the tile (`b` holding
+    /// fewer than `2 * kc * NR` values panics).
+    #[inline]
+    pub(crate) unsafe fn run_wide(
+        self,
+        kc: usize,
+        a: APanel,
+        b: BPanel<'_>,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if let Kernel::Avx512(cpu) = self {
+            let tile = Tile { c, ldc, accumulate };
+            // SAFETY: AVX-512 F is vouched for by `cpu`; the pointers are the caller's
+            // contract, passed on (`wide` checks that `b` holds both panels).
+            unsafe {
+                match (a, b) {
+                    (APanel::Packed(p), BPanel::F32(b)) => {
+                        avx512::wide::<false, f32>(cpu, kc, p, kc * MR, b, tile)
+                    }
+                    (APanel::Packed(p), BPanel::Bf16(b)) => {
+                        avx512::wide::<false, u16>(cpu, kc, p, kc * MR, b, tile)
+                    }
+                    (APanel::Rows(p, lda), BPanel::F32(b)) => {
+                        avx512::wide::<true, f32>(cpu, kc, p, lda, b, tile)
+                    }
+                    (APanel::Rows(p, lda), BPanel::Bf16(b)) => {
+                        avx512::wide::<true, u16>(cpu, kc, p, lda, b, tile)
+                    }
+                }
+            }
+            return;
+        }
+        let (left, right) = match b {
+            BPanel::F32(b) => (BPanel::F32(&b[..kc * NR]), BPanel::F32(&b[kc * NR..])),
+            BPanel::Bf16(b) => (BPanel::Bf16(&b[..kc * NR]), BPanel::Bf16(&b[kc * NR..])),
+        };
+        // SAFETY: the caller's contract, one panel of columns at a time.
+        unsafe {
+            self.run_pair(kc, a, left, c, ldc, accumulate);
+            self.run_pair(kc, a, right, c.add(NR), ldc, accumulate);
         }
     }
 

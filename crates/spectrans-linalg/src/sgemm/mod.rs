@@ -4,9 +4,9 @@
 //!
 //! A BLIS-style blocked product: B (k, n) is packed into [`PackedRhs`] (once per weight when
 //! the caller keeps it), A is packed per task into MR-row panels of KC columns (or read in
-//! place), and a micro-kernel chosen at run time multiplies panel pairs straight into C: 12 x 16
-//! tiles in AVX-512 (two panels of A against one of B), 6 x 16 in AVX2 + FMA, else portable
-//! Rust. The epilogue (bias, a row function, and adding
+//! place), and a micro-kernel chosen at run time multiplies pairs of A panels by pairs of B
+//! panels straight into C: 12 x 32 tiles in AVX-512 (12 x 16 for an odd last B panel), 6 x 16
+//! in AVX2 + FMA, else portable Rust. The epilogue (bias, a row function, and adding
 //! to what C held) runs on each task's block of C while it is still in cache, so a bias and
 //! a function of each row cost no extra sweep over memory.
 //!
@@ -36,7 +36,7 @@ use crate::error::{LinalgError, shape_error};
 use crate::precision::Precision;
 use crate::scratch::with_thread_local;
 use crate::{Epilogue, Parallelism};
-use kernel::{APanel, BPanel, Kernel, MR, NR};
+use kernel::{APanel, Kernel, MR, NR};
 use pack::{KC, Line, Strided, lines_for, pack_lhs, pack_rhs, panels};
 pub use packed::PackedRhs;
 use packed::{PackedView, PanelsRef, Rhs, bf16_bits};
@@ -421,10 +421,17 @@ fn run_panels(
     }
 }
 
-/// One task: A's rows are read in place when A is row-major (only a last, partial panel of
-/// MR rows is packed, zero-padded), else packed for every block of KC columns; then, a few
-/// panels of C's columns at a time (a stripe, so that the C block being summed stays in L2),
-/// each block of A is multiplied with every B panel, and the epilogue runs over the stripe.
+/// One task: A's rows are read in place when A is row-major (only the rows past the last
+/// whole pair of MR-row panels are packed, zero-padded to a pair), else packed for every
+/// block of KC columns; then, a few panels of C's columns at a time (a stripe, so that the
+/// C block being summed stays in L2), each block of A is multiplied with every B panel, and
+/// the epilogue runs over the stripe.
+///
+/// Every tile is 2·MR rows (a pair of row panels) by two B panels ([`Kernel::run_wide`]),
+/// or by one for an odd last panel ([`Kernel::run_pair`]). A tile that reaches past C's
+/// last row or column is summed into a local buffer, from which its part inside C is
+/// stored: the zero rows that pad A cost a little work, and no row is ever summed by a
+/// narrower, slower kernel.
 ///
 /// # Safety
 /// No other code reads or writes the task's block of C (rows `i0..i0 + mc`, panels
@@ -438,108 +445,105 @@ unsafe fn run_task(
     epilogue: Epilogue<'_>,
     task: Task,
 ) {
+    const PAIR: usize = 2 * MR;
     let Task { i0, mc, .. } = task;
     let (k, n) = (rhs.k, rhs.n);
     assert!(i0 + mc <= out.m && task.j1 <= panels(out.n) && out.n == n && a.rows() == out.m);
     assert!(a.cols() == k);
-    let row_panels = mc.div_ceil(MR);
     let stripe = (C_BLOCK_FLOATS / (mc * NR)).max(1);
     // Rows read in place: unit column stride, non-negative row stride; but not for the
-    // AVX-512 pair kernel when each A block meets several B panels: twelve rows read in
-    // place are twelve streams (which share an L1 set when rows are 4 KiB apart), and one
-    // packed panel pair costs less than that (seed fc2, 1 thread: 99 -> 107 GFLOP/s).
+    // AVX-512 kernels when each A block meets several B panels: twelve rows read in place
+    // are twelve streams (which share an L1 set when rows are 4 KiB apart), and one packed
+    // panel pair costs less than that (seed fc2, 1 thread: 99 -> 107 GFLOP/s). (Copying the
+    // rows to a stride that spreads them over the L1 sets instead was no faster: packing a
+    // block costs what reading it from memory costs.)
     let pack_all = kernel.is_avx512() && task.j1 - task.j0 >= PACK_ALL_MIN_PANELS;
     let lda = a.row_major_stride().filter(|_| !pack_all);
-    // The packed panels: all of them, or only the partial last one when rows are read in place.
-    let (first_packed, packed_rows) = match lda {
-        Some(_) => (mc / MR, mc % MR),
-        None => (0, mc),
-    };
-    let packed_panels = packed_rows.div_ceil(MR);
+    // The pairs of row panels read in place, and the rows packed after them.
+    let in_place_pairs = if lda.is_some() { mc / PAIR } else { 0 };
+    let packed_rows = mc - in_place_pairs * PAIR;
+    let pairs = in_place_pairs + packed_rows.div_ceil(PAIR);
+    // The packed rows padded to whole pairs: `pack_lhs` zero-pads a partial last panel, and
+    // the panel past it (when the rows fill an odd number of panels) is zeroed here.
+    let padded_rows = packed_rows.div_ceil(PAIR) * PAIR;
     // With one stripe each block of A is used once: pack it just before, so that it goes
     // from the pack to the kernel through L2 (the dW products, k = tokens: 2.7 MB of
     // packed A per task would otherwise be written out to memory and read back).
     let one_stripe = task.stripes(stripe).nth(1).is_none();
-    let block_len = packed_panels * MR * KC.min(k);
+    let block_len = padded_rows * KC.min(k);
+    let blocks = if one_stripe { 1 } else { k.div_ceil(KC) };
     with_thread_local(&LHS_PANELS, |buf| {
-        let need = if one_stripe {
-            block_len
-        } else {
-            packed_panels * MR * k
-        };
+        let need = block_len * blocks;
         if buf.len() < need {
             buf.resize(need, 0.0);
         }
         let packed = &mut buf[..need];
         let pack_block = |p0: usize, packed: &mut [f32]| {
             let kc = KC.min(k - p0);
-            let at = if one_stripe {
-                0
-            } else {
-                packed_panels * MR * p0
-            };
-            let block = &mut packed[at..][..packed_panels * MR * kc];
-            pack_lhs(a, i0 + first_packed * MR, packed_rows, p0, kc, block);
+            let at = if one_stripe { 0 } else { block_len * (p0 / KC) };
+            let block = &mut packed[at..][..padded_rows * kc];
+            pack_lhs(a, i0 + in_place_pairs * PAIR, packed_rows, p0, kc, block);
+            block[packed_rows.div_ceil(MR) * MR * kc..].fill(0.0);
         };
-        if packed_panels > 0 && !one_stripe {
+        if padded_rows > 0 && !one_stripe {
             (0..k).step_by(KC).for_each(|p0| pack_block(p0, packed));
         }
         for part in task.stripes(stripe) {
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
-                if packed_panels > 0 && one_stripe {
+                if padded_rows > 0 && one_stripe {
                     pack_block(p0, packed);
                 }
-                let at = if one_stripe {
-                    0
-                } else {
-                    packed_panels * MR * p0
-                };
-                let block = &packed[at..][..packed_panels * MR * kc];
+                let at = if one_stripe { 0 } else { block_len * (p0 / KC) };
+                let block = &packed[at..][..padded_rows * kc];
                 let add = epilogue.accumulate || p0 > 0;
-                for j in part.j0..part.j1 {
-                    let b_panel = rhs.panel(p0, kc, j);
-                    let cols = NR.min(n - j * NR);
-                    let mut i = 0;
-                    while i < row_panels {
-                        let rows = MR.min(mc - i * MR);
-                        let row0 = i0 + i * MR;
-                        let in_place = lda.filter(|_| i < first_packed);
-                        let a_panel = match in_place {
-                            // SAFETY: rows row0..row0 + MR (< m, a full panel) and columns
-                            // p0..p0 + kc of A: inside the view.
-                            Some(lda) => APanel::Rows(unsafe { a.at(row0, p0) }, lda),
-                            None => APanel::Packed(block[(i - first_packed) * kc * MR..].as_ptr()),
-                        };
-                        // SAFETY: `c` is row row0, column 16 j of C, inside C (row0 < m,
-                        // 16 j < n); the task owns rows i0..i0 + mc and panels j0..j1, so no
-                        // other task touches this tile.
-                        let c = unsafe { out.at(row0, j * NR) };
-                        // Two full panels of rows read the same way: one pass over B's panel.
-                        let pair = cols == NR
-                            && mc >= (i + 2) * MR
-                            && (i + 1 < first_packed) == (i < first_packed);
-                        if pair {
-                            // SAFETY: both MR x NR tiles lie inside C (full rows and
-                            // columns checked just above), rows ldc apart; the second panel
-                            // of A follows the first (the next MR rows in place, or the next
-                            // packed panel of the block).
-                            unsafe { kernel.run_pair(kc, a_panel, b_panel, c, out.ldc, add) };
-                            i += 2;
-                            continue;
+                for pair in 0..pairs {
+                    let row0 = i0 + pair * PAIR;
+                    let rows = PAIR.min(i0 + mc - row0);
+                    let a_panel = match lda.filter(|_| pair < in_place_pairs) {
+                        // SAFETY: rows row0..row0 + 2 MR (< i0 + mc <= m, a whole pair) and
+                        // columns p0..p0 + kc of A: inside the view.
+                        Some(lda) => APanel::Rows(unsafe { a.at(row0, p0) }, lda),
+                        None => {
+                            APanel::Packed(block[(pair - in_place_pairs) * PAIR * kc..].as_ptr())
                         }
-                        if rows == MR && cols == NR {
-                            // SAFETY: the whole MR x NR tile lies inside C (rows and columns
-                            // checked just above), rows ldc apart; A's panel is MR x kc.
-                            unsafe { kernel.run(kc, a_panel, b_panel, c, out.ldc, add) };
-                        } else {
-                            // SAFETY: the tile's rows x cols corner lies inside C and inside
-                            // this task's block (rows and cols clipped just above).
+                    };
+                    let mut j = part.j0;
+                    while j < part.j1 {
+                        // Two panels of B when there are two left in the stripe, else one.
+                        let count = if j + 1 < part.j1 { 2 } else { 1 };
+                        let b_panels = rhs.panels(p0, kc, j, count);
+                        let cols = (count * NR).min(n - j * NR);
+                        let run = |c: *mut f32, ldc: usize, add: bool| {
+                            // SAFETY: the caller's promise for a 2 MR x count NR tile at `c`,
+                            // rows ldc apart; A's two panels follow each other (the next MR
+                            // rows in place, or the next packed panel of the block, zero
+                            // rows included), and B's panels are consecutive.
                             unsafe {
-                                edge_tile(kernel, kc, a_panel, b_panel, c, out.ldc, rows, cols, add)
+                                if count == 2 {
+                                    kernel.run_wide(kc, a_panel, b_panels, c, ldc, add)
+                                } else {
+                                    kernel.run_pair(kc, a_panel, b_panels, c, ldc, add)
+                                }
+                            }
+                        };
+                        // SAFETY: row row0 < m, column 16 j < n: inside C; the task owns
+                        // rows i0..i0 + mc and panels j0..j1, so no other task touches
+                        // this tile.
+                        let c = unsafe { out.at(row0, j * NR) };
+                        if rows == PAIR && cols == count * NR {
+                            // The whole tile lies inside C (rows and columns checked).
+                            run(c, out.ldc, add);
+                        } else {
+                            let mut local = [0.0f32; 2 * MR * 2 * NR];
+                            run(local.as_mut_ptr(), count * NR, false);
+                            // SAFETY: the tile's rows x cols corner lies inside C and
+                            // inside this task's block (both clipped above).
+                            unsafe {
+                                store_edge(&local, count * NR, c, out.ldc, (rows, cols), add)
                             };
                         }
-                        i += 1;
+                        j += count;
                     }
                 }
             }
@@ -550,52 +554,26 @@ unsafe fn run_task(
     });
 }
 
-/// A tile at C's bottom or right edge: the kernel writes a full tile into a local buffer,
-/// and the `rows x cols` part that lies inside C is stored (or added).
+/// Stores (or adds) the `rows x cols` corner of a local tile (rows `width` floats apart)
+/// at `c`, rows `ldc` apart: how every kernel finishes a tile at C's bottom or right edge.
 ///
 /// # Safety
-/// `rows <= MR`, `cols <= NR` (checked), and `rows x cols` values from `c`, rows `ldc`
-/// apart, lie inside one allocation that nothing else touches meanwhile; `a_panel` is MR x
-/// kc readable floats as its variant says.
-#[allow(clippy::too_many_arguments)]
-unsafe fn edge_tile(
-    kernel: Kernel,
-    kc: usize,
-    a_panel: APanel,
-    b_panel: BPanel<'_>,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    add: bool,
-) {
-    assert!(rows <= MR && cols <= NR);
-    let mut tile = [0.0f32; MR * NR];
-    // SAFETY: `tile` is a local MR x NR buffer, rows NR apart; A's panel is MR x kc (the
-    // caller's contract: a partial panel of rows is always packed, zero-padded).
-    unsafe { kernel.run(kc, a_panel, b_panel, tile.as_mut_ptr(), NR, false) };
-    // SAFETY: the caller's contract: rows x cols values from `c` inside C, ours alone.
-    unsafe { store_edge(&tile, c, ldc, (rows, cols), add) };
-}
-
-/// Stores (or adds) the `rows x cols` corner of a local MR x NR tile (rows NR apart) at `c`,
-/// rows `ldc` apart: how every kernel finishes a tile at C's bottom or right edge.
-///
-/// # Safety
-/// `rows <= MR`, `cols <= NR`, and those values from `c` lie inside one allocation that
-/// nothing else touches meanwhile.
+/// `rows x cols` fits in the tile (checked), and those values from `c` lie inside one
+/// allocation that nothing else touches meanwhile.
 unsafe fn store_edge(
-    tile: &[f32; MR * NR],
+    tile: &[f32],
+    width: usize,
     c: *mut f32,
     ldc: usize,
     (rows, cols): (usize, usize),
     add: bool,
 ) {
-    debug_assert!(
-        rows <= MR && cols <= NR,
-        "a {rows} x {cols} corner of a tile"
+    assert!(
+        cols <= width && rows * width <= tile.len(),
+        "a {rows} x {cols} corner of a tile of {} values, rows {width} apart",
+        tile.len()
     );
-    for (r, src) in tile.chunks_exact(NR).take(rows).enumerate() {
+    for (r, src) in tile.chunks_exact(width).take(rows).enumerate() {
         // SAFETY: row r < rows of the corner, cols values: the caller's contract.
         let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), cols) };
         if add {

@@ -203,8 +203,14 @@ pub(super) struct PackedView<'a> {
 impl<'a> PackedView<'a> {
     /// The panel of columns `16j..` in the block of B rows starting at `p0` (`kc` rows).
     pub(super) fn panel(&self, p0: usize, kc: usize, j: usize) -> BPanel<'a> {
+        self.panels(p0, kc, j, 1)
+    }
+
+    /// `count` consecutive panels from columns `16j..` in the block of B rows starting at
+    /// `p0` (`kc` rows): panel after panel, `kc * NR` values each.
+    pub(super) fn panels(&self, p0: usize, kc: usize, j: usize, count: usize) -> BPanel<'a> {
         let start = p0 * panels(self.n) * NR + j * kc * NR;
-        let range = start..start + kc * NR;
+        let range = start..start + count * kc * NR;
         match self.data {
             PanelsRef::F32(v) => BPanel::F32(&v[range]),
             PanelsRef::Bf16(v) => BPanel::Bf16(&v[range]),

@@ -130,15 +130,17 @@ proptest! {
 }
 
 /// Two panels of A in one pass ([`Kernel::run_pair`]: the AVX-512 12 x 16 tile where the CPU
-/// has it) give the same bits as one panel at a time, for packed and in-place A, f32 and
-/// bf16 panels, overwriting and accumulating.
+/// has it) give the same bits as one panel at a time, and two panels of A by two of B
+/// ([`Kernel::run_wide`], the 12 x 32 tile) the bits of a pair per B panel: for packed and
+/// in-place A, f32 and bf16 panels, overwriting and accumulating.
 #[test]
-fn a_pair_of_panels_gives_the_bits_of_one_at_a_time() {
+fn wider_tiles_give_the_bits_of_one_panel_at_a_time() {
     let kc = 259;
     let a: Vec<f32> = (0..2 * kc * MR)
         .map(|i| ((i * 13) % 17) as f32 * 0.1 - 0.8)
         .collect();
-    let f32s: Vec<f32> = (0..kc * NR)
+    // Two B panels, one after the other.
+    let f32s: Vec<f32> = (0..2 * kc * NR)
         .map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0)
         .collect();
     let bf16s: Vec<u16> = f32s
@@ -157,31 +159,43 @@ fn a_pair_of_panels_gives_the_bits_of_one_at_a_time() {
             }
         })
         .collect();
-    let ldc = NR + 5;
-    for kernel in [Kernel::detect(), Kernel::Portable] {
-        for b in [BPanel::F32(&f32s), BPanel::Bf16(&bf16s)] {
+    let ldc = 2 * NR + 5;
+    let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits());
+    for kernel in Kernel::available() {
+        let both = [BPanel::F32(&f32s), BPanel::Bf16(&bf16s)];
+        for (b, (left, right)) in both.into_iter().zip([
+            (BPanel::F32(&f32s[..kc * NR]), BPanel::F32(&f32s[kc * NR..])),
+            (
+                BPanel::Bf16(&bf16s[..kc * NR]),
+                BPanel::Bf16(&bf16s[kc * NR..]),
+            ),
+        ]) {
             for panel in [APanel::Packed(a.as_ptr()), APanel::Rows(rows.as_ptr(), lda)] {
                 for accumulate in [false, true] {
-                    let mut pair = vec![0.5f32; 2 * MR * ldc];
-                    let mut single = pair.clone();
+                    let mut wide = vec![0.5f32; 2 * MR * ldc];
+                    let mut pairs = wide.clone();
+                    let mut single = wide.clone();
                     let second = match panel {
                         APanel::Packed(p) => APanel::Packed(p.wrapping_add(kc * MR)),
                         APanel::Rows(p, lda) => APanel::Rows(p.wrapping_add(MR * lda), lda),
                     };
-                    // SAFETY: both tiles are 2·MR rows of ldc >= NR floats; A's two panels
-                    // hold kc steps each (packed) or 2·MR rows of lda >= kc floats; B holds
-                    // kc steps.
+                    // SAFETY: every tile is 2·MR rows of ldc >= 2 NR floats; A's two panels
+                    // hold kc steps each (packed) or 2·MR rows of lda >= kc floats; each B
+                    // half holds kc steps.
                     unsafe {
-                        kernel.run_pair(kc, panel, b, pair.as_mut_ptr(), ldc, accumulate);
-                        kernel.run(kc, panel, b, single.as_mut_ptr(), ldc, accumulate);
-                        let lower = single.as_mut_ptr().add(MR * ldc);
-                        kernel.run(kc, second, b, lower, ldc, accumulate);
+                        kernel.run_wide(kc, panel, b, wide.as_mut_ptr(), ldc, accumulate);
+                        let c = pairs.as_mut_ptr();
+                        kernel.run_pair(kc, panel, left, c, ldc, accumulate);
+                        kernel.run_pair(kc, panel, right, c.add(NR), ldc, accumulate);
+                        let c = single.as_mut_ptr();
+                        for (half, col) in [(left, 0), (right, NR)] {
+                            kernel.run(kc, panel, half, c.add(col), ldc, accumulate);
+                            kernel.run(kc, second, half, c.add(MR * ldc + col), ldc, accumulate);
+                        }
                     }
-                    let same = pair
-                        .iter()
-                        .zip(&single)
-                        .all(|(p, s)| p.to_bits() == s.to_bits());
-                    assert!(same, "{kernel:?} {b:?} {panel:?} accumulate {accumulate}");
+                    let what = format!("{kernel:?} {b:?} {panel:?} accumulate {accumulate}");
+                    assert!(same(&pairs, &single), "pair: {what}");
+                    assert!(same(&wide, &single), "wide: {what}");
                 }
             }
         }

@@ -1,5 +1,6 @@
-//! The f32 micro-kernels in AVX-512 F, one 512-bit register per row of the tile: the pair
-//! (12 x 16) for the bulk of C, the single panel (6 x 16) for the rows left over.
+//! The f32 micro-kernels in AVX-512 F: the wide tile (12 x 32, two 512-bit registers per row)
+//! for the bulk of C, the pair (12 x 16) for a last odd panel of columns, the single panel
+//! (6 x 16) for the rows left over.
 
 use std::arch::x86_64::*;
 
@@ -56,6 +57,74 @@ pub(in crate::sgemm) unsafe fn pair<const IN_PLACE: bool, T: PanelValue>(
     }
     // SAFETY: the tile's 12 rows of NR floats (the caller's contract).
     unsafe { store(&acc, tile) };
+}
+
+/// `C (+)= A · B` over `kc` steps for a 12 x 32 tile: two B panels (`b` holds panel j's
+/// `kc * NR` values, then panel j + 1's), 24 accumulators of 16 lanes, and each broadcast
+/// of A feeds two fused multiply-adds. Per step that is 24 FMAs against 14 loads (the
+/// [`pair`] tile's 12 against 13), so both FMA ports stay fed rather than waiting on the
+/// loads. A's layout is [`pair`]'s; each sum is the same chain of fused multiply-adds as in
+/// every other kernel, so the bits are the same.
+///
+/// # Safety
+/// Needs AVX-512 F, vouched for by the `_cpu` token; the caller promises the rest: A's
+/// two panels and `b` (`2 * kc * NR` values, checked) are readable; the tile's 12 rows of
+/// 32 floats are as [`Kernel::run`](crate::sgemm::kernel::Kernel::run) asks.
+#[target_feature(enable = "avx512f")]
+pub(in crate::sgemm) unsafe fn wide<const IN_PLACE: bool, T: PanelValue>(
+    _cpu: simd::Avx512,
+    kc: usize,
+    a: *const f32,
+    stride: usize,
+    b: &[T],
+    tile: Tile,
+) {
+    let (second, rs, cs) = if IN_PLACE {
+        (MR * stride, stride, 1)
+    } else {
+        (stride, 1, MR)
+    };
+    assert!(
+        b.len() >= 2 * kc * NR,
+        "two B panels of {} values for kc = {kc}",
+        b.len()
+    );
+    let mut left = [_mm512_setzero_ps(); ROWS];
+    let mut right = [_mm512_setzero_ps(); ROWS];
+    let b0 = b.as_ptr();
+    // SAFETY: panel j + 1 starts kc * NR values after panel j, inside `b` (checked above).
+    let b1 = unsafe { b0.add(kc * NR) };
+    for p in 0..kc {
+        // SAFETY: p < kc: step p of both B panels and of both panels of A (the caller's
+        // contract).
+        unsafe {
+            let v0 = PanelValue::load16(b0.add(p * NR));
+            let v1 = PanelValue::load16(b1.add(p * NR));
+            let a0 = a.add(p * cs);
+            let a1 = a0.add(second);
+            for r in 0..ROWS {
+                let x = if r < MR {
+                    *a0.add(r * rs)
+                } else {
+                    *a1.add((r - MR) * rs)
+                };
+                let x = _mm512_set1_ps(x);
+                left[r] = _mm512_fmadd_ps(x, v0, left[r]);
+                right[r] = _mm512_fmadd_ps(x, v1, right[r]);
+            }
+        }
+    }
+    // SAFETY: the tile's 12 rows of 2 NR floats (the caller's contract).
+    unsafe {
+        store(&left, tile);
+        store(
+            &right,
+            Tile {
+                c: tile.c.add(NR),
+                ..tile
+            },
+        );
+    }
 }
 
 /// `C (+)= A · B` over `kc` steps for one 6 x 16 tile: 6 accumulators of 16 lanes (half the
