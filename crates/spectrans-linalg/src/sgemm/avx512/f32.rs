@@ -7,6 +7,9 @@ use std::arch::x86_64::*;
 use crate::sgemm::kernel::{MR, NR, PanelValue, Tile};
 use crate::simd;
 
+/// Steps ahead that the wide kernel prefetches its B panels.
+const AHEAD: usize = 8;
+
 /// Rows of the pair kernel's tile.
 const ROWS: usize = 2 * MR;
 
@@ -63,7 +66,9 @@ pub(in crate::sgemm) unsafe fn pair<const IN_PLACE: bool, T: PanelValue>(
 /// `kc * NR` values, then panel j + 1's), 24 accumulators of 16 lanes, and each broadcast
 /// of A feeds two fused multiply-adds. Per step that is 24 FMAs against 14 loads (the
 /// [`pair`] tile's 12 against 13), so both FMA ports stay fed rather than waiting on the
-/// loads. A's layout is [`pair`]'s; each sum is the same chain of fused multiply-adds as in
+/// loads. Each step also asks for B's line `AHEAD` steps on: the tile streams its B panels
+/// from L2 (the pair of A panels is what stays in L1), and the hardware's prefetcher alone
+/// left the FMAs waiting. A's layout is [`pair`]'s; each sum is the same chain of fused multiply-adds as in
 /// every other kernel, so the bits are the same.
 ///
 /// # Safety
@@ -98,6 +103,8 @@ pub(in crate::sgemm) unsafe fn wide<const IN_PLACE: bool, T: PanelValue>(
         // SAFETY: p < kc: step p of both B panels and of both panels of A (the caller's
         // contract).
         unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(b0.wrapping_add((p + AHEAD) * NR).cast());
+            _mm_prefetch::<_MM_HINT_T0>(b1.wrapping_add((p + AHEAD) * NR).cast());
             let v0 = PanelValue::load16(b0.add(p * NR));
             let v1 = PanelValue::load16(b1.add(p * NR));
             let a0 = a.add(p * cs);
