@@ -62,7 +62,7 @@ impl Task {
 }
 
 /// Cuts C into tasks: the row blocks of [`row_blocks`] (about MC rows), and when that gives
-/// fewer than two tasks per thread, column ranges too. A C of at most MC rows (a batch of
+/// fewer than two tasks per thread, column ranges too (one per thread for a single block). A C of at most MC rows (a batch of
 /// short sequences, a server's usual product) is cut by columns alone: each thread then
 /// reads its own part of B, the weight, which is the large operand there, rather than all
 /// of it, and every task has the same rows, so the same tiles and the same time.
@@ -74,13 +74,27 @@ pub(super) fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
         row_blocks(m, MC, threads)
     };
     let np = panels(n);
-    let want = 2 * threads;
+    // Two tasks per thread balance unequal row blocks; one row block (all tasks the same
+    // rows, the same work) needs only one per thread, and each extra column range would
+    // pack all of A once more (at batch 1, n = 128, fc2's A is 512 KiB).
+    let want = if blocks.len() == 1 {
+        threads
+    } else {
+        2 * threads
+    };
     let col_chunks = if threads > 1 && blocks.len() < want {
         want.div_ceil(blocks.len()).min(np)
     } else {
         1
     };
+    // An even number of panels per range where it can be, so that the 12 x 32 tile covers
+    // them all (an odd last panel takes the narrower 12 x 16 one).
     let per_chunk = np.div_ceil(col_chunks);
+    let per_chunk = if per_chunk % 2 == 1 && per_chunk < np {
+        per_chunk + 1
+    } else {
+        per_chunk
+    };
     let mut tasks = Vec::new();
     for rows in blocks {
         for j0 in (0..np).step_by(per_chunk) {
