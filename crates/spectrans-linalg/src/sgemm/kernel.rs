@@ -2,9 +2,8 @@
 //! holds `NR` values per step ([`super::pack`]): f32, or bf16 widened to f32 as it is loaded
 //! (int8 weights have their own integer kernel, [`super::int8`]). The A panel is either packed (`MR` values per step) or read in place from `MR` rows of a
 //! row-major A. One portable kernel, and one in AVX2 + FMA chosen at run time; on CPUs with
-//! AVX-512, [`Kernel::run_wide`] sums two panels of A (12 rows) against two B panels in one
-//! pass (each row of 32 columns in two 512-bit registers), and [`Kernel::run_pair`] against
-//! one. Every kernel sums each element of C
+//! AVX-512, [`Kernel::run_tile`] sums two panels of A (12 rows) against two B panels in one
+//! pass (each row of 32 columns in two 512-bit registers), or against one. Every kernel sums each element of C
 //! over k in the same order with one fused multiply-add per step, so the vector kernels give
 //! the same bits.
 
@@ -122,8 +121,8 @@ pub(crate) enum Kernel {
     /// AVX2 with fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma(simd::Avx2Fma),
-    /// AVX-512 F: 12 x 32 tiles for [`Kernel::run_wide`], 12 x 16 for [`Kernel::run_pair`],
-    /// 6 x 16 for single panels.
+    /// AVX-512 F: 12 x 32 and 12 x 16 tiles for [`Kernel::run_tile`], 6 x 16 for single
+    /// panels.
     #[cfg(target_arch = "x86_64")]
     Avx512(simd::Avx512),
 }
@@ -204,15 +203,18 @@ impl Kernel {
         }
     }
 
-    /// [`Kernel::run`] on two panels of A at once: the tile is 2·MR x NR, A's second panel of
-    /// rows follows the first (`Rows(p, lda)`: rows MR..2·MR at `p + r * lda`; `Packed(p)`:
-    /// the second packed panel at `p + kc * MR`). The same bits as two calls of
-    /// [`Kernel::run`]; one pass over B where the CPU has AVX-512.
+    /// [`Kernel::run`] on two panels of A by `PANELS` panels of B at once: the tile is 2·MR x
+    /// PANELS·NR. A's second panel of rows follows the first (`Rows(p, lda)`: rows MR..2·MR
+    /// at `p + r * lda`; `Packed(p)`: the second packed panel at `p + kc * MR`), and `b`
+    /// holds the `kc * NR` values of each B panel, one after the other (as in a packed B
+    /// block). The same bits as [`Kernel::run`] on each MR x NR part; one pass where the CPU
+    /// has AVX-512 (the 12 x 16 and 12 x 32 tiles).
     ///
     /// # Safety
-    /// As [`Kernel::run`], for both panels of A and all 2·MR rows of the tile.
+    /// As [`Kernel::run`], for both panels of A and all 2·MR rows and PANELS·NR columns of
+    /// the tile (`b` holding fewer than `PANELS * kc * NR` values panics).
     #[inline]
-    pub(crate) unsafe fn run_pair(
+    pub(crate) unsafe fn run_tile<const PANELS: usize>(
         self,
         kc: usize,
         a: APanel,
@@ -223,25 +225,8 @@ impl Kernel {
     ) {
         #[cfg(target_arch = "x86_64")]
         if let Kernel::Avx512(cpu) = self {
-            let tile = Tile { c, ldc, accumulate };
-            // SAFETY: AVX-512 F is vouched for by `cpu`; the pointers are the caller's
-            // contract, passed on.
-            unsafe {
-                match (a, b) {
-                    (APanel::Packed(p), BPanel::F32(b)) => {
-                        avx512::pair::<false, f32>(cpu, kc, p, kc * MR, &b[..kc * NR], tile)
-                    }
-                    (APanel::Packed(p), BPanel::Bf16(b)) => {
-                        avx512::pair::<false, u16>(cpu, kc, p, kc * MR, &b[..kc * NR], tile)
-                    }
-                    (APanel::Rows(p, lda), BPanel::F32(b)) => {
-                        avx512::pair::<true, f32>(cpu, kc, p, lda, &b[..kc * NR], tile)
-                    }
-                    (APanel::Rows(p, lda), BPanel::Bf16(b)) => {
-                        avx512::pair::<true, u16>(cpu, kc, p, lda, &b[..kc * NR], tile)
-                    }
-                }
-            }
+            // SAFETY: the caller's contract, passed on.
+            unsafe { avx512_tile::<PANELS>(cpu, kc, a, b, Tile { c, ldc, accumulate }) };
             return;
         }
         let second = match a {
@@ -249,62 +234,17 @@ impl Kernel {
             APanel::Packed(p) => APanel::Packed(unsafe { p.add(kc * MR) }),
             APanel::Rows(p, lda) => APanel::Rows(unsafe { p.add(MR * lda) }, lda),
         };
-        // SAFETY: the caller's contract, one panel of rows at a time.
-        unsafe {
-            self.run(kc, a, b, c, ldc, accumulate);
-            self.run(kc, second, b, c.add(MR * ldc), ldc, accumulate);
-        }
-    }
-
-    /// [`Kernel::run_pair`] on two B panels at once: the tile is 2·MR x 2·NR, `b` holds the
-    /// `kc * NR` values of panel j and then those of panel j + 1 (consecutive in a packed B
-    /// block). The same bits as [`Kernel::run_pair`] on each panel; one 12 x 32 tile where the
-    /// CPU has AVX-512.
-    ///
-    /// # Safety
-    /// As [`Kernel::run_pair`], for all 2·MR rows and 2·NR columns of the tile (`b` holding
-    /// fewer than `2 * kc * NR` values panics).
-    #[inline]
-    pub(crate) unsafe fn run_wide(
-        self,
-        kc: usize,
-        a: APanel,
-        b: BPanel<'_>,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if let Kernel::Avx512(cpu) = self {
-            let tile = Tile { c, ldc, accumulate };
-            // SAFETY: AVX-512 F is vouched for by `cpu`; the pointers are the caller's
-            // contract, passed on (`wide` checks that `b` holds both panels).
+        for q in 0..PANELS {
+            let panel = match b {
+                BPanel::F32(b) => BPanel::F32(&b[q * kc * NR..][..kc * NR]),
+                BPanel::Bf16(b) => BPanel::Bf16(&b[q * kc * NR..][..kc * NR]),
+            };
+            // SAFETY: the caller's contract, one MR x NR part at a time.
             unsafe {
-                match (a, b) {
-                    (APanel::Packed(p), BPanel::F32(b)) => {
-                        avx512::wide::<false, f32>(cpu, kc, p, kc * MR, b, tile)
-                    }
-                    (APanel::Packed(p), BPanel::Bf16(b)) => {
-                        avx512::wide::<false, u16>(cpu, kc, p, kc * MR, b, tile)
-                    }
-                    (APanel::Rows(p, lda), BPanel::F32(b)) => {
-                        avx512::wide::<true, f32>(cpu, kc, p, lda, b, tile)
-                    }
-                    (APanel::Rows(p, lda), BPanel::Bf16(b)) => {
-                        avx512::wide::<true, u16>(cpu, kc, p, lda, b, tile)
-                    }
-                }
+                let c = c.add(q * NR);
+                self.run(kc, a, panel, c, ldc, accumulate);
+                self.run(kc, second, panel, c.add(MR * ldc), ldc, accumulate);
             }
-            return;
-        }
-        let (left, right) = match b {
-            BPanel::F32(b) => (BPanel::F32(&b[..kc * NR]), BPanel::F32(&b[kc * NR..])),
-            BPanel::Bf16(b) => (BPanel::Bf16(&b[..kc * NR]), BPanel::Bf16(&b[kc * NR..])),
-        };
-        // SAFETY: the caller's contract, one panel of columns at a time.
-        unsafe {
-            self.run_pair(kc, a, left, c, ldc, accumulate);
-            self.run_pair(kc, a, right, c.add(NR), ldc, accumulate);
         }
     }
 
@@ -364,6 +304,40 @@ impl Kernel {
             // SAFETY (both arms): the caller's contract, passed on.
             APanel::Packed(p) => unsafe { portable(kc, p, 1, MR, b, tile) },
             APanel::Rows(p, lda) => unsafe { portable(kc, p, lda, 1, b, tile) },
+        }
+    }
+}
+
+/// The AVX-512 tile of 2·MR rows by `PANELS` B panels, for each layout of A and type of B.
+///
+/// # Safety
+/// As [`Kernel::run_tile`]: A's two panels as `a` says, `b` holding `PANELS * kc * NR` values (checked), the tile's rows and columns
+/// writable.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn avx512_tile<const PANELS: usize>(
+    cpu: simd::Avx512,
+    kc: usize,
+    a: APanel,
+    b: BPanel<'_>,
+    tile: Tile,
+) {
+    // SAFETY: AVX-512 F is vouched for by `cpu`; the pointers are the caller's contract,
+    // passed on (`tile` checks that `b` holds every panel).
+    unsafe {
+        match (a, b) {
+            (APanel::Packed(p), BPanel::F32(b)) => {
+                avx512::tile::<false, f32, PANELS>(cpu, kc, p, kc * MR, b, tile)
+            }
+            (APanel::Packed(p), BPanel::Bf16(b)) => {
+                avx512::tile::<false, u16, PANELS>(cpu, kc, p, kc * MR, b, tile)
+            }
+            (APanel::Rows(p, lda), BPanel::F32(b)) => {
+                avx512::tile::<true, f32, PANELS>(cpu, kc, p, lda, b, tile)
+            }
+            (APanel::Rows(p, lda), BPanel::Bf16(b)) => {
+                avx512::tile::<true, u16, PANELS>(cpu, kc, p, lda, b, tile)
+            }
         }
     }
 }

@@ -427,11 +427,10 @@ fn run_panels(
 /// C block being summed stays in L2), each block of A is multiplied with every B panel, and
 /// the epilogue runs over the stripe.
 ///
-/// Every tile is 2·MR rows (a pair of row panels) by two B panels ([`Kernel::run_wide`]),
-/// or by one for an odd last panel ([`Kernel::run_pair`]). A tile that reaches past C's
-/// last row or column is summed into a local buffer, from which its part inside C is
-/// stored: the zero rows that pad A cost a little work, and no row is ever summed by a
-/// narrower, slower kernel.
+/// Every tile is 2·MR rows (a pair of row panels) by two B panels ([`Kernel::run_tile`]),
+/// or by one for an odd last panel. A tile that reaches past C's last row or column is
+/// summed into a local buffer, from which its part inside C is stored: the zero rows that
+/// pad A cost a little work, and no row is ever summed by a narrower, slower kernel.
 ///
 /// # Safety
 /// No other code reads or writes the task's block of C (rows `i0..i0 + mc`, panels
@@ -521,9 +520,9 @@ unsafe fn run_task(
                             // rows included), and B's panels are consecutive.
                             unsafe {
                                 if count == 2 {
-                                    kernel.run_wide(kc, a_panel, b_panels, c, ldc, add)
+                                    kernel.run_tile::<2>(kc, a_panel, b_panels, c, ldc, add)
                                 } else {
-                                    kernel.run_pair(kc, a_panel, b_panels, c, ldc, add)
+                                    kernel.run_tile::<1>(kc, a_panel, b_panels, c, ldc, add)
                                 }
                             }
                         };

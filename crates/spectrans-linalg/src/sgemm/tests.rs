@@ -129,9 +129,9 @@ proptest! {
     }
 }
 
-/// Two panels of A in one pass ([`Kernel::run_pair`]: the AVX-512 12 x 16 tile where the CPU
-/// has it) give the same bits as one panel at a time, and two panels of A by two of B
-/// ([`Kernel::run_wide`], the 12 x 32 tile) the bits of a pair per B panel: for packed and
+/// Two panels of A in one pass ([`Kernel::run_tile`] with one B panel: the AVX-512 12 x 16
+/// tile where the CPU has it) give the same bits as one panel at a time, and two panels of A
+/// by two of B (the 12 x 32 tile) the bits of a pair per B panel: for packed and
 /// in-place A, f32 and bf16 panels, overwriting and accumulating.
 #[test]
 fn wider_tiles_give_the_bits_of_one_panel_at_a_time() {
@@ -183,10 +183,10 @@ fn wider_tiles_give_the_bits_of_one_panel_at_a_time() {
                     // hold kc steps each (packed) or 2·MR rows of lda >= kc floats; each B
                     // half holds kc steps.
                     unsafe {
-                        kernel.run_wide(kc, panel, b, wide.as_mut_ptr(), ldc, accumulate);
+                        kernel.run_tile::<2>(kc, panel, b, wide.as_mut_ptr(), ldc, accumulate);
                         let c = pairs.as_mut_ptr();
-                        kernel.run_pair(kc, panel, left, c, ldc, accumulate);
-                        kernel.run_pair(kc, panel, right, c.add(NR), ldc, accumulate);
+                        kernel.run_tile::<1>(kc, panel, left, c, ldc, accumulate);
+                        kernel.run_tile::<1>(kc, panel, right, c.add(NR), ldc, accumulate);
                         let c = single.as_mut_ptr();
                         for (half, col) in [(left, 0), (right, NR)] {
                             kernel.run(kc, panel, half, c.add(col), ldc, accumulate);
