@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spectrans_config::Config;
 use spectrans_models::{Gfnet, ModelInput, Precision};
-use spectrans_serve::{Engine, EngineConfig, Metrics, Sequence};
+use spectrans_serve::{Engine, EngineConfig, EngineError, Metrics, Sequence};
 
 fn config(extra: &str) -> Config {
     Config::from_toml_str(&format!(
@@ -26,12 +26,13 @@ fn alone(engine: &Engine, seq: &Sequence) -> Vec<u32> {
         .as_ref()
         .map(|m| Array2::from_shape_vec((1, n), m.clone()).unwrap());
     let out = engine
-        .install(|m| {
+        .install(move |m| {
             m.forward(
                 ModelInput::TokenIds(ids.view()),
                 mask.as_ref().map(|m| m.view()),
             )
         })
+        .expect("the engine runs it")
         .expect("forward");
     out.view().iter().map(|v| v.to_bits()).collect()
 }
@@ -157,6 +158,57 @@ fn a_sequence_longer_than_the_budget_runs_alone() {
     check_bitwise("num_classes = 2\n", Precision::F32, 4);
 }
 
+/// `install` runs on the worker (the pool's thread 0) in turn with the batches: with one
+/// thread it must not wait for a request to come, it answers in queue order, a panic in it
+/// is an error and not a dead engine, and after shutdown it is refused.
+#[test]
+fn install_runs_in_turn_on_a_one_thread_pool() {
+    let config = config("num_classes = 3\n");
+    let model = Gfnet::new(&config, 1).unwrap();
+    let engine = Engine::new(
+        model,
+        EngineConfig {
+            threads: 1,
+            ..EngineConfig::default()
+        },
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let threads = engine
+        .install(|m| (rayon::current_num_threads(), m.config().num_classes()))
+        .unwrap();
+    assert_eq!(threads, (1, Some(3)));
+    let reply = engine
+        .submit(vec![Sequence {
+            ids: vec![2; 9],
+            mask: None,
+        }])
+        .unwrap();
+    let boom = engine.install(|_| -> usize { panic!("a panic in an installed function") });
+    assert!(matches!(boom, Err(EngineError::Model(_))), "{boom:?}");
+    let out = reply.blocking_recv().expect("answered").expect("ok");
+    assert_eq!(out[0].shape, vec![3]);
+    assert_eq!(
+        alone(
+            &engine,
+            &Sequence {
+                ids: vec![2; 9],
+                mask: None
+            }
+        ),
+        out[0]
+            .values
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    );
+    engine.shutdown();
+    assert!(matches!(
+        engine.install(|_| ()),
+        Err(EngineError::ShuttingDown)
+    ));
+}
+
 #[test]
 fn shutdown_finishes_queued_work_and_refuses_new() {
     let config = config("num_classes = 3\n");
@@ -212,9 +264,13 @@ fn wide_model_many_rows_is_bitwise_batch_invariant() {
         let mut rng = ChaCha8Rng::seed_from_u64(99);
         for (rows, len) in [(13, 128), (24, 77), (5, 1), (33, 16)] {
             let ids = Array2::from_shape_fn((rows, len), |_| rng.gen_range(0..1000i64));
-            let batch = engine
-                .install(|m| m.forward(ModelInput::TokenIds(ids.view()), None))
-                .unwrap();
+            let batch = {
+                let ids = ids.clone();
+                engine
+                    .install(move |m| m.forward(ModelInput::TokenIds(ids.view()), None))
+                    .unwrap()
+                    .unwrap()
+            };
             for r in 0..rows {
                 let seq = Sequence {
                     ids: ids.row(r).to_vec(),
