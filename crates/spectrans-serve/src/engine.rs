@@ -1,6 +1,10 @@
 //! The engine: a queue of sequences, a batcher that groups sequences of equal length under a
 //! token budget, and one worker that runs each batch on a dedicated rayon pool.
 //!
+//! The batcher's thread is itself thread 0 of that pool (rayon's `use_current_thread`), so a
+//! batch starts on the thread that formed it: no hand-off to a pool thread and back, which
+//! after idleness meant two more thread wake-ups per request.
+//!
 //! A GFNet's global filter mixes every position of a sequence, so padding a sequence into a
 //! longer batch changes its answer. The batcher therefore only puts sequences of the same
 //! length (and the same "has a mask" flag) into one batch; each row's answer is then exactly
@@ -119,12 +123,20 @@ struct Job {
     pending: Arc<Pending>,
 }
 
+/// A call of [`Engine::install`], run by the worker between batches.
+type Call = Box<dyn FnOnce(&Gfnet) + Send>;
+
+/// What the worker takes from its queue.
+enum Work {
+    Sequence(Job),
+    Call(Call),
+}
+
 struct Inner {
-    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    sender: Mutex<Option<mpsc::Sender<Work>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     queued: Arc<AtomicUsize>,
     model: Arc<Gfnet>,
-    pool: Arc<rayon::ThreadPool>,
     config: EngineConfig,
 }
 
@@ -144,7 +156,8 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Starts the worker thread and the model's rayon pool of `config.threads` threads.
+    /// Starts the worker thread and the model's rayon pool of `config.threads` threads, the
+    /// worker being the pool's thread 0.
     pub fn new(
         model: Gfnet,
         config: EngineConfig,
@@ -158,32 +171,59 @@ impl Engine {
                 "max_batch_tokens must be at least 1".into(),
             ));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads)
-            .thread_name(|i| format!("spectrans-model-{i}"))
-            .build()
-            .map_err(|e| EngineError::Settings(format!("cannot start the model threads: {e}")))?;
-        let pool = Arc::new(pool);
         let model = Arc::new(model);
         let queued = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Work>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), EngineError>>(1);
         let worker = {
             let model = Arc::clone(&model);
-            let pool = Arc::clone(&pool);
             let queued = Arc::clone(&queued);
             let config = config.clone();
             std::thread::Builder::new()
                 .name("spectrans-batcher".into())
-                .spawn(move || batcher(rx, &model, &pool, &config, &queued, &metrics))
+                .spawn(move || {
+                    // This thread joins the pool as its thread 0 (rayon leaks that thread's
+                    // small per-thread record when it ends: once per engine).
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(config.threads)
+                        .thread_name(|i| format!("spectrans-model-{i}"))
+                        .use_current_thread()
+                        .build();
+                    let pool = match pool {
+                        Ok(pool) => {
+                            let _ = ready_tx.send(Ok(()));
+                            pool
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(EngineError::Settings(format!(
+                                "cannot start the model threads: {e}"
+                            ))));
+                            return;
+                        }
+                    };
+                    batcher(rx, &model, &pool, &config, &queued, &metrics);
+                })
                 .map_err(|e| EngineError::Settings(format!("cannot start the batcher: {e}")))?
         };
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = worker.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = worker.join();
+                return Err(EngineError::Settings(
+                    "the batcher stopped while starting".into(),
+                ));
+            }
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 sender: Mutex::new(Some(tx)),
                 worker: Mutex::new(Some(worker)),
                 queued,
                 model,
-                pool,
                 config,
             }),
         })
@@ -204,11 +244,29 @@ impl Engine {
         self.inner.queued.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the model's rayon pool (what the worker does for each batch): for callers
-    /// that want a reference result computed on the same threads, e.g. a batch-1 forward.
-    pub fn install<R: Send>(&self, f: impl FnOnce(&Gfnet) -> R + Send) -> R {
-        let model = &self.inner.model;
-        self.inner.pool.install(|| f(model))
+    /// Runs `f` on the model's rayon pool, on the worker's thread as for a batch, in turn
+    /// with the batches queued before it, and waits for its result: for callers that want a
+    /// reference result computed on the same threads, e.g. a batch-1 forward.
+    ///
+    /// Fails with [`EngineError::ShuttingDown`] once the engine was shut down, and with
+    /// [`EngineError::Model`] if `f` panics.
+    pub fn install<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Gfnet) -> R + Send + 'static,
+    ) -> Result<R, EngineError> {
+        let (tx, rx) = mpsc::sync_channel::<R>(1);
+        let call: Call = Box::new(move |model| {
+            let _ = tx.send(f(model));
+        });
+        {
+            let guard = self.inner.sender.lock().unwrap_or_else(|e| e.into_inner());
+            let sender = guard.as_ref().ok_or(EngineError::ShuttingDown)?;
+            sender
+                .send(Work::Call(call))
+                .map_err(|_| EngineError::ShuttingDown)?;
+        }
+        rx.recv()
+            .map_err(|_| EngineError::Model("the installed function panicked".into()))
     }
 
     /// Queues every sequence of one request; the reply resolves once all have run. The
@@ -237,7 +295,7 @@ impl Engine {
                 slot,
                 pending: Arc::clone(&pending),
             };
-            if sender.send(job).is_err() {
+            if sender.send(Work::Sequence(job)).is_err() {
                 pending.fail(EngineError::ShuttingDown);
                 return Err(EngineError::ShuttingDown);
             }
@@ -267,11 +325,19 @@ impl Engine {
     }
 }
 
+/// Runs an [`Engine::install`] call on the pool (inline: this thread is the pool's thread 0).
+fn run_call(model: &Gfnet, pool: &rayon::ThreadPool, call: Call) {
+    if catch_unwind(AssertUnwindSafe(|| pool.install(|| call(model)))).is_err() {
+        tracing::error!("a function installed on the engine panicked");
+    }
+}
+
 /// The batcher and worker loop: takes sequences in arrival order up to the token budget
 /// (waiting at most `max_wait` for more), groups them by (length, has mask), and runs each
-/// group in batches of at most `max_batch_tokens` tokens.
+/// group in batches of at most `max_batch_tokens` tokens. An [`Engine::install`] call ends
+/// the gathering: it runs after the batches of the sequences queued before it.
 fn batcher(
-    rx: mpsc::Receiver<Job>,
+    rx: mpsc::Receiver<Work>,
     model: &Gfnet,
     pool: &rayon::ThreadPool,
     config: &EngineConfig,
@@ -279,15 +345,27 @@ fn batcher(
     metrics: &Metrics,
 ) {
     let budget = config.max_batch_tokens;
-    while let Ok(first) = rx.recv() {
+    while let Ok(work) = rx.recv() {
+        let first = match work {
+            Work::Sequence(job) => job,
+            Work::Call(call) => {
+                run_call(model, pool, call);
+                continue;
+            }
+        };
         let mut tokens = first.seq.ids.len();
         let mut jobs = vec![first];
         let mut open = true;
+        let mut call = None;
         while tokens < budget {
             match rx.try_recv() {
-                Ok(job) => {
+                Ok(Work::Sequence(job)) => {
                     tokens += job.seq.ids.len();
                     jobs.push(job);
+                }
+                Ok(Work::Call(c)) => {
+                    call = Some(c);
+                    break;
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -296,7 +374,7 @@ fn batcher(
                 }
             }
         }
-        if open && !config.max_wait.is_zero() {
+        if open && call.is_none() && !config.max_wait.is_zero() {
             let deadline = Instant::now() + config.max_wait;
             while tokens < budget {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -304,9 +382,13 @@ fn batcher(
                     break;
                 }
                 match rx.recv_timeout(left) {
-                    Ok(job) => {
+                    Ok(Work::Sequence(job)) => {
                         tokens += job.seq.ids.len();
                         jobs.push(job);
+                    }
+                    Ok(Work::Call(c)) => {
+                        call = Some(c);
+                        break;
                     }
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                 }
@@ -330,6 +412,9 @@ fn batcher(
                 run_batch(model, pool, batch, len, metrics);
             }
         }
+        if let Some(call) = call {
+            run_call(model, pool, call);
+        }
     }
 }
 
@@ -349,6 +434,7 @@ fn run_batch(
         })
     });
     let started = Instant::now();
+    // Runs inline: this thread is the pool's thread 0; the others join in as the model splits.
     let result = catch_unwind(AssertUnwindSafe(|| {
         pool.install(|| {
             model.forward(

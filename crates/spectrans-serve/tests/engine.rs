@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spectrans_config::Config;
 use spectrans_models::{Gfnet, ModelInput, Precision};
-use spectrans_serve::{Engine, EngineConfig, Metrics, Sequence};
+use spectrans_serve::{Engine, EngineConfig, EngineError, Metrics, Sequence};
 
 fn config(extra: &str) -> Config {
     Config::from_toml_str(&format!(
@@ -26,12 +26,13 @@ fn alone(engine: &Engine, seq: &Sequence) -> Vec<u32> {
         .as_ref()
         .map(|m| Array2::from_shape_vec((1, n), m.clone()).unwrap());
     let out = engine
-        .install(|m| {
+        .install(move |m| {
             m.forward(
                 ModelInput::TokenIds(ids.view()),
                 mask.as_ref().map(|m| m.view()),
             )
         })
+        .expect("the engine runs it")
         .expect("forward");
     out.view().iter().map(|v| v.to_bits()).collect()
 }
@@ -63,6 +64,24 @@ fn check_bitwise(extra: &str, precision: Precision, budget: usize) {
         Arc::clone(&metrics),
     )
     .expect("engine");
+    // One request of two equal one-token sequences, alone in the queue: the batcher takes
+    // the first and waits up to max_wait for the second, so at least this batch holds two
+    // rows whatever the timing of the concurrent clients below (their batches depend on how
+    // their requests interleave, and a faster worker leaves less queued behind a batch).
+    let pair = vec![
+        Sequence {
+            ids: vec![1],
+            mask: None,
+        };
+        2
+    ];
+    let outs = engine
+        .submit(pair.clone())
+        .expect("submit")
+        .blocking_recv()
+        .expect("reply")
+        .expect("outputs");
+    let mut paired = vec![(pair, outs)];
     // Few distinct lengths so that equal lengths meet in one batch.
     let lengths = [1, 2, 3, 5, 8, 13, 31, 40];
     let clients: Vec<_> = (0..6)
@@ -87,22 +106,23 @@ fn check_bitwise(extra: &str, precision: Precision, budget: usize) {
         .collect();
     let mut compared = 0;
     for client in clients {
-        for (seqs, outs) in client.join().expect("client thread") {
-            for (seq, out) in seqs.iter().zip(&outs) {
-                let expected = alone(&engine, seq);
-                let got: Vec<u32> = out.values.iter().map(|v| v.to_bits()).collect();
-                assert_eq!(
-                    got,
-                    expected,
-                    "{extra} {precision:?}: sequence of {} tokens (mask {}) differs from its batch-1 forward",
-                    seq.ids.len(),
-                    seq.mask.is_some()
-                );
-                compared += 1;
-            }
+        paired.extend(client.join().expect("client thread"));
+    }
+    for (seqs, outs) in paired {
+        for (seq, out) in seqs.iter().zip(&outs) {
+            let expected = alone(&engine, seq);
+            let got: Vec<u32> = out.values.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(
+                got,
+                expected,
+                "{extra} {precision:?}: sequence of {} tokens (mask {}) differs from its batch-1 forward",
+                seq.ids.len(),
+                seq.mask.is_some()
+            );
+            compared += 1;
         }
     }
-    assert!(compared >= 48);
+    assert!(compared >= 50);
     let text = metrics.encode();
     // Some batch held more than one sequence (the bucket le=1 does not hold every batch).
     let count = metric_value(&text, "spectrans_batch_sequences_count");
@@ -155,6 +175,57 @@ fn classification_int8_is_bitwise_batch_invariant() {
 #[test]
 fn a_sequence_longer_than_the_budget_runs_alone() {
     check_bitwise("num_classes = 2\n", Precision::F32, 4);
+}
+
+/// `install` runs on the worker (the pool's thread 0) in turn with the batches: with one
+/// thread it must not wait for a request to come, it answers in queue order, a panic in it
+/// is an error and not a dead engine, and after shutdown it is refused.
+#[test]
+fn install_runs_in_turn_on_a_one_thread_pool() {
+    let config = config("num_classes = 3\n");
+    let model = Gfnet::new(&config, 1).unwrap();
+    let engine = Engine::new(
+        model,
+        EngineConfig {
+            threads: 1,
+            ..EngineConfig::default()
+        },
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let threads = engine
+        .install(|m| (rayon::current_num_threads(), m.config().num_classes()))
+        .unwrap();
+    assert_eq!(threads, (1, Some(3)));
+    let reply = engine
+        .submit(vec![Sequence {
+            ids: vec![2; 9],
+            mask: None,
+        }])
+        .unwrap();
+    let boom = engine.install(|_| -> usize { panic!("a panic in an installed function") });
+    assert!(matches!(boom, Err(EngineError::Model(_))), "{boom:?}");
+    let out = reply.blocking_recv().expect("answered").expect("ok");
+    assert_eq!(out[0].shape, vec![3]);
+    assert_eq!(
+        alone(
+            &engine,
+            &Sequence {
+                ids: vec![2; 9],
+                mask: None
+            }
+        ),
+        out[0]
+            .values
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    );
+    engine.shutdown();
+    assert!(matches!(
+        engine.install(|_| ()),
+        Err(EngineError::ShuttingDown)
+    ));
 }
 
 #[test]
@@ -212,9 +283,13 @@ fn wide_model_many_rows_is_bitwise_batch_invariant() {
         let mut rng = ChaCha8Rng::seed_from_u64(99);
         for (rows, len) in [(13, 128), (24, 77), (5, 1), (33, 16)] {
             let ids = Array2::from_shape_fn((rows, len), |_| rng.gen_range(0..1000i64));
-            let batch = engine
-                .install(|m| m.forward(ModelInput::TokenIds(ids.view()), None))
-                .unwrap();
+            let batch = {
+                let ids = ids.clone();
+                engine
+                    .install(move |m| m.forward(ModelInput::TokenIds(ids.view()), None))
+                    .unwrap()
+                    .unwrap()
+            };
             for r in 0..rows {
                 let seq = Sequence {
                     ids: ids.row(r).to_vec(),

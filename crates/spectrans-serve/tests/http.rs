@@ -109,12 +109,13 @@ impl Server {
         let ids = Array2::from_shape_vec((1, n), ids.to_vec()).unwrap();
         let mask = mask.map(|m| Array2::from_shape_vec((1, n), m.to_vec()).unwrap());
         self.engine
-            .install(|m| {
+            .install(move |m| {
                 m.forward(
                     ModelInput::TokenIds(ids.view()),
                     mask.as_ref().map(|m| m.view()),
                 )
             })
+            .unwrap()
             .unwrap()
             .view()
             .iter()

@@ -112,6 +112,17 @@ impl LoadResult {
             .collect()
     }
 
+    /// Latencies in ms of the requests answered with `status`, timed from when the client
+    /// actually sent each one rather than from its scheduled time: without the client's own
+    /// timer lag (tokio's timer wheel ticks in whole ms), what a lone request costs.
+    pub fn latencies_from_send_ms(&self, status: u16) -> Vec<f64> {
+        self.outcomes
+            .iter()
+            .filter(|o| o.status == Some(status))
+            .map(|o| o.latency.saturating_sub(o.send_lag).as_secs_f64() * 1e3)
+            .collect()
+    }
+
     /// Latencies in ms of every request, a request not answered 200 counted as infinitely
     /// late (so that a percentile over them fails a latency bound when errors are that common).
     pub fn latencies_ms_ok_or_inf(&self) -> Vec<f64> {

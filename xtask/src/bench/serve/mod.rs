@@ -47,6 +47,11 @@ pub const LOW_LOAD_RATE: f64 = 10.0;
 pub const SEQ_LEN: usize = 128;
 /// Where the raw results go, under the work directory.
 const RAW_FILE: &str = "serve-raw.json";
+/// Where `--low-load-only` writes its raw results, under the work directory.
+const LOW_LOAD_FILE: &str = "serve-lowload.json";
+/// How long the low-load run of `--low-load-only` lasts (the full run's is shorter, and its
+/// p50 over 50 requests moves by a few tenths of a ms from run to run).
+const LOW_LOAD_ONLY_RUN: Duration = Duration::from_secs(30);
 
 /// The model every server serves: the small config at sequence 128.
 pub fn shape() -> ModelShape {
@@ -122,6 +127,8 @@ pub struct RunSummary {
     pub failed: usize,
     /// Latencies of the 200s.
     pub ok_ms: Option<Percentiles>,
+    /// Latencies of the 200s from the actual send (see [`LoadResult::latencies_from_send_ms`]).
+    pub ok_from_send_ms: Option<Percentiles>,
     /// Latencies of the 429s.
     pub too_many_ms: Option<Percentiles>,
     /// p99 over every request, a non-200 counted as infinitely late.
@@ -150,6 +157,7 @@ impl RunSummary {
             other_status: r.outcomes.len() - ok - too_many - r.failed(),
             failed: r.failed(),
             ok_ms: Percentiles::of(&r.latencies_ms(200)),
+            ok_from_send_ms: Percentiles::of(&r.latencies_from_send_ms(200)),
             too_many_ms: Percentiles::of(&r.latencies_ms(429)),
             p99_all_ms: latency::percentile(&all, 99.0),
             sustained: latency::sustains(&all, P99_BOUND_MS),
@@ -182,6 +190,7 @@ impl RunSummary {
             "other_status": self.other_status,
             "failed": self.failed,
             "ok_ms": pct(&self.ok_ms),
+            "ok_from_send_ms": pct(&self.ok_from_send_ms),
             "status_429_ms": pct(&self.too_many_ms),
             "p99_all_ms": self.p99_all_ms.filter(|v| v.is_finite()),
             "sustained": self.sustained,
@@ -241,7 +250,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
     let started = Instant::now();
     let load_start = machine::load_average();
     let work = root.join("bench-out");
-    let ours_bin = runner::build_ours(root, &work)?;
+    let ours_bin = match &opts.bin {
+        Some(bin) => bin.clone(),
+        None => runner::build_ours(root, &work)?,
+    };
     let serve_dir = work.join("serve");
     fs::create_dir_all(&serve_dir).map_err(BenchError::io(&serve_dir))?;
     let config = serve_dir.join(format!("{}.toml", shape().stem()));
@@ -282,6 +294,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), BenchError> {
         .args(["--host", "127.0.0.1", "--port", "0"])
         .args(["--threads", &threads.to_string()]);
     thread_env(&mut ours_cmd, threads);
+    if opts.low_load_only {
+        let refs = (bench_batch1_ms.ok(), bench_batch1_idle_ms.ok());
+        return low_load_only(ours_cmd, &body, &durations, refs, &work.join(LOW_LOAD_FILE));
+    }
     let ours = measure_server(
         "spectrans-rs",
         ours_cmd,
@@ -463,6 +479,122 @@ fn bench_batch1(
     v.get("forward_ms")
         .and_then(serde_json::Value::as_f64)
         .ok_or_else(|| BenchError::BadLine(format!("no forward_ms in {line}")))
+}
+
+/// `--low-load-only`: starts `spectrans serve`, warms it up, sends single requests at
+/// [`LOW_LOAD_RATE`] for [`LOW_LOAD_ONLY_RUN`] (a tenth of it with `--quick`), prints the
+/// latencies against the batch-1 references `(back to back, idle)` and writes the raw JSON.
+fn low_load_only(
+    cmd: Command,
+    body: &Bytes,
+    d: &Durations,
+    refs: (Option<f64>, Option<f64>),
+    raw_path: &Path,
+) -> Result<(), BenchError> {
+    let mut server = Server::start("spectrans-rs", cmd, Duration::from_secs(120))?;
+    let (addr, pid) = (server.addr, server.pid());
+    let spec = |rate: f64, duration: Duration| LoadSpec {
+        addr,
+        path: "/predict".into(),
+        body: body.clone(),
+        rate,
+        duration,
+        max_requests: 100_000,
+        timeout: Duration::from_secs(10),
+        rss_pid: Some(pid),
+    };
+    load::run(&spec(20.0, d.warmup))?;
+    std::thread::sleep(d.settle);
+    let run = if d.low_load < Duration::from_secs(2) {
+        LOW_LOAD_ONLY_RUN / 10
+    } else {
+        LOW_LOAD_ONLY_RUN
+    };
+    let before = server_means(addr);
+    let result = load::run(&spec(LOW_LOAD_RATE, run))?;
+    let after = server_means(addr);
+    let summary = RunSummary::of(&result);
+    let alive = server.alive();
+    let tail = server.stderr_tail();
+    let exit = server.stop(Duration::from_secs(15));
+    if !alive {
+        return Err(BenchError::Server(format!(
+            "spectrans-rs died during the low-load run; its stderr ends: {tail}"
+        )));
+    }
+    let (bench, idle) = refs;
+    let (p, q) = (summary.ok_ms, summary.ok_from_send_ms);
+    let gap = |r: Option<f64>| {
+        q.zip(r)
+            .map_or("-".to_string(), |(q, b)| format!("{:+.2}", q.p50 - b))
+    };
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    eprintln!(
+        "bench serve: low load {LOW_LOAD_RATE} req/s: {} sent, {} answered 200, client sent {} ms late at most; \
+         from the schedule p50 {} ms, p99 {} ms; from the send p50 {} ms, p90 {} ms, p99 {} ms; \
+         bench batch 1 {} ms (send p50 {} ms), idle {} ms (send p50 {} ms); {exit}",
+        summary.sent,
+        summary.ok,
+        f(Some(summary.max_send_lag_ms)),
+        f(p.map(|p| p.p50)),
+        f(p.map(|p| p.p99)),
+        f(q.map(|q| q.p50)),
+        f(q.map(|q| q.p90)),
+        f(q.map(|q| q.p99)),
+        f(bench),
+        gap(bench),
+        f(idle),
+        gap(idle),
+    );
+    // Means over the low-load run, from the server's own histograms: the time from a
+    // request's arrival to its answer, and the model forward.
+    let means: Vec<Option<f64>> = (0..2)
+        .map(|i| {
+            let ((s0, c0), (s1, c1)) = (before?[i], after?[i]);
+            (c1 > c0).then(|| (s1 - s0) / (c1 - c0) * 1e3)
+        })
+        .collect();
+    eprintln!(
+        "bench serve: server-side means over the run: request {:.3} ms, forward {:.3} ms",
+        means[0].unwrap_or(f64::NAN),
+        means[1].unwrap_or(f64::NAN)
+    );
+    let raw = serde_json::json!({
+        "server_request_mean_ms": means[0],
+        "server_forward_mean_ms": means[1],
+        "low_load": summary.to_json(),
+        "bench_batch1_ms": bench,
+        "bench_batch1_idle_ms": idle,
+        "exit": exit,
+    });
+    write(raw_path, &format!("{raw:#}\n"))
+}
+
+/// `(sum, count)` of the server's `/predict` request-duration histogram and of its forward
+/// histogram, read from `GET /metrics`; `None` when unreadable.
+fn server_means(addr: std::net::SocketAddr) -> Option<[(f64, f64); 2]> {
+    let (status, text) = load::request_once(addr, "/metrics", None, Duration::from_secs(5)).ok()?;
+    if status != 200 {
+        return None;
+    }
+    let find = |prefix: &str, filter: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l.contains(filter))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let request = "spectrans_http_request_duration_seconds";
+    let forward = "spectrans_forward_duration_seconds";
+    Some([
+        (
+            find(&format!("{request}_sum"), "/predict")?,
+            find(&format!("{request}_count"), "/predict")?,
+        ),
+        (
+            find(&format!("{forward}_sum"), "")?,
+            find(&format!("{forward}_count"), "")?,
+        ),
+    ])
 }
 
 /// Starts one server and measures everything; a failure is recorded in the report, not

@@ -1,5 +1,5 @@
 //! `cargo xtask bench serve [--threads 2] [--quick] [--out docs/benchmarks.md] [--no-torch]
-//! [--torch-variant rfft-compile|rfft|spectrans]`.
+//! [--torch-variant rfft-compile|rfft|spectrans] [--low-load-only] [--bin PATH]`.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,8 @@ use crate::bench::BenchError;
 /// The usage line printed with argument errors.
 pub const USAGE: &str = "usage: cargo xtask bench serve [--threads 2] [--quick] \
                          [--out docs/benchmarks.md] [--no-torch] \
-                         [--torch-variant rfft-compile|rfft|spectrans]";
+                         [--torch-variant rfft-compile|rfft|spectrans] [--low-load-only] \
+                         [--bin PATH]";
 
 /// The PyTorch model variants serve_torch.py can serve (its `--variant`).
 pub const TORCH_VARIANTS: &[&str] = &["rfft-compile", "rfft", "spectrans"];
@@ -27,6 +28,12 @@ pub struct Options {
     pub no_torch: bool,
     /// The PyTorch server's model variant.
     pub torch_variant: String,
+    /// Measure only `spectrans serve`'s single requests at low load against `spectrans bench`
+    /// batch 1, over a longer run; print the figures and write the raw JSON, leave the report.
+    pub low_load_only: bool,
+    /// A `spectrans` binary to measure instead of building the workspace's (to compare two
+    /// builds one after the other on the same machine).
+    pub bin: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -37,6 +44,8 @@ impl Default for Options {
             out: PathBuf::from("docs/benchmarks.md"),
             no_torch: false,
             torch_variant: "rfft-compile".into(),
+            low_load_only: false,
+            bin: None,
         }
     }
 }
@@ -58,7 +67,9 @@ pub fn parse(args: &[String]) -> Result<Options, BenchError> {
         match flag {
             "--quick" => opts.quick = true,
             "--no-torch" => opts.no_torch = true,
+            "--low-load-only" => opts.low_load_only = true,
             "--out" => opts.out = PathBuf::from(value("--out")?),
+            "--bin" => opts.bin = Some(PathBuf::from(value("--bin")?)),
             "--threads" => {
                 let text = value("--threads")?;
                 opts.threads = match text.parse::<usize>() {
@@ -109,11 +120,15 @@ mod tests {
             "--no-torch",
             "--torch-variant",
             "rfft",
+            "--low-load-only",
+            "--bin",
+            "/tmp/spectrans",
         ]))?;
-        assert!(o.quick && o.no_torch);
+        assert!(o.quick && o.no_torch && o.low_load_only);
         assert_eq!(o.threads, 4);
         assert_eq!(o.out, PathBuf::from("/tmp/b.md"));
         assert_eq!(o.torch_variant, "rfft");
+        assert_eq!(o.bin, Some(PathBuf::from("/tmp/spectrans")));
         Ok(())
     }
 
@@ -125,6 +140,7 @@ mod tests {
             &["--threads", "1,2"],
             &["--torch-variant", "onnx"],
             &["--fast"],
+            &["--bin"],
         ] {
             assert!(parse(&strings(args)).is_err(), "{args:?}");
         }

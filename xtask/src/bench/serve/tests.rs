@@ -319,6 +319,7 @@ fn summary(rate: f64, ok: usize, too_many: usize, p99: f64) -> RunSummary {
         other_status: 0,
         failed: 0,
         ok_ms: Some(p(p99)),
+        ok_from_send_ms: Some(p(p99 - 1.0)),
         too_many_ms: (too_many > 0).then(|| p(2.0)),
         p99_all_ms: Some(p99),
         sustained: p99 < 50.0 && too_many == 0,
@@ -395,7 +396,7 @@ fn the_section_shows_both_servers_and_their_ratio() {
         "{text}"
     );
     assert!(
-        text.contains("| spectrans-rs | 2.00 | 4.00 | 3.50 | -1.50 |"),
+        text.contains("| spectrans-rs | 2.00 | 4.00 | 1.50 | 3.00 | 3.50 | -2.00 | 5.50 | -4.00 |"),
         "{text}"
     );
     assert!(
