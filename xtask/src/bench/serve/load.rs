@@ -41,6 +41,21 @@ pub struct LoadSpec {
 }
 
 impl LoadSpec {
+    /// `POST /predict` with `body` at `rate` for `duration`, sampling the RSS of `pid`: the
+    /// runs of the serving benchmark (at most 100,000 requests, each failed after 10 s).
+    pub fn predict(addr: SocketAddr, body: Bytes, rate: f64, duration: Duration, pid: u32) -> Self {
+        Self {
+            addr,
+            path: "/predict".into(),
+            body,
+            rate,
+            duration,
+            max_requests: 100_000,
+            timeout: Duration::from_secs(10),
+            rss_pid: Some(pid),
+        }
+    }
+
     /// The number of requests the run sends: `ceil(rate * duration)`, at least 1, at most
     /// `max_requests`.
     pub fn count(&self) -> usize {

@@ -493,16 +493,8 @@ fn low_load_only(
 ) -> Result<(), BenchError> {
     let mut server = Server::start("spectrans-rs", cmd, Duration::from_secs(120))?;
     let (addr, pid) = (server.addr, server.pid());
-    let spec = |rate: f64, duration: Duration| LoadSpec {
-        addr,
-        path: "/predict".into(),
-        body: body.clone(),
-        rate,
-        duration,
-        max_requests: 100_000,
-        timeout: Duration::from_secs(10),
-        rss_pid: Some(pid),
-    };
+    let spec =
+        |rate: f64, duration: Duration| LoadSpec::predict(addr, body.clone(), rate, duration, pid);
     load::run(&spec(20.0, d.warmup))?;
     std::thread::sleep(d.settle);
     let run = if d.low_load < Duration::from_secs(2) {
@@ -651,16 +643,7 @@ fn phases(
         .filter(|(status, _)| *status == 200)
         .and_then(|(_, text)| serde_json::from_str(&text).ok());
     let go = |server: &mut Server, rate: f64, duration: Duration, what: &str| {
-        let spec = LoadSpec {
-            addr: server.addr,
-            path: "/predict".into(),
-            body: body.clone(),
-            rate,
-            duration,
-            max_requests: 100_000,
-            timeout: Duration::from_secs(10),
-            rss_pid: Some(server.pid()),
-        };
+        let spec = LoadSpec::predict(server.addr, body.clone(), rate, duration, server.pid());
         let result = load::run(&spec)?;
         std::thread::sleep(d.settle);
         let summary = RunSummary::of(&result);
