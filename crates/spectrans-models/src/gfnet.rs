@@ -16,6 +16,7 @@ use spectrans_layers::{
 
 use crate::error::ModelError;
 use crate::heads::{HeadKind, OutputHead, OutputHeadCache, OutputHeadGrads, Pooling, check_mask};
+use crate::pool::on_pool;
 
 /// The model's input: token ids or embeddings.
 #[derive(Debug, Clone, Copy)]
@@ -475,7 +476,7 @@ impl Gfnet {
         input: ModelInput<'_>,
         attention_mask: Option<ArrayView2<'_, bool>>,
     ) -> Result<ModelOutput, ModelError> {
-        let out = self.forward_dyn(input, attention_mask)?;
+        let out = on_pool(|| self.forward_dyn(input, attention_mask))?;
         Ok(match self.output_head.as_ref().map(|h| h.kind) {
             Some(HeadKind::Classification | HeadKind::Regression) => {
                 ModelOutput::PerSequence(out.into_dimensionality()?)
@@ -513,77 +514,79 @@ impl Gfnet {
         attention_mask: Option<ArrayView2<'_, bool>>,
         ctx: &mut TrainContext,
     ) -> Result<(ArrayD<f32>, GfnetCache), ModelError> {
-        if self.precision != Precision::F32 {
-            return Err(ModelError::TrainingPrecision {
-                precision: self.precision,
-            });
-        }
-        self.check_input(input, attention_mask)?;
-        let (mut x, embedding) = match input {
-            ModelInput::TokenIds(ids) => match &self.embedding {
-                Some(e) => {
-                    let (x, c) = e.forward_train(ids, ctx)?;
-                    (x, Some(c))
+        on_pool(|| {
+            if self.precision != Precision::F32 {
+                return Err(ModelError::TrainingPrecision {
+                    precision: self.precision,
+                });
+            }
+            self.check_input(input, attention_mask)?;
+            let (mut x, embedding) = match input {
+                ModelInput::TokenIds(ids) => match &self.embedding {
+                    Some(e) => {
+                        let (x, c) = e.forward_train(ids, ctx)?;
+                        (x, Some(c))
+                    }
+                    None => {
+                        return Err(ModelError::NoEmbedding {
+                            hidden_dim: self.config.hidden_dim(),
+                        });
+                    }
+                },
+                ModelInput::Embeddings(_) => (self.embed(input)?, None),
+            };
+            let positional = match &self.positional_encoding {
+                Some(pe) => {
+                    let (y, c) = pe.forward_train(x.view(), ctx)?;
+                    x = y;
+                    Some(c)
                 }
-                None => {
-                    return Err(ModelError::NoEmbedding {
-                        hidden_dim: self.config.hidden_dim(),
-                    });
+                None => None,
+            };
+            let dropout = match x.as_slice_mut() {
+                Some(slice) => self.dropout.apply(slice, ctx),
+                None => DropoutMask::identity(),
+            };
+            let blocks = if self.config.gradient_checkpointing() {
+                let mut saved = Vec::with_capacity(self.blocks.len());
+                for (i, block) in self.blocks.iter().enumerate() {
+                    let start = ctx.clone();
+                    let (y, _) = block.forward_train_tokens(x.view(), ctx, self.block_tokens(i))?;
+                    saved.push((x, start));
+                    x = y;
                 }
-            },
-            ModelInput::Embeddings(_) => (self.embed(input)?, None),
-        };
-        let positional = match &self.positional_encoding {
-            Some(pe) => {
-                let (y, c) = pe.forward_train(x.view(), ctx)?;
-                x = y;
-                Some(c)
-            }
-            None => None,
-        };
-        let dropout = match x.as_slice_mut() {
-            Some(slice) => self.dropout.apply(slice, ctx),
-            None => DropoutMask::identity(),
-        };
-        let blocks = if self.config.gradient_checkpointing() {
-            let mut saved = Vec::with_capacity(self.blocks.len());
-            for (i, block) in self.blocks.iter().enumerate() {
-                let start = ctx.clone();
-                let (y, _) = block.forward_train_tokens(x.view(), ctx, self.block_tokens(i))?;
-                saved.push((x, start));
-                x = y;
-            }
-            BlockCaches::Recompute(saved)
-        } else {
-            let mut caches = Vec::with_capacity(self.blocks.len());
-            for (i, block) in self.blocks.iter().enumerate() {
-                let (y, c) = block.forward_train_tokens(x.view(), ctx, self.block_tokens(i))?;
-                caches.push(c);
-                x = y;
-            }
-            BlockCaches::Kept(caches)
-        };
-        let hidden_shape = x.dim();
-        let (x, final_norm) = self.final_norm.forward_train(x.view(), ctx)?;
-        let (out, head) = match &self.output_head {
-            Some(h) => {
-                let (o, c) = h.forward_train(x.view(), attention_mask, ctx)?;
-                (o, Some(c))
-            }
-            None => (x.into_dyn(), None),
-        };
-        Ok((
-            out,
-            GfnetCache {
-                embedding,
-                positional,
-                dropout,
-                blocks,
-                final_norm,
-                head,
-                hidden_shape,
-            },
-        ))
+                BlockCaches::Recompute(saved)
+            } else {
+                let mut caches = Vec::with_capacity(self.blocks.len());
+                for (i, block) in self.blocks.iter().enumerate() {
+                    let (y, c) = block.forward_train_tokens(x.view(), ctx, self.block_tokens(i))?;
+                    caches.push(c);
+                    x = y;
+                }
+                BlockCaches::Kept(caches)
+            };
+            let hidden_shape = x.dim();
+            let (x, final_norm) = self.final_norm.forward_train(x.view(), ctx)?;
+            let (out, head) = match &self.output_head {
+                Some(h) => {
+                    let (o, c) = h.forward_train(x.view(), attention_mask, ctx)?;
+                    (o, Some(c))
+                }
+                None => (x.into_dyn(), None),
+            };
+            Ok((
+                out,
+                GfnetCache {
+                    embedding,
+                    positional,
+                    dropout,
+                    blocks,
+                    final_norm,
+                    head,
+                    hidden_shape,
+                },
+            ))
+        })
     }
 
     /// Backward from dL/d(output); accumulates every parameter's gradient into `grads`. Takes
@@ -594,72 +597,74 @@ impl Gfnet {
         grad_output: ArrayViewD<'_, f32>,
         grads: &mut GfnetGrads,
     ) -> Result<(), ModelError> {
-        let mut g = match (&self.output_head, &cache.head, &mut grads.output_head) {
-            (Some(h), Some(c), Some(hg)) => h.backward(c, grad_output, hg)?,
-            _ => {
-                let (b, n, d) = cache.hidden_shape;
-                grad_output
-                    .as_standard_layout()
-                    .into_owned()
-                    .into_shape_with_order((b, n, d))
-                    .map_err(|_| ModelError::Shape {
-                        what: "output gradient",
-                        expected: format!("({b}, {n}, {d})"),
-                        found: grad_output.shape().to_vec(),
-                    })?
-            }
-        };
-        g = self
-            .final_norm
-            .backward(&cache.final_norm, g.view(), &mut grads.final_norm)?;
-        match &cache.blocks {
-            BlockCaches::Kept(caches) => {
-                for ((block, c), bg) in self
-                    .blocks
-                    .iter()
-                    .zip(caches.iter())
-                    .zip(grads.blocks.iter_mut())
-                    .rev()
-                {
-                    g = block.backward(c, g.view(), bg)?;
+        on_pool(|| {
+            let mut g = match (&self.output_head, &cache.head, &mut grads.output_head) {
+                (Some(h), Some(c), Some(hg)) => h.backward(c, grad_output, hg)?,
+                _ => {
+                    let (b, n, d) = cache.hidden_shape;
+                    grad_output
+                        .as_standard_layout()
+                        .into_owned()
+                        .into_shape_with_order((b, n, d))
+                        .map_err(|_| ModelError::Shape {
+                            what: "output gradient",
+                            expected: format!("({b}, {n}, {d})"),
+                            found: grad_output.shape().to_vec(),
+                        })?
+                }
+            };
+            g = self
+                .final_norm
+                .backward(&cache.final_norm, g.view(), &mut grads.final_norm)?;
+            match &cache.blocks {
+                BlockCaches::Kept(caches) => {
+                    for ((block, c), bg) in self
+                        .blocks
+                        .iter()
+                        .zip(caches.iter())
+                        .zip(grads.blocks.iter_mut())
+                        .rev()
+                    {
+                        g = block.backward(c, g.view(), bg)?;
+                    }
+                }
+                BlockCaches::Recompute(saved) => {
+                    for (i, ((block, (input, start)), bg)) in self
+                        .blocks
+                        .iter()
+                        .zip(saved)
+                        .zip(grads.blocks.iter_mut())
+                        .enumerate()
+                        .rev()
+                    {
+                        let mut ctx = start.clone();
+                        let tokens = self.block_tokens(i);
+                        let (_, c) = block.forward_train_tokens(input.view(), &mut ctx, tokens)?;
+                        g = block.backward(&c, g.view(), bg)?;
+                        // The next block recomputed (the one before) takes these arrays.
+                        let mut arrays = Vec::new();
+                        c.into_arrays(&mut arrays);
+                        reuse::hand_over(arrays);
+                    }
                 }
             }
-            BlockCaches::Recompute(saved) => {
-                for (i, ((block, (input, start)), bg)) in self
-                    .blocks
-                    .iter()
-                    .zip(saved)
-                    .zip(grads.blocks.iter_mut())
-                    .enumerate()
-                    .rev()
-                {
-                    let mut ctx = start.clone();
-                    let tokens = self.block_tokens(i);
-                    let (_, c) = block.forward_train_tokens(input.view(), &mut ctx, tokens)?;
-                    g = block.backward(&c, g.view(), bg)?;
-                    // The next block recomputed (the one before) takes these arrays.
-                    let mut arrays = Vec::new();
-                    c.into_arrays(&mut arrays);
-                    reuse::hand_over(arrays);
-                }
+            if let Some(slice) = g.as_slice_mut() {
+                cache.dropout.backward_in_place(slice, "model dropout")?;
             }
-        }
-        if let Some(slice) = g.as_slice_mut() {
-            cache.dropout.backward_in_place(slice, "model dropout")?;
-        }
-        if let (Some(pe), Some(c), Some(pg)) = (
-            &self.positional_encoding,
-            &cache.positional,
-            &mut grads.positional_encoding,
-        ) {
-            g = pe.backward(c, g.view(), pg)?;
-        }
-        if let (Some(e), Some(c), Some(eg)) =
-            (&self.embedding, &cache.embedding, &mut grads.embedding)
-        {
-            e.backward(c, g.view(), eg)?;
-        }
-        Ok(())
+            if let (Some(pe), Some(c), Some(pg)) = (
+                &self.positional_encoding,
+                &cache.positional,
+                &mut grads.positional_encoding,
+            ) {
+                g = pe.backward(c, g.view(), pg)?;
+            }
+            if let (Some(e), Some(c), Some(eg)) =
+                (&self.embedding, &cache.embedding, &mut grads.embedding)
+            {
+                e.backward(c, g.view(), eg)?;
+            }
+            Ok(())
+        })
     }
 
     /// Zero gradients for every parameter.

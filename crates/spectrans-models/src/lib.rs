@@ -25,6 +25,7 @@ pub mod filter_response;
 mod gfnet;
 pub mod heads;
 pub mod memory;
+mod pool;
 pub mod ragged;
 pub mod tensor_file;
 pub mod weights;
@@ -36,6 +37,7 @@ pub use gfnet::{Gfnet, GfnetCache, GfnetGrads, ModelInput, ModelOutput};
 // of our signatures, at the matching version, too.
 pub use heads::{HeadKind, OutputHead, Pooling};
 pub use ndarray;
+pub use pool::on_pool;
 pub use spectrans_config::{
     Activation, Config, ConfigError, FftNorm, FilterActivation, ModelType, OutputType,
     PositionalEncodingType,

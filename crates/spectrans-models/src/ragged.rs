@@ -17,6 +17,7 @@ use spectrans_layers::LayerError;
 
 use crate::error::ModelError;
 use crate::gfnet::{Gfnet, ModelInput, ModelOutput};
+use crate::pool::on_pool;
 
 /// At most this many sequences of one length run in one forward of
 /// [`Gfnet::forward_ragged`], to bound the memory of one call.
@@ -47,54 +48,57 @@ impl Gfnet {
         sequences: &[&[i64]],
         masks: Option<&[&[bool]]>,
     ) -> Result<Vec<ModelOutput>, ModelError> {
-        if let Some(masks) = masks {
-            if masks.len() != sequences.len() {
-                return Err(ModelError::Shape {
-                    what: "attention masks",
-                    expected: format!("one per sequence ({})", sequences.len()),
-                    found: vec![masks.len()],
-                });
-            }
-            for (row, (mask, seq)) in masks.iter().zip(sequences).enumerate() {
-                if mask.len() != seq.len() {
+        on_pool(|| {
+            if let Some(masks) = masks {
+                if masks.len() != sequences.len() {
                     return Err(ModelError::Shape {
-                        what: "attention mask",
-                        expected: format!("sequence {row}'s length ({})", seq.len()),
-                        found: vec![mask.len()],
+                        what: "attention masks",
+                        expected: format!("one per sequence ({})", sequences.len()),
+                        found: vec![masks.len()],
                     });
                 }
-            }
-        }
-        if let Some(row) = sequences.iter().position(|s| s.is_empty()) {
-            return Err(ModelError::Shape {
-                what: "sequence",
-                expected: format!("at least one token (sequence {row} is empty)"),
-                found: vec![0],
-            });
-        }
-        let mut by_length: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (i, seq) in sequences.iter().enumerate() {
-            by_length.entry(seq.len()).or_default().push(i);
-        }
-        let mut outputs: Vec<Option<ModelOutput>> = vec![None; sequences.len()];
-        for (len, members) in by_length {
-            for group in members.chunks(RAGGED_GROUP_ROWS) {
-                let ids =
-                    Array2::from_shape_fn((group.len(), len), |(r, t)| sequences[group[r]][t]);
-                let mask = masks
-                    .map(|m| Array2::from_shape_fn((group.len(), len), |(r, t)| m[group[r]][t]));
-                let out = self
-                    .forward(
-                        ModelInput::TokenIds(ids.view()),
-                        mask.as_ref().map(|m| m.view()),
-                    )
-                    .map_err(|e| renumber_rows(e, group))?;
-                for (r, &i) in group.iter().enumerate() {
-                    outputs[i] = Some(out.row(r));
+                for (row, (mask, seq)) in masks.iter().zip(sequences).enumerate() {
+                    if mask.len() != seq.len() {
+                        return Err(ModelError::Shape {
+                            what: "attention mask",
+                            expected: format!("sequence {row}'s length ({})", seq.len()),
+                            found: vec![mask.len()],
+                        });
+                    }
                 }
             }
-        }
-        Ok(outputs.into_iter().flatten().collect())
+            if let Some(row) = sequences.iter().position(|s| s.is_empty()) {
+                return Err(ModelError::Shape {
+                    what: "sequence",
+                    expected: format!("at least one token (sequence {row} is empty)"),
+                    found: vec![0],
+                });
+            }
+            let mut by_length: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for (i, seq) in sequences.iter().enumerate() {
+                by_length.entry(seq.len()).or_default().push(i);
+            }
+            let mut outputs: Vec<Option<ModelOutput>> = vec![None; sequences.len()];
+            for (len, members) in by_length {
+                for group in members.chunks(RAGGED_GROUP_ROWS) {
+                    let ids =
+                        Array2::from_shape_fn((group.len(), len), |(r, t)| sequences[group[r]][t]);
+                    let mask = masks.map(|m| {
+                        Array2::from_shape_fn((group.len(), len), |(r, t)| m[group[r]][t])
+                    });
+                    let out = self
+                        .forward(
+                            ModelInput::TokenIds(ids.view()),
+                            mask.as_ref().map(|m| m.view()),
+                        )
+                        .map_err(|e| renumber_rows(e, group))?;
+                    for (r, &i) in group.iter().enumerate() {
+                        outputs[i] = Some(out.row(r));
+                    }
+                }
+            }
+            Ok(outputs.into_iter().flatten().collect())
+        })
     }
 }
 

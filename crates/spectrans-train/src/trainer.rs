@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use ndarray::ArrayD;
 use spectrans_models::tensor_file::{OwnedTensor, TensorFile, write_tensors_with_metadata};
 use spectrans_models::{
-    Gfnet, GfnetGrads, ModelError, ModelInput, Parameters, TrainContext, WeightProblem,
+    Gfnet, GfnetGrads, ModelError, ModelInput, Parameters, TrainContext, WeightProblem, on_pool,
 };
 
 use crate::batch::Batch;
@@ -27,19 +27,21 @@ pub fn compute_gradients(
     kind: LossKind,
     ctx: &mut TrainContext,
 ) -> Result<(f32, GfnetGrads), TrainError> {
-    let (output, cache) = model.forward_train(input, attention_mask, ctx)?;
-    let (loss, grad_output) = loss_and_grad(output.view(), targets, kind)?;
-    if !loss.is_finite() {
-        return Err(ModelError::NonFinite {
-            what: "loss",
-            index: vec![],
+    on_pool(|| {
+        let (output, cache) = model.forward_train(input, attention_mask, ctx)?;
+        let (loss, grad_output) = loss_and_grad(output.view(), targets, kind)?;
+        if !loss.is_finite() {
+            return Err(ModelError::NonFinite {
+                what: "loss",
+                index: vec![],
+            }
+            .into());
         }
-        .into());
-    }
-    let mut grads = model.zero_grads();
-    model.backward(&cache, grad_output.view(), &mut grads)?;
-    cache.recycle();
-    Ok((loss, grads))
+        let mut grads = model.zero_grads();
+        model.backward(&cache, grad_output.view(), &mut grads)?;
+        cache.recycle();
+        Ok((loss, grads))
+    })
 }
 
 /// Hyper-parameters of a training run.
@@ -188,35 +190,37 @@ impl Trainer {
     /// Clips and applies gradients with the scheduled learning rate. The global norm is summed
     /// in parameter-name order, so the clipping factor has the same bits on every run.
     pub fn apply(&mut self, grads: &GfnetGrads) -> Result<(), TrainError> {
-        let model = &self.model;
-        let mut by_name: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
-        grads.visit("", &mut |name, g| {
-            if model.is_trainable(name) {
-                by_name.insert(name.to_string(), g.to_owned());
+        on_pool(|| {
+            let model = &self.model;
+            let mut by_name: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
+            grads.visit("", &mut |name, g| {
+                if model.is_trainable(name) {
+                    by_name.insert(name.to_string(), g.to_owned());
+                }
+            });
+            let norm = global_norm(by_name.values().map(|v| v.view()));
+            if !norm.is_finite() {
+                return Err(self.diverged("gradient norm"));
             }
-        });
-        let norm = global_norm(by_name.values().map(|v| v.view()));
-        if !norm.is_finite() {
-            return Err(self.diverged("gradient norm"));
-        }
-        let coef = match self.options.clip_norm {
-            Some(max) => clip_coefficient(norm, max),
-            None => 1.0,
-        };
-        if coef != 1.0 {
-            for g in by_name.values_mut() {
-                g.par_mapv_inplace(|v| v * coef);
+            let coef = match self.options.clip_norm {
+                Some(max) => clip_coefficient(norm, max),
+                None => 1.0,
+            };
+            if coef != 1.0 {
+                for g in by_name.values_mut() {
+                    g.par_mapv_inplace(|v| v * coef);
+                }
             }
-        }
-        let lr = self.schedule.lr_at(self.optimizer.steps() + 1);
-        self.optimizer.begin_step(lr);
-        let optimizer = &mut self.optimizer;
-        self.model.visit_mut("", &mut |name, p| {
-            if let Some(g) = by_name.get(name) {
-                optimizer.update(name, p, g.view());
-            }
-        });
-        Ok(())
+            let lr = self.schedule.lr_at(self.optimizer.steps() + 1);
+            self.optimizer.begin_step(lr);
+            let optimizer = &mut self.optimizer;
+            self.model.visit_mut("", &mut |name, p| {
+                if let Some(g) = by_name.get(name) {
+                    optimizer.update(name, p, g.view());
+                }
+            });
+            Ok(())
+        })
     }
 
     /// Trains one epoch over `train` (shuffled with the run's seed and the epoch number), then
