@@ -7,7 +7,9 @@ use spectrans_linalg::simd;
 
 #[cfg(target_arch = "x86_64")]
 use super::vector::avx;
-use super::vector::{Lanes, Portable, Slot, SplitComplex, load_row, store_row};
+use super::vector::{
+    Lanes, PREFETCH_ROWS, Portable, Slot, SplitComplex, load_row, prefetch, store_row,
+};
 use super::{Columns, LanePlan, groups};
 
 /// What a filter pass does with its input's spectrum `X = rfft(x)` (unnormalised) besides
@@ -85,7 +87,7 @@ impl LanePlan {
     /// [`filter_matrix`](Self::filter_matrix) compiled for AVX (the token: the CPU has it).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx")]
-    fn filter_matrix_avx(&self, cpu: simd::Avx, job: FilterJob<'_, '_>, work: [&mut [Slot]; 2]) {
+    fn filter_matrix_avx(&self, cpu: simd::Avx, job: FilterJob<'_, '_>, work: [&mut [Slot]; 3]) {
         self.filter_matrix_with::<avx::Avx>(cpu, job, work)
     }
 
@@ -94,7 +96,7 @@ impl LanePlan {
         &self,
         cpu: V::Cpu,
         job: FilterJob<'_, '_>,
-        [a, b]: [&mut [Slot]; 2],
+        [a, b, small]: [&mut [Slot]; 3],
     ) {
         let FilterJob {
             x,
@@ -109,9 +111,9 @@ impl LanePlan {
             let g = Columns::new(filter, cols, group);
             let mut dst = Columns::new(&mut *y, cols, group);
             if conjugate {
-                self.filter_block::<V, true>(cpu, &src, &g, &mut dst, sink, a, b);
+                self.filter_block::<V, true>(cpu, &src, &g, &mut dst, sink, [a, b, small]);
             } else {
-                self.filter_block::<V, false>(cpu, &src, &g, &mut dst, sink, a, b);
+                self.filter_block::<V, false>(cpu, &src, &g, &mut dst, sink, [a, b, small]);
             }
         }
     }
@@ -128,18 +130,20 @@ impl LanePlan {
         g: &Columns<&[Complex32]>,
         dst: &mut Columns<&mut [f32]>,
         sink: &mut SpectrumSink<'_>,
-        a: &mut [Slot],
-        b: &mut [Slot],
+        [a, b, small]: [&mut [Slot]; 3],
     ) {
         let (m, width) = (self.half, src.width);
+        const AHEAD: usize = PREFETCH_ROWS / 2;
         for (j, slot) in a.iter_mut().enumerate() {
+            prefetch(src.data, src.row(2 * (j + AHEAD)));
+            prefetch(src.data, src.row(2 * (j + AHEAD) + 1));
             SplitComplex::<V>::new(
                 load_row(cpu, src.data, src.row(2 * j), width),
                 load_row(cpu, src.data, src.row(2 * j + 1), width),
             )
             .put(slot);
         }
-        let in_b = self.complex_fft::<V, false>(cpu, a, b);
+        let in_b = self.complex_fft::<V, false>(cpu, a, b, small);
         let (z, work) = if in_b { (b, a) } else { (a, b) };
         // 1/n for bins 0 and m (X itself), 1/(2n) for the others (2X below); powers of two,
         // so these products are exact.
@@ -164,6 +168,10 @@ impl LanePlan {
         SplitComplex::new(first.add(last), first.sub(last)).put(&mut z[0]);
 
         for k in 1..=m / 2 {
+            prefetch(g.data, g.row(k + PREFETCH_ROWS));
+            if let Some(row) = (m - k).checked_sub(PREFETCH_ROWS) {
+                prefetch(g.data, g.row(row));
+            }
             let zk = SplitComplex::<V>::get(cpu, &z[k]);
             let zc = SplitComplex::<V>::get(cpu, &z[m - k]).conj();
             let even = zk.add(zc);
@@ -191,12 +199,14 @@ impl LanePlan {
             }
         }
 
-        let out: &[Slot] = if self.complex_fft::<V, true>(cpu, z, work) {
+        let out: &[Slot] = if self.complex_fft::<V, true>(cpu, z, work, small) {
             work
         } else {
             z
         };
         for (j, slot) in out.iter().enumerate() {
+            prefetch(dst.data, dst.row(2 * (j + AHEAD)));
+            prefetch(dst.data, dst.row(2 * (j + AHEAD) + 1));
             let v = SplitComplex::<V>::get(cpu, slot);
             store_row(v.re, dst.data, dst.row(2 * j), width);
             store_row(v.im, dst.data, dst.row(2 * j + 1), width);

@@ -77,12 +77,54 @@ fn groups(cols: usize) -> impl Iterator<Item = (usize, usize)> {
 pub(crate) struct LanePlan {
     /// `m = n/2`, the length of the complex transform.
     half: usize,
-    /// `(w, w², w³)` with `w = e^{−2πi p / l}`, `p < l/4`, for each radix-4 stage of length
-    /// `l` (`l = m, m/4, …`), stage after stage.
-    stage_twiddles: Vec<[Complex32; 3]>,
+    /// How the complex transform of length `m` runs.
+    complex: ComplexTransform,
     /// `Wᵏ = e^{−2πi k / n}` for `k <= m/2`.
     split_twiddles: Vec<Complex32>,
 }
+
+/// The complex transform of length `m` of a [`LanePlan`].
+#[derive(Debug)]
+enum ComplexTransform {
+    /// Radix-4 stages over the whole length, each a pass over both work buffers: for
+    /// lengths whose buffers stay in L1 and L2.
+    Stages(Stages),
+    /// The four-step transform, for longer lengths.
+    FourStep(FourStep),
+}
+
+/// The Stockham stages of a complex FFT of one power-of-two length `len >= 1`.
+#[derive(Debug)]
+struct Stages {
+    len: usize,
+    /// `(w, w², w³)` with `w = e^{−2πi p / l}`, `p < l/4`, for each radix-4 stage of length
+    /// `l` (`l = len, len/4, …`), stage after stage.
+    twiddles: Vec<[Complex32; 3]>,
+}
+
+/// The four-step (Bailey) FFT of length `m = m1 · m2`: with `z[j1·m2 + j2]`,
+/// `X[k1 + m1·k2] = Σ_{j2} W_{m2}^{j2·k2} · W_m^{j2·k1} · Σ_{j1} W_{m1}^{j1·k1} z[j1·m2 + j2]`:
+/// transforms of length `m1` down the `m2` columns, a twiddle, transforms of length `m2` along
+/// the `m1` rows. Each short transform runs in L1 on [`FOUR_STEP_BATCH`] columns or rows
+/// gathered together, so a long transform makes two passes over its work buffers rather
+/// than one per radix-4 stage (which at n = 65,536 spill out of L2).
+#[derive(Debug)]
+struct FourStep {
+    /// Length `m1`, down the columns.
+    columns: Stages,
+    /// Length `m2`, along the rows.
+    rows: Stages,
+    /// `W_m^{j2·k1}` at `j2·m1 + k1`.
+    twiddles: Vec<Complex32>,
+}
+
+/// Complex lengths `m` above this run as a [`FourStep`] transform: a work buffer of 256
+/// slots (16 KiB) and its partner stay in L1.
+const FOUR_STEP_ABOVE: usize = 4096;
+
+/// Columns (or rows) a [`FourStep`] transform gathers and transforms together: their slots
+/// lie side by side in the work buffers, so they are read and written four lines at a time.
+const FOUR_STEP_BATCH: usize = 4;
 
 /// `e^{−2πi · num / den}`, computed in f64 and rounded once.
 fn unit_root(num: usize, den: usize) -> Complex32 {
@@ -91,30 +133,50 @@ fn unit_root(num: usize, den: usize) -> Complex32 {
 }
 
 thread_local! {
-    static WORK: RefCell<(Vec<Slot>, Vec<Slot>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static WORK: RefCell<[Vec<Slot>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 impl LanePlan {
     /// The plan for length `n`, or `None` when `n` is not a power of two of at least 8.
     pub(crate) fn new(n: usize) -> Option<Self> {
+        Self::with_four_step_above(n, FOUR_STEP_ABOVE)
+    }
+
+    /// [`Self::new`] with the four-step transform for complex lengths above `four_step_above`
+    /// (tests use it at short lengths).
+    fn with_four_step_above(n: usize, four_step_above: usize) -> Option<Self> {
         if n < 8 || !n.is_power_of_two() {
             return None;
         }
         let half = n / 2;
-        let mut stage_twiddles = Vec::new();
-        let mut l = half;
-        while l >= 4 {
-            stage_twiddles.extend(
-                (0..l / 4).map(|p| [unit_root(p, l), unit_root(2 * p, l), unit_root(3 * p, l)]),
-            );
-            l /= 4;
-        }
+        let complex = if half > four_step_above.max(8) {
+            let bits = half.trailing_zeros();
+            let (m1, m2) = (1 << (bits / 2), 1 << (bits - bits / 2));
+            let twiddles = (0..m2)
+                .flat_map(|j2| (0..m1).map(move |k1| unit_root(j2 * k1 % half, half)))
+                .collect();
+            ComplexTransform::FourStep(FourStep {
+                columns: Stages::new(m1),
+                rows: Stages::new(m2),
+                twiddles,
+            })
+        } else {
+            ComplexTransform::Stages(Stages::new(half))
+        };
         let split_twiddles = (0..=half / 2).map(|k| unit_root(k, n)).collect();
         Some(Self {
             half,
-            stage_twiddles,
+            complex,
             split_twiddles,
         })
+    }
+
+    /// Slots of the small work buffer: two per gathered column or row of a [`FourStep`].
+    fn small_len(&self) -> usize {
+        match &self.complex {
+            ComplexTransform::Stages(_) => 0,
+            ComplexTransform::FourStep(f) => 2 * FOUR_STEP_BATCH * f.columns.len.max(f.rows.len),
+        }
     }
 
     /// `y = scale · rfft(x)` along the rows of one row-major matrix: `x` is `(n, cols)`,
@@ -144,15 +206,24 @@ impl LanePlan {
         });
     }
 
-    /// Runs `job` with this thread's two work buffers of `m` slots each.
-    fn with_work<R>(&self, job: impl FnOnce([&mut [Slot]; 2]) -> R) -> R {
-        crate::scratch::with_thread_local(&WORK, |(a, b)| {
-            for buffer in [&mut *a, &mut *b] {
-                if buffer.len() < self.half {
-                    buffer.resize(self.half, Slot::default());
+    /// Runs `job` with this thread's work buffers: two of `m` slots, and the four-step
+    /// transform's small one ([`Self::small_len`] slots).
+    fn with_work<R>(&self, job: impl FnOnce([&mut [Slot]; 3]) -> R) -> R {
+        crate::scratch::with_thread_local(&WORK, |[a, b, small]| {
+            for (buffer, len) in [
+                (&mut *a, self.half),
+                (&mut *b, self.half),
+                (&mut *small, self.small_len()),
+            ] {
+                if buffer.len() < len {
+                    buffer.resize(len, Slot::default());
                 }
             }
-            job([&mut a[..self.half], &mut b[..self.half]])
+            job([
+                &mut a[..self.half],
+                &mut b[..self.half],
+                &mut small[..self.small_len()],
+            ])
         })
     }
 
@@ -167,7 +238,7 @@ impl LanePlan {
         y: &mut [Complex32],
         cols: usize,
         scale: f32,
-        work: [&mut [Slot]; 2],
+        work: [&mut [Slot]; 3],
     ) {
         self.forward_matrix_with::<avx::Avx>(cpu, x, y, cols, scale, work)
     }
@@ -182,7 +253,7 @@ impl LanePlan {
         y: &mut [f32],
         cols: usize,
         scale: f32,
-        work: [&mut [Slot]; 2],
+        work: [&mut [Slot]; 3],
     ) {
         self.inverse_matrix_with::<avx::Avx>(cpu, x, y, cols, scale, work)
     }
@@ -195,12 +266,12 @@ impl LanePlan {
         y: &mut [Complex32],
         cols: usize,
         scale: f32,
-        [a, b]: [&mut [Slot]; 2],
+        [a, b, small]: [&mut [Slot]; 3],
     ) {
         for group in groups(cols) {
             let src = Columns::new(x, cols, group);
             let mut dst = Columns::new(&mut *y, cols, group);
-            self.forward::<V>(cpu, &src, &mut dst, scale, a, b);
+            self.forward::<V>(cpu, &src, &mut dst, scale, [a, b, small]);
         }
     }
 
@@ -212,12 +283,12 @@ impl LanePlan {
         y: &mut [f32],
         cols: usize,
         scale: f32,
-        [a, b]: [&mut [Slot]; 2],
+        [a, b, small]: [&mut [Slot]; 3],
     ) {
         for group in groups(cols) {
             let src = Columns::new(x, cols, group);
             let mut dst = Columns::new(&mut *y, cols, group);
-            self.inverse::<V>(cpu, &src, &mut dst, scale, a, b);
+            self.inverse::<V>(cpu, &src, &mut dst, scale, [a, b, small]);
         }
     }
 
@@ -230,8 +301,7 @@ impl LanePlan {
         src: &Columns<&[f32]>,
         dst: &mut Columns<&mut [Complex32]>,
         scale: f32,
-        a: &mut [Slot],
-        b: &mut [Slot],
+        [a, b, small]: [&mut [Slot]; 3],
     ) {
         let (m, width) = (self.half, src.width);
         for (j, slot) in a.iter_mut().enumerate() {
@@ -241,7 +311,7 @@ impl LanePlan {
             )
             .put(slot);
         }
-        let z: &[Slot] = if self.complex_fft::<V, false>(cpu, a, b) {
+        let z: &[Slot] = if self.complex_fft::<V, false>(cpu, a, b, small) {
             b
         } else {
             a
@@ -286,8 +356,7 @@ impl LanePlan {
         src: &Columns<&[Complex32]>,
         dst: &mut Columns<&mut [f32]>,
         scale: f32,
-        a: &mut [Slot],
-        b: &mut [Slot],
+        [a, b, small]: [&mut [Slot]; 3],
     ) {
         let (m, width) = (self.half, src.width);
         // Z[k] = E + i·O with E = X[k] + conj X[m−k] (twice the even samples' spectrum) and
@@ -306,7 +375,7 @@ impl LanePlan {
                 SplitComplex::new(even.re.add(odd.im), odd.re.sub(even.im)).put(&mut a[m - k]);
             }
         }
-        let z: &[Slot] = if self.complex_fft::<V, true>(cpu, a, b) {
+        let z: &[Slot] = if self.complex_fft::<V, true>(cpu, a, b, small) {
             b
         } else {
             a
@@ -319,10 +388,44 @@ impl LanePlan {
         }
     }
 
-    /// Unnormalised complex FFT (inverse: conjugate twiddles) of the `m` slots of `a`; `b` is
-    /// work space. Returns whether the result ended in `b` (else it is in `a`).
+    /// Unnormalised complex FFT (inverse: conjugate twiddles) of the `m` slots of `a`; `b`
+    /// and `small` ([`Self::small_len`] slots) are work space. Returns whether the result
+    /// ended in `b` (else it is in `a`).
     #[inline(always)]
     fn complex_fft<V: Lanes, const INVERSE: bool>(
+        &self,
+        cpu: V::Cpu,
+        a: &mut [Slot],
+        b: &mut [Slot],
+        small: &mut [Slot],
+    ) -> bool {
+        match &self.complex {
+            ComplexTransform::Stages(stages) => stages.run::<V, INVERSE>(cpu, a, b),
+            ComplexTransform::FourStep(four) => {
+                four.run::<V, INVERSE>(cpu, a, b, small);
+                false
+            }
+        }
+    }
+}
+
+impl Stages {
+    fn new(len: usize) -> Self {
+        let mut twiddles = Vec::new();
+        let mut l = len;
+        while l >= 4 {
+            twiddles.extend(
+                (0..l / 4).map(|p| [unit_root(p, l), unit_root(2 * p, l), unit_root(3 * p, l)]),
+            );
+            l /= 4;
+        }
+        Self { len, twiddles }
+    }
+
+    /// The transform of the `len` slots of `a`, `b` (`len` slots) the other buffer of the
+    /// Stockham stages. Returns whether the result ended in `b` (else it is in `a`).
+    #[inline(always)]
+    fn run<V: Lanes, const INVERSE: bool>(
         &self,
         cpu: V::Cpu,
         a: &mut [Slot],
@@ -330,8 +433,8 @@ impl LanePlan {
     ) -> bool {
         let (mut x, mut y) = (a, b);
         let mut in_b = false;
-        let mut twiddles = &self.stage_twiddles[..];
-        let (mut l, mut s) = (self.half, 1);
+        let mut twiddles = &self.twiddles[..];
+        let (mut l, mut s) = (self.len, 1);
         while l >= 4 {
             let quarter = l / 4;
             let (stage, rest) = twiddles.split_at(quarter);
@@ -347,6 +450,64 @@ impl LanePlan {
             in_b = !in_b;
         }
         in_b
+    }
+}
+
+impl FourStep {
+    /// The transform of the `m` slots of `a`, result in `a`; `b` (`m` slots) holds the
+    /// twiddled column transforms in between, `small` the gathered columns and rows.
+    #[inline(always)]
+    fn run<V: Lanes, const INVERSE: bool>(
+        &self,
+        cpu: V::Cpu,
+        a: &mut [Slot],
+        b: &mut [Slot],
+        small: &mut [Slot],
+    ) {
+        const C: usize = FOUR_STEP_BATCH;
+        let (m1, m2) = (self.columns.len, self.rows.len);
+        let (gathered, work) = small.split_at_mut(C * m1.max(m2));
+        // Down the columns: C neighbouring columns j2.. gathered (C slots side by side per
+        // row), transformed, twiddled and written to b as rows k1 (b[k1·m2 + j2]).
+        for j2 in (0..m2).step_by(C) {
+            for j1 in 0..m1 {
+                for c in 0..C {
+                    gathered[c * m1 + j1] = a[j1 * m2 + j2 + c];
+                }
+            }
+            let mut in_work = false;
+            for (col, w) in gathered
+                .chunks_exact_mut(m1)
+                .zip(work.chunks_exact_mut(m1))
+                .take(C)
+            {
+                in_work = self.columns.run::<V, INVERSE>(cpu, col, w);
+            }
+            let results: &[Slot] = if in_work { work } else { gathered };
+            for k1 in 0..m1 {
+                for c in 0..C {
+                    let w = self.twiddles[(j2 + c) * m1 + k1];
+                    SplitComplex::<V>::get(cpu, &results[c * m1 + k1])
+                        .times::<INVERSE>(w)
+                        .put(&mut b[k1 * m2 + j2 + c]);
+                }
+            }
+        }
+        // Along the rows: C rows k1.. transformed in place in b, written to a in order
+        // (a[k1 + m1·k2], C slots side by side).
+        for k1 in (0..m1).step_by(C) {
+            let rows = &mut b[k1 * m2..(k1 + C) * m2];
+            let mut in_work = false;
+            for (row, w) in rows.chunks_exact_mut(m2).zip(work.chunks_exact_mut(m2)) {
+                in_work = self.rows.run::<V, INVERSE>(cpu, row, w);
+            }
+            let results: &[Slot] = if in_work { work } else { rows };
+            for k2 in 0..m2 {
+                for c in 0..C {
+                    a[k1 + c + m1 * k2] = results[c * m2 + k2];
+                }
+            }
+        }
     }
 }
 
@@ -376,7 +537,8 @@ mod tests {
         let mut y = vec![Complex32::new(0.0, 0.0); (plan.half + 1) * cols];
         let mut a = vec![Slot::default(); plan.half];
         let mut b = a.clone();
-        plan.forward_matrix_with::<V>(cpu, x, &mut y, cols, 0.5, [&mut a, &mut b]);
+        let mut small = vec![Slot::default(); plan.small_len()];
+        plan.forward_matrix_with::<V>(cpu, x, &mut y, cols, 0.5, [&mut a, &mut b, &mut small]);
         y
     }
 
@@ -389,8 +551,35 @@ mod tests {
         let mut y = vec![0.0; 2 * plan.half * cols];
         let mut a = vec![Slot::default(); plan.half];
         let mut b = a.clone();
-        plan.inverse_matrix_with::<V>(cpu, x, &mut y, cols, 0.25, [&mut a, &mut b]);
+        let mut small = vec![Slot::default(); plan.small_len()];
+        plan.inverse_matrix_with::<V>(cpu, x, &mut y, cols, 0.25, [&mut a, &mut b, &mut small]);
         y
+    }
+
+    /// The plan of length `n` as it runs, and one with the four-step transform (from
+    /// complex lengths of 16), so that the tests cover both at short lengths.
+    fn plans(n: usize) -> [LanePlan; 2] {
+        [
+            LanePlan::new(n).expect("power of two"),
+            LanePlan::with_four_step_above(n, 8).expect("power of two"),
+        ]
+    }
+
+    #[test]
+    fn four_step_plans_split_the_length_evenly() {
+        let plan = LanePlan::with_four_step_above(1 << 16, 8).expect("power of two");
+        let ComplexTransform::FourStep(four) = &plan.complex else {
+            panic!("a four-step plan");
+        };
+        assert_eq!((four.columns.len, four.rows.len), (128, 256));
+        assert!(matches!(
+            LanePlan::new(1024).expect("power of two").complex,
+            ComplexTransform::Stages(_)
+        ));
+        assert!(matches!(
+            LanePlan::new(1 << 14).expect("power of two").complex,
+            ComplexTransform::FourStep(_)
+        ));
     }
 
     #[test]
@@ -405,8 +594,8 @@ mod tests {
 
     #[test]
     fn forward_matches_the_dft_in_every_lane() {
-        for n in [8, 16, 32, 64, 128, 512] {
-            let plan = LanePlan::new(n).expect("power of two");
+        for plan in [8, 16, 32, 64, 128, 512].into_iter().flat_map(plans) {
+            let n = 2 * plan.half;
             let cols = 11; // one full block of eight, one of three
             let x = values(n * cols, n as u64);
             let y = forward_with::<Portable>((), &plan, &x, cols);
@@ -435,8 +624,8 @@ mod tests {
 
     #[test]
     fn inverse_undoes_forward_ignoring_the_edge_bins_imaginary_parts() {
-        for n in [8, 32, 256, 1024] {
-            let plan = LanePlan::new(n).expect("power of two");
+        for plan in [8, 32, 256, 1024].into_iter().flat_map(plans) {
+            let n = 2 * plan.half;
             let cols = 13;
             let x = values(n * cols, 7 + n as u64);
             let mut spectrum = forward_with::<Portable>((), &plan, &x, cols);
@@ -470,6 +659,7 @@ mod tests {
         let forward: Vec<Complex32> = g.iter().rev().copied().collect();
         let mut a = vec![Slot::default(); plan.half];
         let mut b = a.clone();
+        let mut small = vec![Slot::default(); plan.small_len()];
         for sink in [
             SpectrumSink::Store {
                 out: &mut stored,
@@ -489,15 +679,15 @@ mod tests {
                 cols,
                 sink: &mut { sink },
             };
-            plan.filter_matrix_with::<V>(cpu, job, [&mut a, &mut b]);
+            plan.filter_matrix_with::<V>(cpu, job, [&mut a, &mut b, &mut small]);
         }
         (y, stored, acc)
     }
 
     #[test]
     fn filter_is_the_inverse_of_the_filtered_forward() {
-        for n in [8, 16, 128, 512] {
-            let plan = LanePlan::new(n).expect("power of two");
+        for plan in [8, 16, 128, 512].into_iter().flat_map(plans) {
+            let n = 2 * plan.half;
             let (h, cols) = (n / 2 + 1, 10);
             let x = values(n * cols, 11 * n as u64);
             let g: Vec<Complex32> = values(2 * h * cols, 5)
@@ -558,8 +748,8 @@ mod tests {
         fn inverse_avx(cpu: simd::Avx, plan: &LanePlan, x: &[Complex32], cols: usize) -> Vec<f32> {
             inverse_with::<avx::Avx>(cpu, plan, x, cols)
         }
-        for n in [8, 16, 64, 128, 512, 2048] {
-            let plan = LanePlan::new(n).expect("power of two");
+        for plan in [8, 16, 64, 128, 512, 2048].into_iter().flat_map(plans) {
+            let n = 2 * plan.half;
             for cols in [1, 5, 8, 21] {
                 let x = values(n * cols, 3 * n as u64 + cols as u64);
                 let portable = forward_with::<Portable>((), &plan, &x, cols);

@@ -348,3 +348,26 @@ pub(crate) struct Slot {
     pub(super) re: [f32; LANES],
     pub(super) im: [f32; LANES],
 }
+
+/// Rows a streaming loop over a matrix's rows asks for ahead of the one it reads. A long
+/// sequence's (n, D) matrix is read eight columns (32 bytes) per row, rows `4 D` bytes
+/// apart: a stride across pages that the hardware prefetchers do not follow, so without a
+/// hint each row waits for its line from L3 or memory.
+pub(super) const PREFETCH_ROWS: usize = 32;
+
+/// Asks the CPU to bring `data[index]`'s cache line into L1 (a hint: an index past the end
+/// is allowed and ignored, nothing is read).
+#[inline(always)]
+pub(super) fn prefetch<T>(data: &[T], index: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if index < data.len() {
+        // SAFETY: `index` is inside `data`, so the pointer is in bounds; a prefetch reads
+        // nothing into the program and cannot fault.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(data.as_ptr().add(index).cast::<i8>());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, index);
+}
