@@ -582,6 +582,77 @@ mod tests {
         ));
     }
 
+    /// `0.5 · rfft(x)` of column `c` of a row-major `(n, cols)` matrix, in f64 by the
+    /// definition (what `forward_with` computes, scale 0.5).
+    fn dft_half(x: &[f32], n: usize, cols: usize, c: usize) -> Vec<(f64, f64)> {
+        (0..=n / 2)
+            .map(|k| {
+                let (mut re, mut im) = (0.0f64, 0.0f64);
+                for t in 0..n {
+                    let angle = -2.0 * std::f64::consts::PI * ((k * t) % n) as f64 / n as f64;
+                    re += f64::from(x[t * cols + c]) * angle.cos();
+                    im += f64::from(x[t * cols + c]) * angle.sin();
+                }
+                (0.5 * re, 0.5 * im)
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// The four-step transform at any split of a power-of-two length matches the DFT in
+        /// every lane, and the inverse brings the signal back.
+        #[test]
+        fn four_step_matches_the_dft_and_inverts(
+            log_n in 5u32..=11,
+            cols in 1usize..=12,
+            seed in 0u64..1000,
+        ) {
+            let n = 1usize << log_n;
+            let plan = LanePlan::with_four_step_above(n, 8).expect("power of two");
+            proptest::prop_assert!(matches!(plan.complex, ComplexTransform::FourStep(_)));
+            let x = values(n * cols, seed);
+            let y = forward_with::<Portable>((), &plan, &x, cols);
+            let tol = 1e-5 * (n as f64).sqrt() * 4.0;
+            for c in [0, cols - 1] {
+                for (k, (re, im)) in dft_half(&x, n, cols, c).into_iter().enumerate() {
+                    let got = y[k * cols + c];
+                    proptest::prop_assert!((f64::from(got.re) - re).abs() < tol, "n {n} k {k}");
+                    proptest::prop_assert!((f64::from(got.im) - im).abs() < tol, "n {n} k {k}");
+                }
+            }
+            // forward scale 0.5, inverse 0.25: the pair gives 0.125 · n · x.
+            let back = inverse_with::<Portable>((), &plan, &y, cols);
+            let s = 0.125 * n as f32;
+            for (a, b) in x.iter().zip(&back) {
+                proptest::prop_assert!((a * s - b).abs() < 1e-5 * s, "n {n}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_plan_above_the_threshold_agrees_with_the_radix_4_stages() {
+        // n = 16384: the first length that runs four-step by default.
+        let n = 2 * (FOUR_STEP_ABOVE + 1).next_power_of_two();
+        let four = LanePlan::new(n).expect("power of two");
+        let stages = LanePlan::with_four_step_above(n, usize::MAX).expect("power of two");
+        assert!(matches!(four.complex, ComplexTransform::FourStep(_)));
+        assert!(matches!(stages.complex, ComplexTransform::Stages(_)));
+        let cols = 9;
+        let x = values(n * cols, 17);
+        let a = forward_with::<Portable>((), &four, &x, cols);
+        let b = forward_with::<Portable>((), &stages, &x, cols);
+        let scale = b.iter().map(|v| v.norm()).fold(0.0f32, f32::max);
+        for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (p - q).norm() < 1e-5 * scale,
+                "bin {}: {p} vs {q}",
+                i / cols
+            );
+        }
+    }
+
     #[test]
     fn only_powers_of_two_from_eight_get_a_plan() {
         for n in [0, 1, 2, 4, 6, 12, 96, 196, 257] {
