@@ -81,16 +81,62 @@ pub(crate) fn scatter_columns<T: Copy, U>(
     }
 }
 
+/// Rows of this many elements are copied as one fixed-size block (inlined, no call to
+/// `memcpy` per row): the width of the filter's column tiles.
+const FIXED_WIDTH: usize = 16;
+
+/// `dst.copy_from_slice(src)`, as one fixed-size copy when the rows are [`FIXED_WIDTH`] long.
+#[inline(always)]
+fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
+    match (
+        <&mut [T; FIXED_WIDTH]>::try_from(&mut *dst),
+        <&[T; FIXED_WIDTH]>::try_from(src),
+    ) {
+        (Ok(dst), Ok(src)) => *dst = *src,
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Rows ahead of the one copied that [`copy_rows_out`] and [`copy_rows_in`] ask the CPU
+/// for: a view's rows lie a whole row of its parent apart, across pages, a stride the
+/// hardware prefetchers do not follow.
+const PREFETCH_ROWS: isize = 32;
+
+/// Asks the CPU for the cache lines of the first and the last of `len` elements from
+/// `start` on (a hint: it reads nothing into the program and never faults, so any address
+/// will do).
+#[inline(always)]
+fn prefetch_run<T>(start: *const T, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let last = start.wrapping_add(len.max(1) - 1);
+        for p in [start, last] {
+            // SAFETY: a prefetch is a hint: it reads nothing into the program and cannot
+            // fault, whatever the address (`wrapping_add` computes it without UB).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (start, len);
+}
+
 /// Copies a `(rows, w)` view into a row-major slice of `rows · w` elements.
 pub(crate) fn copy_rows_out<T: Copy>(src: ArrayView2<'_, T>, dst: &mut [T]) {
     let width = src.ncols();
-    for (row, out) in src
+    let (ahead, stride) = (src.as_ptr(), src.strides()[0]);
+    for (t, (row, out)) in src
         .rows()
         .into_iter()
         .zip(dst.chunks_exact_mut(width.max(1)))
+        .enumerate()
     {
+        prefetch_run(
+            ahead.wrapping_offset((t as isize + PREFETCH_ROWS) * stride),
+            width,
+        );
         match row.to_slice() {
-            Some(values) => out.copy_from_slice(values),
+            Some(values) => copy_row(out, values),
             None => out.iter_mut().zip(row.iter()).for_each(|(o, &v)| *o = v),
         }
     }
@@ -99,13 +145,19 @@ pub(crate) fn copy_rows_out<T: Copy>(src: ArrayView2<'_, T>, dst: &mut [T]) {
 /// Copies a row-major slice of `rows · w` elements into a `(rows, w)` view.
 pub(crate) fn copy_rows_in<T: Copy>(src: &[T], mut dst: ArrayViewMut2<'_, T>) {
     let width = dst.ncols();
-    for (mut row, values) in dst
+    let (ahead, stride) = (dst.as_ptr(), dst.strides()[0]);
+    for (t, (mut row, values)) in dst
         .rows_mut()
         .into_iter()
         .zip(src.chunks_exact(width.max(1)))
+        .enumerate()
     {
+        prefetch_run(
+            ahead.wrapping_offset((t as isize + PREFETCH_ROWS) * stride),
+            width,
+        );
         match row.as_slice_mut() {
-            Some(out) => out.copy_from_slice(values),
+            Some(out) => copy_row(out, values),
             None => row.iter_mut().zip(values).for_each(|(o, &v)| *o = v),
         }
     }

@@ -722,8 +722,10 @@ mod tests {
         g: &[Complex32],
         conjugate: bool,
         cols: usize,
+        gather: bool,
     ) -> (Vec<f32>, Vec<Complex32>, Vec<Complex32>) {
         let h = plan.half + 1;
+        let mut tiles = filter::GatheredTiles::default();
         let mut y = vec![0.0; x.len()];
         let mut stored = vec![Complex32::new(0.0, 0.0); h * cols];
         let mut acc: Vec<Complex32> = g.iter().map(|c| c * 0.5).collect();
@@ -750,7 +752,8 @@ mod tests {
                 cols,
                 sink: &mut { sink },
             };
-            plan.filter_matrix_with::<V>(cpu, job, [&mut a, &mut b, &mut small]);
+            let tiles = gather.then(|| tiles.reserve(plan.half));
+            plan.filter_matrix_with::<V>(cpu, job, [&mut a, &mut b, &mut small], tiles);
         }
         (y, stored, acc)
     }
@@ -766,7 +769,8 @@ mod tests {
                 .map(|p| Complex32::new(p[0], p[1]))
                 .collect();
             for conjugate in [false, true] {
-                let (y, stored, acc) = filter_with::<Portable>((), &plan, &x, &g, conjugate, cols);
+                let (y, stored, acc) =
+                    filter_with::<Portable>((), &plan, &x, &g, conjugate, cols, false);
                 let mut spectrum = forward_with::<Portable>((), &plan, &x, cols);
                 for (i, (s, gv)) in spectrum.iter_mut().zip(&g).enumerate() {
                     // The stored spectrum is 0.25 · X; forward_with gives 0.5 · X.
@@ -794,6 +798,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn gathered_tiles_give_the_in_place_bits() {
+        let bits = |v: &[f32]| -> Vec<u32> { v.iter().map(|x| x.to_bits()).collect() };
+        let cbits = |v: &[Complex32]| -> Vec<(u32, u32)> {
+            v.iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect()
+        };
+        // Whole tiles, a partial last tile of one group and of part of a group, and the
+        // four-step plans (whose threshold the unit plans lower).
+        for plan in [8, 64, 512].into_iter().flat_map(plans) {
+            let n = 2 * plan.half;
+            for cols in [17, 20, 32, 40] {
+                let x = values(n * cols, 7 * n as u64 + cols as u64);
+                let g: Vec<Complex32> = values(2 * (n / 2 + 1) * cols, 13)
+                    .chunks_exact(2)
+                    .map(|p| Complex32::new(p[0], p[1]))
+                    .collect();
+                for conjugate in [false, true] {
+                    let in_place =
+                        filter_with::<Portable>((), &plan, &x, &g, conjugate, cols, false);
+                    let gathered =
+                        filter_with::<Portable>((), &plan, &x, &g, conjugate, cols, true);
+                    let case = format!("n {n} cols {cols} conjugate {conjugate}");
+                    assert_eq!(bits(&in_place.0), bits(&gathered.0), "output, {case}");
+                    assert_eq!(cbits(&in_place.1), cbits(&gathered.1), "stored, {case}");
+                    assert_eq!(cbits(&in_place.2), cbits(&gathered.2), "acc, {case}");
+                }
+            }
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx_gives_the_portable_bits() {
@@ -812,8 +846,9 @@ mod tests {
             g: &[Complex32],
             conjugate: bool,
             cols: usize,
+            gather: bool,
         ) -> (Vec<f32>, Vec<Complex32>, Vec<Complex32>) {
-            filter_with::<avx::Avx>(cpu, plan, x, g, conjugate, cols)
+            filter_with::<avx::Avx>(cpu, plan, x, g, conjugate, cols, gather)
         }
         #[target_feature(enable = "avx")]
         fn inverse_avx(cpu: simd::Avx, plan: &LanePlan, x: &[Complex32], cols: usize) -> Vec<f32> {
@@ -839,9 +874,11 @@ mod tests {
                     .chunks_exact(2)
                     .map(|p| Complex32::new(p[0], p[1]))
                     .collect();
-                let portable = filter_with::<Portable>((), &plan, &x, &g, cols % 2 == 0, cols);
-                // SAFETY: as above.
-                let fast = unsafe { filter_avx(cpu, &plan, &x, &g, cols % 2 == 0, cols) };
+                let portable =
+                    filter_with::<Portable>((), &plan, &x, &g, cols % 2 == 0, cols, false);
+                // SAFETY: as above; the AVX side in gathered tiles where it has more than one.
+                let fast =
+                    unsafe { filter_avx(cpu, &plan, &x, &g, cols % 2 == 0, cols, cols > 16) };
                 assert_eq!(bits(&portable.0), bits(&fast.0), "filter n {n} cols {cols}");
                 let cbits = |v: &[Complex32]| -> Vec<(u32, u32)> {
                     v.iter().map(|c| (c.re.to_bits(), c.im.to_bits())).collect()
