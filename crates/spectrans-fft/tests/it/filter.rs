@@ -286,6 +286,41 @@ proptest! {
     }
 }
 
+/// A signal and an output cotangent of shape `(b, n, d)`, small exact values.
+fn signal_and_cotangent((b, n, d): (usize, usize, usize)) -> (Array3<f32>, Array3<f32>) {
+    let x = Array3::from_shape_fn((b, n, d), |(i, t, j)| {
+        ((i * 13 + t * 7 + j * 3) % 17) as f32 / 8.0 - 1.0
+    });
+    let dy = Array3::from_shape_fn((b, n, d), |(i, t, j)| {
+        ((i * 5 + t * 11 + j) % 13) as f32 / 6.0 - 1.0
+    });
+    (x, dy)
+}
+
+/// A `(rows, d)` complex filter of small exact values.
+fn filter_values(rows: usize, d: usize) -> Array2<Complex32> {
+    Array2::from_shape_fn((rows, d), |(k, j)| {
+        Complex32::new(
+            ((k + j) % 5) as f32 * 0.3 - 0.5,
+            ((k * j) % 7) as f32 * 0.2 - 0.6,
+        )
+    })
+}
+
+/// The filter of `x` (keeping its spectrum), then the adjoint of `dy` against that spectrum,
+/// each on every pinned pool (see [`run_filter`], [`run_adjoint`]).
+fn filter_and_adjoint(
+    x: &Array3<f32>,
+    dy: &Array3<f32>,
+    hf: &Array2<Complex32>,
+    ws: &mut FilterWorkspace,
+) -> (Filtered, Adjoint) {
+    let forward = run_filter(x, hf, ws);
+    let cross_start = Array2::zeros(hf.raw_dim());
+    let adjoint = run_adjoint(dy, &forward.spectrum, hf, cross_start, ws);
+    (forward, adjoint)
+}
+
 /// Shapes large enough for several tasks; with 4 threads and 3 column tiles the adjoint
 /// splits the batch into groups whose partial cross spectra are summed.
 #[test]
@@ -295,31 +330,11 @@ fn parallel_split_with_batch_groups_matches_the_references() {
         .build()
         .unwrap();
     let (b, n, d) = (8, 64, 40);
-    let x = Array3::from_shape_fn((b, n, d), |(i, t, j)| {
-        ((i * 13 + t * 7 + j * 3) % 17) as f32 / 8.0 - 1.0
-    });
-    let dy = Array3::from_shape_fn((b, n, d), |(i, t, j)| {
-        ((i * 5 + t * 11 + j) % 13) as f32 / 6.0 - 1.0
-    });
-    let full = Array2::from_shape_fn((n, d), |(k, j)| {
-        Complex32::new(
-            ((k + j) % 5) as f32 * 0.3 - 0.5,
-            ((k * j) % 7) as f32 * 0.2 - 0.6,
-        )
-    });
+    let (x, dy) = signal_and_cotangent((b, n, d));
+    let full = filter_values(n, d);
     let hf = fold_filter(full.view()).unwrap();
-    let (forward, adjoint) = pool.install(|| {
-        let mut ws = FilterWorkspace::new();
-        let forward = run_filter(&x, &hf, &mut ws);
-        let adjoint = run_adjoint(
-            &dy,
-            &forward.spectrum,
-            &hf,
-            Array2::zeros((n / 2 + 1, d)),
-            &mut ws,
-        );
-        (forward, adjoint)
-    });
+    let (forward, adjoint) =
+        pool.install(|| filter_and_adjoint(&x, &dy, &hf, &mut FilterWorkspace::new()));
     let expected = ref_full_filter(x.view(), c32_to_c64(full.view()).view());
     let err = max_diff_r(forward.output.view(), expected.view());
     assert!(
@@ -383,20 +398,9 @@ fn filtered_by_transforms(x: &Array3<f32>, g: &Array2<Complex32>) -> Array3<f32>
 #[test]
 fn long_signals_in_gathered_tiles_agree_with_the_plain_transforms() {
     let (b, n, d) = (2, 4096, 37);
-    let x = Array3::from_shape_fn((b, n, d), |(i, t, j)| {
-        ((i * 13 + t * 7 + j * 3) % 17) as f32 / 8.0 - 1.0
-    });
-    let dy = Array3::from_shape_fn((b, n, d), |(i, t, j)| {
-        ((i * 5 + t * 11 + j) % 13) as f32 / 6.0 - 1.0
-    });
-    let hf = Array2::from_shape_fn((n / 2 + 1, d), |(k, j)| {
-        Complex32::new(
-            ((k + j) % 5) as f32 * 0.3 - 0.5,
-            ((k * j) % 7) as f32 * 0.2 - 0.6,
-        )
-    });
-    let mut ws = FilterWorkspace::new();
-    let forward = run_filter(&x, &hf, &mut ws);
+    let (x, dy) = signal_and_cotangent((b, n, d));
+    let hf = filter_values(n / 2 + 1, d);
+    let (forward, adjoint) = filter_and_adjoint(&x, &dy, &hf, &mut FilterWorkspace::new());
     let expected = filtered_by_transforms(&x, &hf);
     let close = |a: &Array3<f32>, e: &Array3<f32>| {
         let e64 = e.mapv(f64::from);
@@ -419,13 +423,6 @@ fn long_signals_in_gathered_tiles_agree_with_the_plain_transforms() {
         "kept spectrum err={err}"
     );
 
-    let adjoint = run_adjoint(
-        &dy,
-        &forward.spectrum,
-        &hf,
-        Array2::zeros((n / 2 + 1, d)),
-        &mut ws,
-    );
     let (err, bound) = close(
         &adjoint.input_cotangent,
         &filtered_by_transforms(&dy, &hf.mapv(|c| c.conj())),
