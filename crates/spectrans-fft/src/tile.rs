@@ -83,11 +83,11 @@ pub(crate) fn scatter_columns<T: Copy, U>(
 
 /// Rows of this many elements are copied as one fixed-size block (inlined, no call to
 /// `memcpy` per row): the width of the filter's column tiles.
-const FIXED_WIDTH: usize = 16;
+pub(crate) const FIXED_WIDTH: usize = 16;
 
 /// `dst.copy_from_slice(src)`, as one fixed-size copy when the rows are [`FIXED_WIDTH`] long.
 #[inline(always)]
-fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
+pub(crate) fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
     match (
         <&mut [T; FIXED_WIDTH]>::try_from(&mut *dst),
         <&[T; FIXED_WIDTH]>::try_from(src),
@@ -104,9 +104,9 @@ const PREFETCH_ROWS: isize = 32;
 
 /// Asks the CPU for the cache lines of the first and the last of `len` elements from
 /// `start` on (a hint: it reads nothing into the program and never faults, so any address
-/// will do).
+/// will do). The crate's one prefetch.
 #[inline(always)]
-fn prefetch_run<T>(start: *const T, len: usize) {
+pub(crate) fn prefetch_run<T>(start: *const T, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

@@ -297,6 +297,8 @@ const GATHER_FROM: usize = 4096;
 
 /// Columns of one gathered tile: two groups, a whole 64-byte line of each row.
 const TILE: usize = 2 * LANES;
+// Each row of a whole tile is one inlined copy (`tile::copy_row`).
+const _: () = assert!(TILE == crate::tile::FIXED_WIDTH);
 
 /// A thread's copies of one tile (`TILE` columns) of a filter call's input, output and
 /// filter, each row-major with `TILE` columns.
@@ -368,12 +370,7 @@ fn copy_tile<T: Copy>(
                 (&from[tile_row..tile_row + width], &mut to[row..row + width])
             }
         };
-        if width == TILE {
-            let dst: &mut [T; TILE] = dst.try_into().expect("TILE values");
-            *dst = src.try_into().expect("TILE values");
-        } else {
-            dst.copy_from_slice(src);
-        }
+        crate::tile::copy_row(dst, src);
     }
 }
 

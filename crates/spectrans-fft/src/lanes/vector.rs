@@ -359,15 +359,7 @@ pub(super) const PREFETCH_ROWS: usize = 32;
 /// is allowed and ignored, nothing is read).
 #[inline(always)]
 pub(super) fn prefetch<T>(data: &[T], index: usize) {
-    #[cfg(target_arch = "x86_64")]
     if index < data.len() {
-        // SAFETY: `index` is inside `data`, so the pointer is in bounds; a prefetch reads
-        // nothing into the program and cannot fault.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(data.as_ptr().add(index).cast::<i8>());
-        }
+        crate::tile::prefetch_run(data.as_ptr().wrapping_add(index), 1);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, index);
 }
